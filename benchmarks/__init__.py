@@ -1,0 +1,1 @@
+"""Benchmark artifacts: accuracy, size, latency and memory (see the benchmark issue)."""

@@ -1,0 +1,173 @@
+"""The `edgehound` command: one CLI, a subcommand per stage.
+
+Heavy imports (torch, onnx, ...) happen inside each command, so `edgehound --help` and the
+runtime commands start fast and work with only the runtime installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgehound.runtime.breeds import DEFAULT_PAIR
+from edgehound.runtime.errors import EdgehoundError
+
+
+def cmd_data_info(args) -> int:
+    from edgehound.train.datasets import read_dataset
+
+    ds = read_dataset(args.root, args.breeds, args.exclude)
+    counts = ds.counts()
+    boxes = sum(s.box is not None for s in ds.samples)
+    print(f"{ds.root}: {ds.layout} layout, {len(ds.samples)} photos, {len(ds.classes)} breeds, {boxes} with a bounding box")
+    for b in ds.classes:
+        print(f"  {b.wnid}  {b.name:<30} {counts.get(b.wnid, 0):>6}")
+    for note in ds.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_data_breeds(args) -> int:
+    from edgehound.runtime.breeds import all_breeds
+
+    for b in all_breeds().values():
+        print(f"{b.wnid}\t{b.folder}\t{b.name}")
+    return 0
+
+
+def cmd_data_download(args) -> int:
+    from edgehound.train.download import download_stanford
+
+    checksums = dict(item.split("=", 1) for item in args.sha256)
+    root = download_stanford(args.root, args.base_url, checksums, keep_archives=not args.remove_archives)
+    print(f"Stanford Dogs ready in {root} (edgehound data info {root})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from edgehound.runtime.metrics import format_report
+    from edgehound.train.config import load_config
+    from edgehound.train.trainer import RunOptions, train
+
+    cfg = load_config(args.config, args.set)
+    opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=args.breeds, exclude=tuple(args.exclude),
+                      resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold,
+                      progress=not args.no_progress, threads=args.threads)
+    summary = train(cfg, opts)
+    print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
+    print("test split: " + format_report(summary["test"]))
+    print(f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['images_per_s']:.1f} img/s, "
+          f"{summary['total_train_seconds'] / 60:.1f} min training")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from edgehound.runtime.metrics import format_report
+    from edgehound.util import atomic_write_json
+
+    report = _evaluate(args.model, args.data, args.breeds, args.split, progress=not args.no_progress)
+    print(format_report(report))
+    for name in report["skipped_files"]:
+        print(f"skipped: {name}")
+    if args.json:
+        atomic_write_json(args.json, report)
+    return 0
+
+
+def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool) -> dict:
+    """Score a training checkpoint on a folder of photos."""
+    import torch
+
+    from edgehound.runtime.evaluation import evaluate_folder
+    from edgehound.runtime.preprocess import PreprocessSpec
+    from edgehound.train.checkpoint import load_model
+
+    net, meta = load_model(model)
+
+    def predict(batch):
+        with torch.inference_mode():
+            return net(torch.from_numpy(batch)).numpy()
+
+    if split and "split" not in meta:
+        raise EdgehoundError(f"{model}: has no record of its training split; score a folder of held-out photos instead")
+    report = evaluate_folder(predict, meta["classes"], PreprocessSpec.from_dict(meta["preprocess"]), data, breeds,
+                             progress=progress, split=meta["split"] if split else None)
+    report["model"] = str(model)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgehound", description="Train a dog-breed CNN, compile it for edge devices, "
+                                "and measure every artifact.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="inspect datasets, list breeds, download Stanford Dogs",
+                          description="Dataset tools. Layouts are detected: Stanford Dogs (Images/ + Annotation/), "
+                          "the Kaggle csv (labels.csv + train/), or one folder per breed.")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    info = dsub.add_parser("info", help="layout, breeds and photo counts of a dataset folder",
+                           description="Show a dataset's layout, breeds and photo counts.")
+    info.add_argument("root")
+    info.add_argument("--breeds", nargs="+", help="only these breeds (WordNet id, Stanford folder or name)")
+    info.add_argument("--exclude", nargs="*", default=[], help="folders whose photos to leave out")
+    info.set_defaults(func=cmd_data_info)
+    breeds = dsub.add_parser("breeds", help="list the 120 Stanford Dogs breeds", description="List the 120 breeds: WordNet id, Stanford folder, name.")
+    breeds.set_defaults(func=cmd_data_breeds)
+    dl = dsub.add_parser("download", help="download Stanford Dogs images and boxes (resumable)",
+                         description="Download and extract Stanford Dogs (images.tar, annotation.tar) into ROOT; "
+                         "a partial download resumes.")
+    dl.add_argument("--root", required=True, help="where to put Images/ and Annotation/")
+    from edgehound.train.download import STANFORD_BASE_URL
+    dl.add_argument("--base-url", default=STANFORD_BASE_URL, help="mirror to download from")
+    dl.add_argument("--sha256", nargs="*", default=[], metavar="NAME=HEX", help="expected checksum of an archive")
+    dl.add_argument("--remove-archives", action="store_true", help="delete the .tar files after extracting")
+    dl.set_defaults(func=cmd_data_download)
+
+    tr = sub.add_parser("train", help="train a model (seed CNN or an improved config)",
+                        description="Train on a dataset folder with a seeded, stratified split (50%% train / 50%% test "
+                        "by default, validation carved from train). Keeps best.pt by validation accuracy, writes "
+                        "metrics.jsonl per epoch, and resumes a killed run exactly with --resume.")
+    tr.add_argument("--data", required=True, help="dataset folder (any supported layout)")
+    tr.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    tr.add_argument("--config", default="seed", help="config name in train/configs or a .toml path (default: seed)")
+    tr.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override config values")
+    tr.add_argument("--breeds", nargs="+", default=list(DEFAULT_PAIR), help="breeds to tell apart (default: golden retriever vs Samoyed)")
+    tr.add_argument("--exclude", nargs="*", default=[], help="folders whose photos never enter training (e.g. tests/sample)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    tr.add_argument("--save-every", type=int, default=0, help="save the training state every N steps (default: every 60 s)")
+    tr.add_argument("--folds", type=int, help="k-fold cross-validation: number of folds over the training part")
+    tr.add_argument("--fold", type=int, default=0, help="which fold is validation (0-based)")
+    tr.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines only)")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model",
+                        description="Score MODEL (a training checkpoint) on a folder of labelled photos, only on the "
+                        "breeds the model knows.")
+    ev.add_argument("model", help="checkpoint (.pt)")
+    ev.add_argument("--data", required=True, help="folder of photos (any supported layout)")
+    ev.add_argument("--breeds", nargs="+", help="score only these of the model's breeds")
+    ev.add_argument("--json", help="also write the report as JSON here")
+    ev.add_argument("--split", choices=["test"], help="score only the test part of the model's own training split "
+                    "of --data (the photos it never trained on)")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgehoundError as e:
+        print(f"edgehound: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgehound: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

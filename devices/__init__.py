@@ -1,0 +1,1 @@
+"""Device profiles and remote runs (see the devices issue)."""

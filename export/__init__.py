@@ -1,0 +1,1 @@
+"""Export and compile trained checkpoints into deployable artifacts (see the export issue)."""

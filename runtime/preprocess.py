@@ -1,0 +1,116 @@
+"""The one preprocessing path, shared by training, export checks and the on-device runtime.
+
+decode (OpenCV, BGR->RGB, greyscale->3 channels) -> crop (to the dog's box plus a margin when a
+box is known; otherwise the fallback named by `crop`) -> resize to size x size -> normalise.
+
+Fallback without a box, `crop`:
+- "center": the largest centred square (default; keeps the usual centred subject undistorted),
+- "none": the whole frame squeezed to a square (keeps everything, distorts the aspect ratio).
+
+Training caches the uint8 output of `prepare` and normalises batches itself with `normalize`;
+the runtime calls `preprocess`. Both end in the same two functions, so the tensors are identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgehound.runtime.errors import ImageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROPS = ("center", "none")
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    size: int = 300
+    crop: str = "center"  # fallback when no box is known: "center" or "none"
+    use_boxes: bool = False  # crop to the dog's bounding box when the photo has one
+    box_margin: float = 0.1  # fraction of the box's width/height added on each side
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channel_order: str = "RGB"
+    layout: str = "NCHW"
+
+    def __post_init__(self):
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessSpec":
+        d = dict(d)
+        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
+        return cls(**d)
+
+
+def decode_image(data: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
+    """Encoded image bytes -> RGB uint8 HxWx3. Greyscale and alpha images become 3-channel RGB."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if img is None or img.size == 0:
+        raise ImageError(f"{name}: not a readable image (corrupt, truncated or not an image format)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read and decode an image file -> RGB uint8 HxWx3, or ImageError naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
+    return decode_image(data, str(path))
+
+
+def crop_region(height: int, width: int, spec: PreprocessSpec, box=None) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the region to keep: the box plus margin (if the spec uses boxes), or the fallback crop."""
+    if box is not None and spec.use_boxes:
+        x0, y0, x1, y1 = box
+        mx, my = (x1 - x0) * spec.box_margin, (y1 - y0) * spec.box_margin
+        x0, y0 = max(0, int(round(x0 - mx))), max(0, int(round(y0 - my)))
+        x1, y1 = min(width, int(round(x1 + mx))), min(height, int(round(y1 + my)))
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            return x0, y0, x1, y1
+    if spec.crop == "center":
+        side = min(height, width)
+        x0, y0 = (width - side) // 2, (height - side) // 2
+        return x0, y0, x0 + side, y0 + side
+    return 0, 0, width, height
+
+
+def prepare(rgb: np.ndarray, spec: PreprocessSpec, box=None) -> np.ndarray:
+    """RGB uint8 image -> cropped, resized RGB uint8 size x size x 3 (what training caches)."""
+    if rgb.ndim == 2:
+        rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)
+    x0, y0, x1, y1 = crop_region(rgb.shape[0], rgb.shape[1], spec, box)
+    region = rgb[y0:y1, x0:x1]
+    shrinking = region.shape[0] >= spec.size and region.shape[1] >= spec.size
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(region, (spec.size, spec.size), interpolation=interp))
+
+
+def normalize(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """uint8 images NxHxWx3 (or one HxWx3) -> float32 normalised, in the spec's layout."""
+    batch = images[None] if images.ndim == 3 else images
+    mean = np.asarray(spec.mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(spec.std, np.float32) * 255.0)
+    out = (batch.astype(np.float32) - mean) * inv_std
+    if spec.layout == "NCHW":
+        out = out.transpose(0, 3, 1, 2)
+    out = np.ascontiguousarray(out)
+    return out[0] if images.ndim == 3 else out
+
+
+def preprocess(image: np.ndarray | str | Path, spec: PreprocessSpec, box=None) -> np.ndarray:
+    """A file path or RGB uint8 image -> one float32 model input (CxHxW for NCHW)."""
+    rgb = load_image(image) if isinstance(image, (str, Path)) else image
+    return normalize(prepare(rgb, spec, box), spec)

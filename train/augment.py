@@ -1,0 +1,43 @@
+"""Training augmentation with OpenCV: one affine warp (scale, shift, rotation, flip) and colour jitter.
+
+Every random draw comes from the generator passed in, seeded per (run seed, epoch, photo), so an
+interrupted training that resumes sees exactly the augmented photos it would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    scale: tuple[float, float] = (0.8, 1.2)  # zoom range (>1 crops in, <1 pads with reflected border)
+    shift: float = 0.1  # max translation as a fraction of the side
+    rotate: float = 15.0  # max rotation in degrees
+    flip: bool = True  # horizontal flip with p=0.5
+    brightness: float = 0.2  # +-fraction
+    contrast: float = 0.2  # +-fraction
+    saturation: float = 0.2  # +-fraction
+
+
+def augment(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """uint8 HxWx3 RGB -> an augmented copy of the same shape."""
+    h, w = img.shape[:2]
+    angle = rng.uniform(-cfg.rotate, cfg.rotate)
+    scale = rng.uniform(*cfg.scale)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    m[:, 2] += rng.uniform(-cfg.shift, cfg.shift, 2) * (w, h)
+    if cfg.flip and rng.random() < 0.5:
+        m[0] = -m[0]  # mirror the output x: x' = w - 1 - x
+        m[0, 2] += w - 1
+    out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+    x = out.astype(np.float32)
+    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = grey[..., None] + (x - grey[..., None]) * (1 + rng.uniform(-cfg.saturation, cfg.saturation))
+    x = x.mean() + (x - x.mean()) * (1 + rng.uniform(-cfg.contrast, cfg.contrast))
+    x *= 1 + rng.uniform(-cfg.brightness, cfg.brightness)
+    return np.clip(x, 0, 255).astype(np.uint8)

@@ -1,0 +1,74 @@
+"""Decoded, cropped, resized photos cached as one uint8 memmap, so epochs are not bound by JPEG decoding.
+
+The cache key covers every file's path, size and mtime, its box, and the preprocessing spec, so a
+changed photo or setting builds a new cache. Unreadable photos are skipped, counted and named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edgehound.runtime.errors import ImageError
+from edgehound.runtime.preprocess import PreprocessSpec, load_image, prepare
+from edgehound.train.datasets import Sample
+from edgehound.util import atomic_write_text
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("EDGEHOUND_CACHE", Path.home() / ".cache" / "edgehound"))
+
+
+@dataclass
+class ImageCache:
+    images: np.ndarray  # uint8 N x S x S x 3, rows of skipped photos are zeros
+    ok: np.ndarray  # bool N: False where the photo could not be read
+    skipped: list[str]  # "path: reason" for each unreadable photo
+
+
+def _key(samples: list[Sample], spec: PreprocessSpec) -> str:
+    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    for s in samples:
+        st = s.path.stat()
+        h.update(f"{s.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{s.box}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def load_cached(
+    samples: list[Sample], spec: PreprocessSpec, cache_dir: Path | None = None, progress: bool = True
+) -> ImageCache:
+    cache_dir = Path(cache_dir or default_cache_dir())
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = _key(samples, spec)
+    data_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+    if meta_path.is_file() and data_path.is_file():  # the meta file is written last: it marks a complete cache
+        meta = json.loads(meta_path.read_text())
+        return ImageCache(np.load(data_path, mmap_mode="r"), np.array(meta["ok"], bool), meta["skipped"])
+
+    tmp_path = data_path.with_suffix(f".tmp{os.getpid()}.npy")
+    images = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=(len(samples), spec.size, spec.size, 3))
+    ok = np.zeros(len(samples), bool)
+    skipped: list[str] = []
+
+    def work(i: int):
+        try:
+            images[i] = prepare(load_image(samples[i].path), spec, samples[i].box)
+            ok[i] = True
+        except ImageError as e:
+            skipped.append(str(e))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # OpenCV releases the GIL
+        list(tqdm(pool.map(work, range(len(samples))), total=len(samples), desc="decoding photos",
+                  unit="img", disable=not progress, leave=False))
+    images.flush()
+    del images
+    os.replace(tmp_path, data_path)
+    atomic_write_text(meta_path, json.dumps({"ok": ok.tolist(), "skipped": sorted(skipped)}))
+    return ImageCache(np.load(data_path, mmap_mode="r"), ok, sorted(skipped))

@@ -1,0 +1,107 @@
+"""Run configuration: model sizes, data levers and training settings, read from TOML.
+
+Configs live in train/configs/*.toml (`seed.toml` is the course project's model). Any value can be
+overridden on the command line: `--set model.batch_norm=true --set train.epochs=5`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from edgehound.runtime.errors import EdgehoundError
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    input_size: int = 300
+    conv_channels: tuple[int, ...] = (32, 64, 128, 128, 256)  # one conv block each: conv, act, 2x2 max-pool
+    kernel_size: int = 3
+    batch_norm: bool = False
+    conv_dropout: float = 0.0  # Dropout2d after each conv block
+    fc_widths: tuple[int, ...] = (512,)  # hidden fully connected blocks; the output layer is the last block
+    fc_dropout: float = 0.0
+    global_pool: bool = False  # global average pooling instead of flattening the last feature map
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    use_boxes: bool = False  # crop to the dog's bounding box where the dataset has one
+    crop: str = "none"  # fallback without a box: "center" square or "none" (whole photo)
+    augment: bool = False
+    per_class: int = 0  # cap on training photos per breed; 0 = all
+    test_frac: float = 0.5
+    val_frac: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "seed"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """Hash of everything that changes the trained weights (checked when a run resumes)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        sections = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+        kwargs = {"name": d.get("name", "custom")}
+        for key, section in sections.items():
+            values = d.get(key, {})
+            known = {f.name: f for f in fields(section)}
+            unknown = set(values) - set(known)
+            if unknown:
+                raise EdgehoundError(f"unknown setting(s) in [{key}]: {', '.join(sorted(unknown))}")
+            kwargs[key] = section(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        return cls(**kwargs)
+
+
+def load_config(name_or_path: str = "seed", overrides: list[str] = ()) -> Config:
+    """A config by name (train/configs/NAME.toml) or path, with `section.key=value` overrides."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+        raise EdgehoundError(f"config {name_or_path!r} not found (a .toml path, or one of: {known})")
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise EdgehoundError(f"{path}: {e}") from None
+    d.setdefault("name", path.stem)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, _, name = key.strip().partition(".")
+        if not sep or not name:
+            raise EdgehoundError(f"--set {item!r}: expected section.key=value, e.g. model.batch_norm=true")
+        try:
+            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value.strip()  # a bare word, e.g. data.crop=center
+        d.setdefault(section, {})[name] = parsed
+    return Config.from_dict(d)
+
+
+def with_seed(cfg: Config, seed: int) -> Config:
+    return replace(cfg, train=replace(cfg.train, seed=seed))

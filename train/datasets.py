@@ -1,0 +1,210 @@
+"""Readers for the three dataset layouts, chosen automatically, and deterministic splits.
+
+- Stanford Dogs: ROOT/Images/<wnid>-<name>/*.jpg, boxes in ROOT/Annotation/<same folder>/<image id>
+  (Pascal VOC XML, no extension) when that folder exists.
+- Kaggle dog-breed: ROOT/labels.csv (id,breed) with images in ROOT/train/<id>.jpg.
+- Folder per breed: ROOT/<wnid | stanford folder | breed name>/*.jpg (ImageNet / ImageFolder).
+"""
+
+from __future__ import annotations
+
+import csv
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgehound.runtime.breeds import Breed, breed_for_folder, resolve_breed
+from edgehound.runtime.errors import EdgehoundError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+LAYOUTS = ("stanford", "kaggle", "folders")
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    wnid: str
+    box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in pixels of the original image
+
+
+@dataclass
+class Dataset:
+    root: Path
+    layout: str
+    classes: list[Breed]  # index = label
+    samples: list[Sample]
+    notes: list[str] = field(default_factory=list)  # e.g. unreadable box files
+
+    def labels(self) -> np.ndarray:
+        index = {b.wnid: i for i, b in enumerate(self.classes)}
+        return np.array([index[s.wnid] for s in self.samples], dtype=np.int64)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(s.wnid for s in self.samples))
+
+
+def detect_layout(root: Path) -> str:
+    if (root / "Images").is_dir():
+        return "stanford"
+    if (root / "labels.csv").is_file():
+        return "kaggle"
+    if root.is_dir() and any(p.is_dir() for p in root.iterdir()):
+        return "folders"
+    raise EdgehoundError(
+        f"{root}: not a dataset folder: expected Images/ (Stanford Dogs), labels.csv (Kaggle) "
+        f"or one sub-folder per breed"
+    )
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir())
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_voc_box(path: Path) -> tuple[int, int, int, int]:
+    """The largest <object><bndbox> of a Pascal VOC annotation file."""
+    boxes = []
+    for obj in ET.parse(path).getroot().iter("object"):
+        bb = obj.find("bndbox")
+        if bb is not None:
+            x0, y0, x1, y1 = (int(float(bb.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax"))
+            boxes.append((x0, y0, x1, y1))
+    if not boxes:
+        raise ValueError("no <object><bndbox>")
+    return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+
+
+def _read_stanford(root: Path, notes: list[str]) -> list[Sample]:
+    samples = []
+    for folder in _subdirs(root / "Images"):
+        breed = breed_for_folder(folder.name)
+        ann_dir = root / "Annotation" / folder.name
+        for img in _images_in(folder):
+            box = None
+            ann = ann_dir / img.stem
+            if ann.is_file():
+                try:
+                    box = read_voc_box(ann)
+                except (ET.ParseError, ValueError, TypeError) as e:
+                    notes.append(f"{ann}: box ignored ({e})")
+            samples.append(Sample(img, breed.wnid, box))
+    return samples
+
+
+def _read_kaggle(root: Path, notes: list[str]) -> list[Sample]:
+    samples = []
+    with open(root / "labels.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"id", "breed"} <= set(reader.fieldnames or ()):
+            raise EdgehoundError(f"{root / 'labels.csv'}: expected columns id,breed, got {reader.fieldnames}")
+        for row in reader:
+            path = root / "train" / f"{row['id']}.jpg"
+            if not path.is_file():
+                notes.append(f"{path}: listed in labels.csv but missing")
+                continue
+            samples.append(Sample(path, breed_for_folder(row["breed"]).wnid))
+    return samples
+
+
+def _read_folders(root: Path, notes: list[str]) -> list[Sample]:
+    samples = []
+    for folder in _subdirs(root):
+        images = _images_in(folder)
+        if images:
+            wnid = breed_for_folder(folder.name).wnid
+            samples.extend(Sample(p, wnid) for p in images)
+    return samples
+
+
+_READERS = {"stanford": _read_stanford, "kaggle": _read_kaggle, "folders": _read_folders}
+
+
+def read_dataset(
+    root: str | Path,
+    breeds: list[str] | None = None,
+    exclude: list[str | Path] = (),
+) -> Dataset:
+    """Read a dataset in any of the three layouts.
+
+    breeds: the classes to keep, in label order (any spelling); None keeps every class found.
+    exclude: folders whose image file names are left out (e.g. the committed sample photos).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise EdgehoundError(f"{root}: no such dataset folder")
+    layout = detect_layout(root)
+    notes: list[str] = []
+    if layout == "folders" and (root / "train").is_dir() and not any(_images_in(p) for p in _subdirs(root)):
+        root = root / "train"  # an ImageNet-style root (train/<wnid>/...), as in imagewoof
+        notes.append(f"reading {root}")
+    samples = _READERS[layout](root, notes)
+    excluded = {p.name for d in exclude for p in Path(d).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    if excluded:
+        kept = [s for s in samples if s.path.name not in excluded]
+        notes.append(f"{len(samples) - len(kept)} photos left out (--exclude)")
+        samples = kept
+    found = {s.wnid: breed_for_folder(s.wnid) for s in samples}
+    if breeds:
+        classes = [found.get(b) or resolve_breed(b) for b in breeds]  # a custom folder name, or a breed
+        missing = [b.name for b in classes if b.wnid not in found]
+        if missing:
+            raise EdgehoundError(f"{root}: no photos of {', '.join(missing)} (found: {_names(found)})")
+    else:
+        classes = [found[w] for w in sorted(found)]
+    wanted = {b.wnid for b in classes}
+    samples = [s for s in samples if s.wnid in wanted]
+    if not samples:
+        raise EdgehoundError(f"{root}: no images found ({layout} layout)")
+    return Dataset(root, layout, classes, samples, notes)
+
+
+def _names(found: dict[str, Breed]) -> str:
+    return ", ".join(sorted(b.name for b in found.values()))
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # indices into Dataset.samples
+    val: np.ndarray
+    test: np.ndarray
+
+
+def split_indices(
+    labels: np.ndarray,
+    seed: int = 0,
+    test_frac: float = 0.5,
+    val_frac: float = 0.1,
+    per_class: int | None = None,
+    folds: int | None = None,
+    fold: int = 0,
+) -> Split:
+    """Stratified, seeded split: test_frac of each class is test; the rest is the training pool.
+
+    per_class caps the training pool of each class (the small-data setting; the test part is
+    unchanged). Validation is val_frac of the pool, or with folds=K the fold-th of K folds
+    (k-fold cross-validation over the pool, the test part held out throughout).
+    """
+    rng = np.random.default_rng(seed)
+    train, val, test = [], [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_test = int(round(len(idx) * test_frac))
+        test.append(idx[:n_test])
+        pool = idx[n_test:][:per_class] if per_class else idx[n_test:]
+        if folds:
+            if not 0 <= fold < folds:
+                raise EdgehoundError(f"fold must be in 0..{folds - 1}, got {fold}")
+            parts = np.array_split(pool, folds)
+            val.append(parts[fold])
+            train.append(np.concatenate([p for i, p in enumerate(parts) if i != fold]))
+        else:
+            n_val = int(round(len(pool) * val_frac))
+            val.append(pool[:n_val])
+            train.append(pool[n_val:])
+    return Split(*(np.sort(np.concatenate(parts)) for parts in (train, val, test)))
