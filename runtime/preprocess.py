@@ -56,6 +56,9 @@ class PreprocessSpec:
 def decode_image(data: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
     """Encoded image bytes -> RGB uint8 HxWx3. Greyscale and alpha images become 3-channel RGB."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    if buf[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in buf[-4096:].tobytes():
+        # libjpeg decodes a truncated JPEG with a grey bottom and only a warning: refuse it instead
+        raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if img is None or img.size == 0:
         raise ImageError(f"{name}: not a readable image (corrupt, truncated or not an image format)")

@@ -1,0 +1,44 @@
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "tests" / "sample"
+GOLDEN, SAMOYED = "n02099601", "n02111889"
+
+
+def sample_photos(wnid: str, n: int) -> list[Path]:
+    return sorted((SAMPLE / wnid).glob("*.JPEG"))[:n]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session uses its own image cache, never the user's."""
+    monkeypatch.setenv("EDGEHOUND_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def pair_folder(tmp_path) -> Path:
+    """A folder-per-breed dataset of the default pair: 20 real photos each."""
+    root = tmp_path / "pair"
+    for wnid in (GOLDEN, SAMOYED):
+        (root / wnid).mkdir(parents=True)
+        for p in sample_photos(wnid, 20):
+            shutil.copy(p, root / wnid / p.name)
+    return root
+
+
+def write_jpeg(path: Path, image: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def edgehound_cmd() -> list[str]:
+    return [sys.executable, "-m", "edgehound.cli"]

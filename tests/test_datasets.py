@@ -1,0 +1,121 @@
+"""The three layout readers, on fixtures in each real format built from the committed photos."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import GOLDEN, SAMOYED, SAMPLE, sample_photos
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.train.datasets import detect_layout, read_dataset, split_indices
+
+VOC = """<annotation><folder>{wnid}</folder><filename>{stem}</filename>
+<size><width>500</width><height>375</height><depth>3</depth></size>
+<object><name>{name}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>
+<object><name>{name}</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object>
+</annotation>"""
+
+
+def make_stanford(root, n=5, with_boxes=True):
+    for wnid, folder in ((GOLDEN, "n02099601-golden_retriever"), (SAMOYED, "n02111889-Samoyed")):
+        (root / "Images" / folder).mkdir(parents=True)
+        (root / "Annotation" / folder).mkdir(parents=True)
+        for i, p in enumerate(sample_photos(wnid, n)):
+            stem = f"{wnid}_{1000 + i}"
+            shutil.copy(p, root / "Images" / folder / f"{stem}.jpg")
+            if with_boxes and i % 2 == 0:  # only some photos have a box
+                (root / "Annotation" / folder / stem).write_text(
+                    VOC.format(wnid=wnid, stem=stem, name=folder.split("-", 1)[1], x0=10 + i, y0=20, x1=200, y1=210))
+    return root
+
+
+def test_stanford_layout_reads_images_and_boxes(tmp_path):
+    root = make_stanford(tmp_path / "stanford")
+    assert detect_layout(root) == "stanford"
+    ds = read_dataset(root, ["golden retriever", "samoyed"])
+    assert [b.wnid for b in ds.classes] == [GOLDEN, SAMOYED]
+    assert ds.counts() == {GOLDEN: 5, SAMOYED: 5}
+    boxed = {s.path.stem: s.box for s in ds.samples if s.box}
+    assert len(boxed) == 6  # photos 0, 2, 4 of each breed
+    assert boxed[f"{GOLDEN}_1002"] == (12, 20, 200, 210)  # the larger of the two boxes
+
+
+def test_stanford_broken_annotation_is_noted_not_fatal(tmp_path):
+    root = make_stanford(tmp_path / "stanford")
+    (root / "Annotation" / "n02099601-golden_retriever" / f"{GOLDEN}_1000").write_text("<annotation><object>")
+    ds = read_dataset(root)
+    assert len(ds.samples) == 10
+    assert any(f"{GOLDEN}_1000" in note and "box ignored" in note for note in ds.notes)
+
+
+def test_kaggle_csv_layout(tmp_path):
+    root = tmp_path / "kaggle"
+    (root / "train").mkdir(parents=True)
+    rows = ["id,breed"]
+    for breed, wnid in (("golden_retriever", GOLDEN), ("samoyed", SAMOYED)):
+        for i, p in enumerate(sample_photos(wnid, 4)):
+            image_id = f"{wnid[-4:]}{i:04d}abcdef"
+            shutil.copy(p, root / "train" / f"{image_id}.jpg")
+            rows.append(f"{image_id},{breed}")
+    rows.append("missing0000,samoyed")  # listed but absent: noted, not fatal
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    assert detect_layout(root) == "kaggle"
+    ds = read_dataset(root, ["n02099601-golden_retriever", "n02111889"])
+    assert ds.counts() == {GOLDEN: 4, SAMOYED: 4}
+    assert any("missing0000" in n for n in ds.notes)
+
+
+def test_folder_per_breed_layout_with_breed_names(tmp_path):
+    root = tmp_path / "named"
+    for folder, wnid in (("Golden_Retriever", GOLDEN), ("samoyed", SAMOYED)):
+        (root / folder).mkdir(parents=True)
+        for p in sample_photos(wnid, 3):
+            shutil.copy(p, root / folder / p.name)
+    ds = read_dataset(root)
+    assert detect_layout(root) == "folders"
+    assert {b.wnid for b in ds.classes} == {GOLDEN, SAMOYED}
+    assert len(ds.samples) == 6
+
+
+def test_committed_sample_is_a_wordnet_folder_dataset():
+    ds = read_dataset(SAMPLE, ["golden_retriever", "Samoyed"])
+    assert ds.layout == "folders"
+    assert ds.counts() == {GOLDEN: 50, SAMOYED: 50}
+
+
+def test_exclude_leaves_out_photos_by_name(pair_folder):
+    ds = read_dataset(pair_folder, exclude=[SAMPLE / GOLDEN])
+    assert ds.counts() == {SAMOYED: 20}
+
+
+def test_missing_breed_and_missing_folder_are_clear_errors(pair_folder, tmp_path):
+    with pytest.raises(EdgehoundError, match="no photos of beagle"):
+        read_dataset(pair_folder, ["golden retriever", "beagle"])
+    with pytest.raises(EdgehoundError, match="no such dataset folder"):
+        read_dataset(tmp_path / "nowhere")
+
+
+def test_split_is_stratified_deterministic_and_disjoint():
+    labels = np.array([0] * 100 + [1] * 60)
+    a = split_indices(labels, seed=3)
+    b = split_indices(labels, seed=3)
+    c = split_indices(labels, seed=4)
+    assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("train", "val", "test"))
+    assert not np.array_equal(a.test, c.test)
+    assert np.bincount(labels[a.test]).tolist() == [50, 30]  # 50% of each breed
+    everything = np.concatenate([a.train, a.val, a.test])
+    assert len(set(everything.tolist())) == len(everything) == 160
+    assert np.bincount(labels[a.val]).tolist() == [5, 3]  # 10% of each pool
+
+
+def test_per_class_limit_and_kfold():
+    labels = np.array([0] * 100 + [1] * 100)
+    small = split_indices(labels, seed=0, per_class=20, val_frac=0.1)
+    assert np.bincount(labels[small.train]).tolist() == [18, 18]
+    assert len(small.test) == 100  # the test part is unchanged
+    folds = [split_indices(labels, seed=0, folds=5, fold=k) for k in range(5)]
+    vals = np.concatenate([f.val for f in folds])
+    assert len(vals) == len(set(vals.tolist())) == 100  # each pool photo is validation exactly once
+    assert all(np.array_equal(f.test, folds[0].test) for f in folds)
+    with pytest.raises(EdgehoundError):
+        split_indices(labels, folds=5, fold=5)
