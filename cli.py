@@ -67,7 +67,7 @@ def cmd_evaluate(args) -> int:
     from edgehound.runtime.metrics import format_report
     from edgehound.util import atomic_write_json
 
-    report = _evaluate(args.model, args.data, args.breeds, args.split, progress=not args.no_progress)
+    report = _evaluate(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact)
     print(format_report(report))
     for name in report["skipped_files"]:
         print(f"skipped: {name}")
@@ -76,12 +76,21 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool) -> dict:
-    """Score a training checkpoint on a folder of photos."""
-    import torch
-
+def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, artifact: str | None = None) -> dict:
+    """Score a training checkpoint, or an artifact through the runtime, on a folder of photos."""
     from edgehound.runtime.evaluation import evaluate_folder
     from edgehound.runtime.preprocess import PreprocessSpec
+
+    if Path(model).suffix != ".pt":
+        from edgehound.runtime.classifier import Classifier
+
+        clf = Classifier.load(model, artifact)
+        report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress)
+        report.update(model=str(model), artifact=clf.artifact.name)
+        return report
+
+    import torch
+
     from edgehound.train.checkpoint import load_model
 
     net, meta = load_model(model)
@@ -96,6 +105,24 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool) 
                              progress=progress, split=meta["split"] if split else None)
     report["model"] = str(model)
     return report
+
+
+def cmd_export(args) -> int:
+    from edgehound.export.exporter import ExportOptions, export
+    from edgehound.export.formats import DEFAULT_TARGETS
+
+    opts = ExportOptions(targets=args.targets or list(DEFAULT_TARGETS), out=Path(args.out),
+                         eval_data=Path(args.eval_data) if args.eval_data else None,
+                         calib_data=Path(args.calib_data) if args.calib_data else None, calib_photos=args.calib_photos,
+                         calibration=args.calibration, max_drop=args.max_drop, eval_limit=args.eval_limit,
+                         tune_trials=args.tune_trials, progress=not args.no_progress)
+    manifest = export(args.checkpoint, opts)
+    failed = manifest["failures"]
+    print(f"manifest: {Path(args.out) / 'manifest.json'} ({len(manifest['artifacts']) - len(failed)} built, "
+          f"{len(failed)} failed)")
+    for entry in failed:
+        print(f"failed: {entry['name']}: {entry['reason']}")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model",
                         description="Score MODEL (a training checkpoint) on a folder of labelled photos, only on the "
                         "breeds the model knows.")
-    ev.add_argument("model", help="checkpoint (.pt)")
+    ev.add_argument("model", help="checkpoint (.pt), export folder, manifest.json or artifact file")
+    ev.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
     ev.add_argument("--data", required=True, help="folder of photos (any supported layout)")
     ev.add_argument("--breeds", nargs="+", help="score only these of the model's breeds")
     ev.add_argument("--json", help="also write the report as JSON here")
@@ -154,6 +182,27 @@ def build_parser() -> argparse.ArgumentParser:
                     "of --data (the photos it never trained on)")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    from edgehound.export.formats import DEFAULT_TARGETS, FORMATS
+
+    ex = sub.add_parser("export", help="build ONNX, int8, TFLite, TVM and NPU artifacts with a manifest",
+                        description="Turn a checkpoint into deployable artifacts. Each is checked against PyTorch "
+                        "(logit parity on real photos), scored on held-out photos through the runtime, and recorded in "
+                        "OUT/manifest.json. Targets: " + ", ".join(FORMATS) + ".")
+    ex.add_argument("checkpoint", help="training checkpoint (best.pt)")
+    ex.add_argument("--out", required=True, help="export folder")
+    ex.add_argument("--targets", nargs="+", metavar="TARGET", help="default: " + " ".join(DEFAULT_TARGETS))
+    ex.add_argument("--eval-data", help="held-out photos to score every artifact on (default: the checkpoint's test split)")
+    ex.add_argument("--calib-data", help="photos to calibrate int8 on (default: the checkpoint's training split)")
+    ex.add_argument("--calib-photos", type=int, default=300, help="calibration photos (default 300)")
+    ex.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="minmax",
+                    help="onnx-int8 calibration method")
+    ex.add_argument("--max-drop", type=float, help="mark artifacts losing more accuracy (pp) than this as rejected")
+    ex.add_argument("--eval-limit", type=int, help="score each artifact on at most N held-out photos")
+    ex.add_argument("--tune-trials", type=int, default=0, help="MetaSchedule trials for TVM targets (0: untuned, "
+                    "or reuse OUT/tvm-tuning/<target> when present)")
+    ex.add_argument("--no-progress", action="store_true")
+    ex.set_defaults(func=cmd_export)
     return p
 
 

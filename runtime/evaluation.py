@@ -1,7 +1,7 @@
-"""Score any predictor on a folder of labelled photos, with the runtime's own preprocessing.
+"""Score any predictor on labelled photos, with the runtime's own preprocessing.
 
-Used by `edgehound evaluate` for checkpoints (and artifacts), so every model is measured the same
-way: the dataset's photos of the breeds the model knows, decoded and preprocessed by
+Used by `edgehound evaluate` and `edgehound export` for checkpoints and every artifact, so all
+are measured the same way: photos of the breeds the model knows, decoded and preprocessed by
 `runtime.preprocess`, unreadable photos skipped, counted and named.
 """
 
@@ -18,42 +18,19 @@ from edgehound.runtime.breeds import resolve_breed
 from edgehound.runtime.errors import EdgehoundError, ImageError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, preprocess
-from edgehound.train.datasets import read_dataset, split_indices
+from edgehound.train.datasets import Sample, read_dataset, split_indices
 
 
-def evaluate_folder(
+def evaluate_samples(
     predict: Callable[[np.ndarray], np.ndarray],
     classes: list[dict],
     spec: PreprocessSpec,
-    data: str | Path,
-    breeds: list[str] | None = None,
+    samples: list[Sample],
     batch_size: int = 32,
     progress: bool = True,
-    split: dict | None = None,
 ) -> dict:
-    """predict: float32 batch in the spec's layout -> scores (N x classes). classes: [{wnid, name}].
-
-    split: the training run's split settings (checkpoint meta); when given, only the photos of
-    that run's test part are scored, i.e. photos the model never trained on.
-    """
-    model_wnids = [c["wnid"] for c in classes]
-    wanted = set(model_wnids)
-    if breeds:
-        chosen = {resolve_breed(b).wnid for b in breeds}
-        unknown = chosen - wanted
-        if unknown:
-            raise EdgehoundError(f"the model does not know {', '.join(sorted(unknown))}; it knows {', '.join(model_wnids)}")
-        wanted = chosen
-    if split is not None:
-        ds = read_dataset(data, model_wnids, split["exclude"])
-        part = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
-                             split["per_class"] or None, split["folds"], split["fold"]).test
-        samples = [ds.samples[i] for i in part if ds.samples[i].wnid in wanted]
-    else:
-        samples = [s for s in read_dataset(data).samples if s.wnid in wanted]
-    if not samples:
-        raise EdgehoundError(f"{data}: no photos of the model's breeds ({', '.join(c['name'] for c in classes)})")
-    index = {w: i for i, w in enumerate(model_wnids)}
+    """predict: float32 batch in the spec's layout -> scores (N x classes). classes: [{wnid, name}]."""
+    index = {c["wnid"]: i for i, c in enumerate(classes)}
 
     def load(sample):
         try:
@@ -75,6 +52,40 @@ def evaluate_folder(
                 y_true += [index[s.wnid] for s, _ in good]
             bar.update(len(chunk))
     bar.close()
-    report = classification_report(np.array(y_true), np.array(y_pred), [c["name"] for c in classes])
-    report.update(skipped=len(skipped), skipped_files=skipped, data=str(data))
+    report = classification_report(np.array(y_true, int), np.array(y_pred, int), [c["name"] for c in classes])
+    report.update(skipped=len(skipped), skipped_files=skipped)
+    return report
+
+
+def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | None = None,
+                   split: dict | None = None) -> list[Sample]:
+    """The photos of `data` to score: those of the model's breeds (or the chosen subset of them).
+
+    split: the training run's split settings (checkpoint meta); when given, only the photos of
+    that run's test part, i.e. photos the model never trained on.
+    """
+    model_wnids = [c["wnid"] for c in classes]
+    wanted = set(model_wnids)
+    if breeds:
+        chosen = {resolve_breed(b).wnid for b in breeds}
+        unknown = chosen - wanted
+        if unknown:
+            raise EdgehoundError(f"the model does not know {', '.join(sorted(unknown))}; it knows {', '.join(model_wnids)}")
+        wanted = chosen
+    if split is not None:
+        ds = read_dataset(data, model_wnids, split["exclude"])
+        part = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
+                             split["per_class"] or None, split["folds"], split["fold"]).test
+        samples = [ds.samples[i] for i in part if ds.samples[i].wnid in wanted]
+    else:
+        samples = [s for s in read_dataset(data).samples if s.wnid in wanted]
+    if not samples:
+        raise EdgehoundError(f"{data}: no photos of the model's breeds ({', '.join(c['name'] for c in classes)})")
+    return samples
+
+
+def evaluate_folder(predict, classes: list[dict], spec: PreprocessSpec, data: str | Path,
+                    breeds: list[str] | None = None, progress: bool = True, split: dict | None = None) -> dict:
+    report = evaluate_samples(predict, classes, spec, select_samples(classes, data, breeds, split), progress=progress)
+    report["data"] = str(data)
     return report

@@ -1,0 +1,303 @@
+"""`edgehound export`: checkpoint -> every deployable artifact, each checked, evaluated and in the manifest.
+
+For each target (and the formats it is built from): build into a temp file and rename it into
+place (a failed target leaves nothing half-written and the others still run), check parity of
+its logits against PyTorch on real held-out photos, score it on held-out photos through the
+runtime (the very code a device runs), and record it in manifest.json, rewritten atomically after
+every target so an interrupted export keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgehound.export.formats import FORMATS, Format, expand_targets
+from edgehound.export.tvm_env import tvm_python
+from edgehound.runtime.classifier import Classifier
+from edgehound.runtime.errors import EdgehoundError, ImageError
+from edgehound.runtime.evaluation import evaluate_samples
+from edgehound.runtime.manifest import MANIFEST, SCHEMA_VERSION, select_artifact
+from edgehound.runtime.preprocess import PreprocessSpec, load_image, normalize, prepare
+from edgehound.train.datasets import read_dataset, split_indices
+from edgehound.util import atomic_write_json, sha256_file
+
+ONNX_PARITY_TOLERANCE = 1e-4  # max |logit difference| for ONNX fp32 vs PyTorch
+FP32_PARITY_TOLERANCE = 1e-3  # other fp32 backends (different kernels, different summation order)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class ExportOptions:
+    targets: list[str]
+    out: Path
+    eval_data: Path | None = None  # default: the checkpoint's own test split
+    calib_data: Path | None = None  # default: the checkpoint's own training split
+    calib_photos: int = 300
+    calibration: str = "minmax"  # onnx-int8: minmax | entropy | percentile
+    max_drop: float | None = None  # percentage points; worse int8 artifacts are marked rejected
+    eval_limit: int | None = None  # score at most N photos per artifact (stratified); None: all
+    tune_trials: int = 0
+    parity_photos: int = 16
+    opset: int = 18
+    progress: bool = True
+
+
+@dataclass
+class ExportContext:
+    """What build functions need: the model, photos for parity and calibration, where files go."""
+    model: object
+    meta: dict
+    out: Path
+    stem: str
+    spec: PreprocessSpec
+    parity_batch: np.ndarray  # float32 NCHW, real held-out photos
+    calib_images: np.ndarray  # uint8 NHWC, prepared training photos
+    calibration: str
+    tune_trials: int
+    opset: int
+    repo: Path = REPO
+    current: str = ""
+    built: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.spec.size
+
+    @property
+    def calibration_count(self) -> int:
+        return len(self.calib_images)
+
+    def artifact_path(self, name: str) -> Path:
+        if name not in self.built:
+            raise EdgehoundError(f"{self.current} needs the {name} artifact, which was not built")
+        return self.built[name]
+
+    def calibration_batches(self, layout: str, batch: int = 8):
+        spec = PreprocessSpec.from_dict({**self.spec.to_dict(), "layout": layout})
+        return [normalize(self.calib_images[i:i + batch], spec) for i in range(0, len(self.calib_images), batch)]
+
+    def input_desc(self, shape, layout, dtype="float32", quantization=None) -> dict:
+        q = None
+        if quantization is not None:
+            q = {"scale": float(quantization[0]), "zero_point": int(quantization[1])}
+        return {"name": "input", "shape": shape, "layout": layout, "dtype": dtype, "quantization": q}
+
+
+def _photos(data: Path, meta: dict, part: str, limit: int | None, seed: int = 0) -> list:
+    """Samples of the model's breeds: the training run's `part` of its own data, or all of `data`."""
+    wnids = [c["wnid"] for c in meta["classes"]]
+    if data is None:
+        split = meta.get("split")
+        if split is None:
+            raise EdgehoundError("the checkpoint records no training split: pass --eval-data / --calib-data")
+        ds = read_dataset(split["data"], wnids, split["exclude"])
+        parts = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
+                              split["per_class"] or None, split["folds"], split["fold"])
+        samples = [ds.samples[i] for i in getattr(parts, part)]
+    else:
+        ds = read_dataset(data)
+        samples = [s for s in ds.samples if s.wnid in wnids]
+    if limit and len(samples) > limit:
+        pick = np.random.default_rng(seed).choice(len(samples), limit, replace=False)
+        samples = [samples[i] for i in sorted(pick)]
+    return samples
+
+
+def _prepared(samples, spec: PreprocessSpec) -> np.ndarray:
+    images = []
+    for s in samples:
+        try:
+            images.append(prepare(load_image(s.path), spec, s.box))
+        except ImageError:
+            continue
+    return np.stack(images)
+
+
+def _tool_versions() -> dict:
+    versions = {"python": platform.python_version(), "edgehound": __import__("edgehound").__version__}
+    for dist in ("torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "ethos-u-vela", "numpy",
+                 "opencv-python-headless"):
+        try:
+            from importlib.metadata import version
+
+            versions[dist] = version(dist)
+        except Exception:
+            pass
+    return versions
+
+
+def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n" if not opts.progress else "y")
+    os.environ.setdefault("LITERT_TORCH_SILENCE_TORCH_LOGS", "y")
+    import torch
+
+    from edgehound.train.checkpoint import load_model
+
+    model, meta = load_model(checkpoint_path)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    formats = expand_targets(opts.targets)
+
+    parity_samples = _photos(opts.eval_data, meta, "test", opts.parity_photos, seed=1)
+    parity_batch = normalize(_prepared(parity_samples, spec), spec)
+    needs_calibration = any(f.precision == "int8" for f in formats)
+    calib = _prepared(_photos(opts.calib_data, meta, "train", opts.calib_photos), spec) if needs_calibration \
+        else np.zeros((0, spec.size, spec.size, 3), np.uint8)
+    if needs_calibration and len(calib) < opts.calib_photos:
+        print(f"note: calibrating on {len(calib)} photos (fewer than the {opts.calib_photos} asked for)")
+    with torch.inference_mode():
+        reference_logits = model(torch.from_numpy(parity_batch)).numpy()
+
+    ctx = ExportContext(model, meta, out, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
+                        opts.opset)
+    cfg = meta["config"]
+    manifest = {
+        "schema": SCHEMA_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"config": cfg["name"], "classes": meta["classes"], "checkpoint": Path(checkpoint_path).name,
+                  "checkpoint_sha256": sha256_file(checkpoint_path), "val_acc": meta.get("val_acc"),
+                  "epoch": meta.get("epoch")},
+        "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
+        "tools": _tool_versions(),
+        "default": None,
+        "artifacts": [],
+    }
+    manifest_path = out / MANIFEST
+
+    # The reference: PyTorch's own accuracy on the same held-out photos every artifact is scored on.
+    def torch_predict(batch):
+        with torch.inference_mode():
+            return model(torch.from_numpy(batch)).numpy()
+
+    eval_samples = _photos(opts.eval_data, meta, "test", opts.eval_limit)
+    reference = evaluate_samples(torch_predict, meta["classes"], spec, eval_samples, progress=opts.progress)
+    manifest["reference"] = {"backend": "pytorch", "accuracy": reference["accuracy"], "n": reference["n"],
+                             "data": _data_label(opts, meta)}
+    print(f"pytorch reference: {reference['accuracy'] * 100:.2f}% on {reference['n']} held-out photos")
+
+    failures = []
+    for fmt in formats:
+        ctx.current = fmt.name
+        entry = _build_one(fmt, ctx, out, meta, spec, checkpoint_path)
+        manifest["artifacts"].append(entry)
+        atomic_write_json(manifest_path, manifest)  # the runtime loads the artifact through the manifest
+        if entry["status"] != "failed":
+            ctx.built[fmt.name] = out / entry["file"]
+            _check(entry, fmt, out, reference_logits, parity_batch, eval_samples, reference, opts, manifest)
+        if entry["status"] == "failed":
+            failures.append(entry)
+        atomic_write_json(manifest_path, manifest)
+        _print_entry(entry)
+
+    usable = [e for e in manifest["artifacts"] if e["status"] == "ok" and e.get("runs_here")]
+    manifest["default"] = next((e["name"] for e in usable if e["format"] == "onnx"), usable[0]["name"] if usable else None)
+    atomic_write_json(manifest_path, manifest)
+    manifest["failures"] = failures
+    return manifest
+
+
+def _data_label(opts: ExportOptions, meta: dict) -> str:
+    if opts.eval_data:
+        return str(opts.eval_data)
+    return f"test split of {meta['split']['data']}"
+
+
+def _build_one(fmt: Format, ctx: ExportContext, out: Path, meta: dict, spec: PreprocessSpec, checkpoint_path) -> dict:
+    file = f"{ctx.stem}{fmt.suffix}"
+    dest, tmp = out / file, out / f".{file}.tmp{os.getpid()}"
+    entry = {"name": fmt.name, "format": fmt.name, "file": file, "backend": fmt.backend, "precision": fmt.precision,
+             "target": fmt.target, "devices": list(fmt.devices), "runs_here": fmt.runs_here}
+    print(f"building {fmt.name} ...", flush=True)
+    try:
+        info = fmt.build(ctx, tmp)
+        os.replace(tmp, dest)
+    except Exception as e:  # any tool's failure becomes this target's failure, the others go on
+        tmp.unlink(missing_ok=True)
+        reason = str(e) if isinstance(e, EdgehoundError) else f"{type(e).__name__}: {e}"
+        entry.update(status="failed", reason=reason.strip()[:2000])
+        if os.environ.get("EDGEHOUND_DEBUG"):
+            traceback.print_exc()
+        return entry
+    layout = info["input"]["layout"]
+    entry.update(
+        status="ok", size_bytes=dest.stat().st_size, sha256=sha256_file(dest),
+        input=info.pop("input"), output={"name": "logits", "shape": ["N", len(meta["classes"])]},
+        preprocess={**spec.to_dict(), "layout": layout}, classes=meta["classes"],
+        source={"checkpoint": Path(checkpoint_path).name, "sha256": sha256_file(checkpoint_path)}, **info)
+    return entry
+
+
+def _check(entry, fmt, out, reference_logits, parity_batch, eval_samples, reference, opts, manifest):
+    """Parity against PyTorch and accuracy on held-out photos, through the runtime."""
+    if not fmt.runs_here:
+        entry["accuracy"] = {"accuracy": None, "reason": f"not run here: built for {fmt.target}"}
+        return
+    try:
+        if fmt.backend == "tvm" and tvm_python() != sys.executable:
+            parity, report = _check_in_tvm_env(entry, out, parity_batch, eval_samples)
+        else:
+            clf = Classifier.load(out / MANIFEST, artifact=entry["name"])
+            batch = parity_batch if entry["input"]["layout"] == "NCHW" else parity_batch.transpose(0, 2, 3, 1)
+            parity = clf.predict(np.ascontiguousarray(batch))
+            report = evaluate_samples(clf.predict, entry["classes"], clf.spec, eval_samples, progress=opts.progress)
+    except EdgehoundError as e:
+        entry.update(status="failed", reason=f"built, but does not run: {e}")
+        return
+    diff = float(np.abs(parity - reference_logits).max())
+    agree = float((parity.argmax(1) == reference_logits.argmax(1)).mean())
+    tolerance = None
+    if fmt.precision == "fp32":
+        tolerance = ONNX_PARITY_TOLERANCE if fmt.name == "onnx" else FP32_PARITY_TOLERANCE
+    entry["parity"] = {"max_abs_logit_diff": diff, "top1_agreement": agree, "photos": len(parity_batch),
+                       "tolerance": tolerance, "passed": tolerance is None or diff <= tolerance}
+    drop = (reference["accuracy"] - report["accuracy"]) * 100
+    entry["accuracy"] = {"accuracy": report["accuracy"], "n": report["n"], "skipped": report["skipped"],
+                         "drop_pp": round(drop, 3), "per_class": report["per_class"], "data": manifest["reference"]["data"]}
+    if tolerance is not None and diff > tolerance:
+        entry.update(status="failed", reason=f"parity: max |logit diff| {diff:.2e} > {tolerance:.0e} vs PyTorch")
+    elif opts.max_drop is not None and drop > opts.max_drop:
+        entry.update(status="rejected", reason=f"accuracy drop {drop:.2f} pp > --max-drop {opts.max_drop} pp")
+
+
+def _check_in_tvm_env(entry, out, parity_batch, eval_samples):
+    """Run parity and evaluation of a TVM artifact with TVM's interpreter."""
+    np.save(out / ".parity.npy", parity_batch)
+    try:
+        cmd = [tvm_python(), "-m", "edgehound.export.check_artifact", str(out / MANIFEST), entry["name"],
+               str(out / ".parity.npy"), str(out / ".samples.json")]
+        samples = [{"path": str(s.path), "wnid": s.wnid, "box": s.box} for s in eval_samples]
+        (out / ".samples.json").write_text(json.dumps(samples))
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        if result.returncode != 0:
+            raise EdgehoundError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "TVM check failed")
+        payload = json.loads(result.stdout.strip().splitlines()[-1])
+        return np.array(payload["parity"], np.float32), payload["report"]
+    finally:
+        for f in (".parity.npy", ".samples.json"):
+            (out / f).unlink(missing_ok=True)
+
+
+def _print_entry(entry: dict) -> None:
+    if entry["status"] == "failed":
+        print(f"  {entry['name']}: FAILED: {entry['reason']}")
+        return
+    acc = entry.get("accuracy", {})
+    parts = [f"{entry['size_bytes'] / 1e6:.2f} MB"]
+    if "parity" in entry:
+        parts.append(f"parity {entry['parity']['max_abs_logit_diff']:.1e}")
+    if acc.get("accuracy") is not None:
+        parts.append(f"accuracy {acc['accuracy'] * 100:.2f}% (drop {acc['drop_pp']:+.2f} pp, n={acc['n']})")
+    else:
+        parts.append(acc.get("reason", ""))
+    print(f"  {entry['name']}: {entry['status']}: " + ", ".join(parts))

@@ -1,0 +1,267 @@
+"""The format table: every deployable artifact edgehound builds, one row each.
+
+Adding a format is one row here and one build function below. A build function writes the
+artifact to `dest` (a temp path; the exporter renames it into place) and returns the manifest
+fields it knows: input tensor description, tool versions, extra reports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgehound.export.tvm_env import tvm_python
+from edgehound.runtime.errors import EdgehoundError
+
+CPU_DEVICES = ("laptop-x86", "rpi4", "rpi5", "jetson-orin-nano", "jetson-nano")
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    suffix: str
+    backend: str  # runtime backend that runs it ("onnxruntime", "litert", "tvm"), or "vela" (NPU firmware input)
+    precision: str  # fp32 | int8
+    target: str  # what the code is compiled for
+    devices: tuple[str, ...]
+    build: Callable
+    requires: tuple[str, ...] = ()  # formats built first and used as input
+    runs_here: bool = True  # False: cross-compiled or for hardware this host lacks; not evaluated here
+
+
+# ---- build functions -------------------------------------------------------------------------
+
+def build_onnx(ctx, dest: Path) -> dict:
+    import onnx
+    import torch
+
+    example = torch.from_numpy(ctx.parity_batch[:2])
+    program = torch.onnx.export(ctx.model, (example,), dynamo=True, opset_version=ctx.opset, verbose=False,
+                                input_names=["input"], output_names=["logits"],
+                                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1024)},))
+    program.save(str(dest), external_data=False)  # one self-contained file
+    onnx.checker.check_model(str(dest))
+    return {"input": ctx.input_desc(["N", 3, ctx.size, ctx.size], "NCHW"),
+            "tools": {"torch": torch.__version__, "onnx": onnx.__version__}, "opset": ctx.opset}
+
+
+def build_onnx_int8(ctx, dest: Path) -> dict:
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from tqdm import tqdm
+
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[ctx.calibration]
+    calib = ctx.calibration_batches(layout="NCHW")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(tqdm(calib, desc=f"calibrating onnx-int8 ({ctx.calibration})", unit="batch", leave=False))
+
+        def get_next(self):
+            batch = next(self.it, None)
+            return None if batch is None else {"input": batch}
+
+    pre = dest.with_suffix(".pre.onnx")
+    try:
+        quant_pre_process(str(ctx.artifact_path("onnx")), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method)
+    finally:
+        pre.unlink(missing_ok=True)
+    return {"input": ctx.input_desc(["N", 3, ctx.size, ctx.size], "NCHW"),
+            "tools": {"onnxruntime": onnxruntime.__version__},
+            "calibration": {"method": ctx.calibration, "photos": ctx.calibration_count, "format": "QDQ per-channel"}}
+
+
+def _nhwc_model(ctx):
+    import litert_torch
+
+    return litert_torch.to_channel_last_io(ctx.model, args=[0]).eval()
+
+
+def build_tflite(ctx, dest: Path) -> dict:
+    import litert_torch
+    import torch
+
+    example = torch.from_numpy(np.ascontiguousarray(ctx.parity_batch[:1].transpose(0, 2, 3, 1)))
+    litert_torch.convert(_nhwc_model(ctx), (example,)).export(str(dest))
+    return {"input": ctx.input_desc([1, ctx.size, ctx.size, 3], "NHWC"),
+            "tools": {"litert-torch": litert_torch.__version__}}
+
+
+def build_tflite_int8(ctx, dest: Path) -> dict:
+    """Full integer: PT2E static quantization (per-channel weights, int8 activations, int8 I/O)."""
+    import litert_torch
+    import torch
+    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e import quantize_pt2e
+    from tqdm import tqdm
+
+    example = torch.from_numpy(np.ascontiguousarray(ctx.parity_batch[:1].transpose(0, 2, 3, 1)))
+    graph = torch.export.export(_nhwc_model(ctx), (example,)).module()
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+    with torch.no_grad():  # batch 1: the exported graph has a static batch dimension
+        for batch in tqdm(ctx.calibration_batches(layout="NHWC"), desc="calibrating tflite-int8", unit="batch", leave=False):
+            for image in batch:
+                graph(torch.from_numpy(image[None]))
+    graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+    litert_torch.convert(graph, (example,), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).export(str(dest))
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(dest))
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    return {"input": ctx.input_desc([1, ctx.size, ctx.size, 3], "NHWC", np.dtype(inp["dtype"]).name, inp["quantization"]),
+            "output_quantization": {"dtype": np.dtype(out["dtype"]).name, "scale": float(out["quantization"][0]),
+                                    "zero_point": int(out["quantization"][1])},
+            "tools": {"litert-torch": litert_torch.__version__},
+            "calibration": {"method": "minmax (PT2E observers)", "photos": ctx.calibration_count}}
+
+
+def _tvm_builder(target: dict, cc: str | None = None):
+    def build(ctx, dest: Path) -> dict:
+        shape = [1, 3, ctx.size, ctx.size]
+        db = ctx.out / "tvm-tuning" / ctx.current if ctx.tune_trials or (ctx.out / "tvm-tuning" / ctx.current).is_dir() else None
+        cmd = [tvm_python(), "-m", "edgehound.export.tvm_build", "--onnx", str(ctx.artifact_path("onnx")),
+               "--target", json.dumps(target), "--out", str(dest), "--input-shape", ",".join(map(str, shape))]
+        if cc:
+            if shutil.which(cc) is None:
+                raise EdgehoundError(f"cross compiler {cc} not found (Debian: apt-get install gcc-aarch64-linux-gnu)")
+            cmd += ["--cc", cc]
+        if db is not None:
+            cmd += ["--db", str(db), "--tune-trials", str(ctx.tune_trials)]
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ctx.repo)
+        if result.returncode != 0:
+            tail = [line for line in result.stderr.strip().splitlines() if line.strip()][-3:]
+            raise EdgehoundError("TVM compile failed: " + " | ".join(tail))
+        info = json.loads(result.stdout.strip().splitlines()[-1])
+        return {"input": ctx.input_desc(shape, "NCHW"), "tools": {"tvm": info["tvm"]},
+                "tvm": {"target": target, "compile_seconds": info["compile_seconds"],
+                        "tuned": info["tuned"] or "untuned (no MetaSchedule database: expect it to be slow)"}}
+    return build
+
+
+def build_vela(accelerator: str):
+    def build(ctx, dest: Path) -> dict:
+        vela = shutil.which("vela") or shutil.which("vela", path=str(Path(sys.executable).parent))
+        if vela is None:
+            raise EdgehoundError("vela not found: pip install ethos-u-vela")
+        work = dest.parent / f".vela-{accelerator}"
+        shutil.rmtree(work, ignore_errors=True)
+        source = ctx.artifact_path("tflite-int8")
+        result = subprocess.run([vela, str(source), "--accelerator-config", accelerator, "--output-dir", str(work)],
+                                capture_output=True, text=True)
+        try:
+            report = parse_vela_summary(result.stdout)
+            if result.returncode != 0:
+                raise EdgehoundError(f"vela failed for {accelerator}: {result.stderr.strip()[-300:] or result.stdout.strip()[-300:]}")
+            csv = next(work.glob("*_summary_*.csv"), None)
+            if csv is not None:
+                report.update(parse_vela_csv(csv))
+            shutil.move(str(next(work.glob("*_vela.tflite"))), dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        fits = report.get("cpu_operators", 0) == 0
+        report["fits"] = fits
+        if not fits:
+            report["note"] = (f"{report.get('cpu_operators')} operators fall back to the CPU: the model does not run "
+                              f"entirely on {accelerator}")
+        import ethosu.vela
+
+        return {"input": ctx.input_desc([1, ctx.size, ctx.size, 3], "NHWC", "int8"),
+                "tools": {"ethos-u-vela": getattr(ethosu.vela, "__version__", "unknown")}, "vela": report}
+    return build
+
+
+def parse_vela_summary(text: str) -> dict:
+    """The figures of Vela's network summary printed on stdout."""
+    patterns = {
+        "sram_used_kib": r"Total SRAM used\s+([\d.]+) KiB",
+        "flash_used_kib": r"Total Off-chip Flash used\s+([\d.]+) KiB",
+        "cpu_operators": r"CPU operators = (\d+)",
+        "npu_operators": r"NPU operators = (\d+)",
+        "macs": r"Neural network macs\s+(\d+)",
+        "clock_mhz": r"Accelerator clock\s+(\d+) MHz",
+    }
+    report = {}
+    for key, pattern in patterns.items():
+        m = re.search(pattern, text)
+        if m:
+            report[key] = float(m.group(1)) if "." in m.group(1) else int(m.group(1))
+    m = re.search(r"Batch Inference time\s+([\d.]+) ms,\s+([\d.]+) inferences/s", text)
+    if m:
+        report["inference_ms"], report["inferences_per_s"] = float(m.group(1)), float(m.group(2))
+    return report
+
+
+def parse_vela_csv(path: Path) -> dict:
+    import csv
+
+    with open(path, newline="") as f:
+        row = next(csv.DictReader(f))
+    wanted = {"inference_time": "inference_ms", "inferences_per_second": "inferences_per_s",
+              "cycles_total": "cycles", "sram_memory_used": "sram_used_kib", "off_chip_flash_memory_used": "flash_used_kib"}
+    out = {}
+    for col, key in wanted.items():
+        if row.get(col) not in (None, ""):
+            value = float(row[col])
+            out[key] = value * 1000 if key == "inference_ms" else value
+    return out
+
+
+# ---- the table -------------------------------------------------------------------------------
+
+FORMATS: dict[str, Format] = {f.name: f for f in [
+    Format("onnx", ".onnx", "onnxruntime", "fp32", "any CPU / CUDA / TensorRT", CPU_DEVICES + ("desktop-gpu",), build_onnx),
+    Format("onnx-int8", ".int8.onnx", "onnxruntime", "int8", "any CPU (QDQ)", CPU_DEVICES, build_onnx_int8, ("onnx",)),
+    Format("tflite", ".tflite", "litert", "fp32", "any CPU (XNNPACK)", CPU_DEVICES, build_tflite),
+    Format("tflite-int8", ".int8.tflite", "litert", "int8", "any CPU, NPU delegates (int8 I/O)", CPU_DEVICES + ("ethos-u55-128",),
+           build_tflite_int8),
+    Format("tvm-x86", ".x86_64.so", "tvm", "fp32", "x86-64 host CPU (llvm)", ("laptop-x86",),
+           _tvm_builder({"kind": "llvm", "mcpu": "native"}), ("onnx",)),
+    Format("tvm-aarch64", ".aarch64.so", "tvm", "fp32", "aarch64 Cortex-A72 (Raspberry Pi 4; runs on Pi 5)", ("rpi4", "rpi5"),
+           _tvm_builder({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72", "mattr": ["+neon"]},
+                        "aarch64-linux-gnu-gcc"), ("onnx",), runs_here=False),
+    Format("tvm-cuda-sm87", ".cuda-sm87.so", "tvm", "fp32", "CUDA sm_87 (Jetson Orin), aarch64 host",
+           ("jetson-orin-nano",),
+           _tvm_builder({"kind": "cuda", "arch": "sm_87", "host": {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}},
+                        "aarch64-linux-gnu-gcc"), ("onnx",), runs_here=False),
+    Format("tvm-cuda-sm90", ".cuda-sm90.so", "tvm", "fp32", "CUDA sm_90 (H100 desktop/server GPU), x86-64 host",
+           ("desktop-gpu",), _tvm_builder({"kind": "cuda", "arch": "sm_90", "host": {"kind": "llvm"}}), ("onnx",),
+           runs_here=False),
+    Format("vela-u55-128", ".u55-128.tflite", "vela", "int8", "Arm Ethos-U55-128 NPU", ("ethos-u55-128",),
+           build_vela("ethos-u55-128"), ("tflite-int8",), runs_here=False),
+    Format("vela-u65-256", ".u65-256.tflite", "vela", "int8", "Arm Ethos-U65-256 NPU", ("ethos-u65-256",),
+           build_vela("ethos-u65-256"), ("tflite-int8",), runs_here=False),
+]}
+
+DEFAULT_TARGETS = ("onnx", "onnx-int8", "tflite", "tflite-int8", "tvm-x86", "tvm-aarch64", "tvm-cuda-sm87",
+                   "vela-u55-128")
+
+
+def expand_targets(names: list[str]) -> list[Format]:
+    """The formats asked for plus the ones they are built from, in build order, each once."""
+    ordered: list[Format] = []
+
+    def add(name: str):
+        if name not in FORMATS:
+            raise EdgehoundError(f"unknown target {name!r} (known: {', '.join(FORMATS)})")
+        for dep in FORMATS[name].requires:
+            add(dep)
+        if FORMATS[name] not in ordered:
+            ordered.append(FORMATS[name])
+
+    for n in names:
+        add(n)
+    return ordered

@@ -1,0 +1,73 @@
+"""Compile an ONNX model with TVM's Relax pipeline into one shared library (runs in TVM's own environment).
+
+    python -m edgehound.export.tvm_build --onnx model.onnx --target '{"kind": "llvm"}' --out model.so
+
+TVM is kept out of the main environment (its tvm-ffi needs typing-extensions >= 4.13, which
+litert-torch's xdsl forbids), so export calls this module with TVM's interpreter (see tvm_env.py).
+It prints one JSON line describing what it built. Chained as in TVM's tutorials: import
+(relax.frontend.onnx) -> optional MetaSchedule tuning (database kept beside the artifact and
+reused) -> relax.get_default_pipeline(target) -> tvm.compile -> export_library (cross-compiled
+with --cc for another architecture).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc: str | None,
+          tune_trials: int, db_dir: str | None) -> dict:
+    import onnx
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    target = tvm.target.Target(json.loads(target_json))
+    mod = from_onnx(onnx.load(onnx_path), shape_dict={"input": input_shape}, keep_params_in_input=False)
+    t0 = time.time()
+    tuned = None
+    if db_dir and (tune_trials > 0 or (Path(db_dir) / "database_workload.json").is_file()):
+        from tvm import meta_schedule as ms
+
+        db_path = Path(db_dir)
+        if tune_trials > 0:  # tune (appending to the database) before compiling with it
+            mod = relax.get_pipeline("zero")(mod) if hasattr(relax, "get_pipeline") else mod
+            ms.relax_integration.tune_relax(mod=mod, params={}, target=target, work_dir=str(db_path),
+                                            max_trials_global=tune_trials)
+        database = ms.database.JSONDatabase(work_dir=str(db_path))
+        with target, database:
+            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        tuned = {"database": str(db_path), "trials": tune_trials}
+    with target:
+        executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
+    if cc:
+        from tvm.support import cc as tvm_cc
+
+        executable.export_library(out, fcompile=tvm_cc.cross_compiler(cc))
+    else:
+        executable.export_library(out)
+    return {"tvm": tvm.__version__, "target": str(target), "compile_seconds": round(time.time() - t0, 2),
+            "tuned": tuned}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--target", required=True, help="TVM target as a JSON dict")
+    p.add_argument("--out", required=True)
+    p.add_argument("--input-shape", required=True, help="e.g. 1,3,300,300")
+    p.add_argument("--cc", help="cross compiler, e.g. aarch64-linux-gnu-gcc")
+    p.add_argument("--tune-trials", type=int, default=0)
+    p.add_argument("--db", help="MetaSchedule database folder (reused when it exists)")
+    a = p.parse_args(argv)
+    info = build(a.onnx, a.target, a.out, [int(v) for v in a.input_shape.split(",")], a.cc, a.tune_trials, a.db)
+    print(json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

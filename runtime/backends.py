@@ -1,0 +1,123 @@
+"""Inference backends, each imported only when an artifact needs it.
+
+A backend is a callable: float32 batch in the artifact's layout -> float32 scores (N x classes).
+Quantized I/O (int8/uint8 input or output with scale and zero point) is handled here, so callers
+always pass normalised float32 and get float32 logits back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Callable
+
+import numpy as np
+
+from edgehound.runtime.errors import EdgehoundError
+
+Predict = Callable[[np.ndarray], np.ndarray]
+INSTALL_HINT = {
+    "onnxruntime": 'pip install "edgehound[runtime-onnx]"  (onnxruntime; onnxruntime-gpu on a Jetson/desktop GPU)',
+    "litert": 'pip install "edgehound[runtime-tflite]"  (ai-edge-litert; tflite-runtime also works)',
+    "tvm": 'pip install "edgehound[runtime-tvm]"  (apache-tvm)',
+}
+
+
+def _need(module: str, backend: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise EdgehoundError(f"the {backend} backend is not installed ({e}); install it with: {INSTALL_HINT[backend]}") from None
+
+
+def quantize(x: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * scale
+
+
+def onnxruntime_backend(path: str, threads: int | None = None, providers: list[str] | None = None, **_) -> Predict:
+    ort = _need("onnxruntime", "onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
+    options.log_severity_level = 3
+    available = ort.get_available_providers()
+    wanted = providers or ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+    try:
+        session = ort.InferenceSession(path, options, providers=chosen)
+    except Exception as e:  # onnxruntime raises its own exception types for a bad model
+        raise EdgehoundError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
+    name = session.get_inputs()[0].name
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: np.ascontiguousarray(batch, np.float32)})[0]
+
+    predict.providers = session.get_providers()
+    return predict
+
+
+def _litert_interpreter_class():
+    try:
+        return importlib.import_module("ai_edge_litert.interpreter")
+    except ImportError:
+        return _need("tflite_runtime.interpreter", "litert")
+
+
+def litert_backend(path: str, threads: int | None = None, delegate: str | None = None, **_) -> Predict:
+    lite = _litert_interpreter_class()
+    delegates = [lite.load_delegate(delegate)] if delegate else None
+    try:
+        interp = lite.Interpreter(model_path=path, num_threads=threads or os.cpu_count(),
+                                  experimental_delegates=delegates)
+    except (ValueError, RuntimeError) as e:
+        raise EdgehoundError(f"{path}: LiteRT cannot load it ({e})") from None
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    state = {"batch": None}
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        if state["batch"] != len(batch):  # the graph has a fixed batch: resize it to this one
+            interp.resize_tensor_input(inp["index"], [len(batch), *inp["shape"][1:]], strict=False)
+            interp.allocate_tensors()
+            state["batch"] = len(batch)
+        x = np.asarray(batch, np.float32)
+        if inp["dtype"] in (np.int8, np.uint8):
+            scale, zp = inp["quantization"]
+            x = quantize(x, np.dtype(inp["dtype"]).name, scale, zp)
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        y = interp.get_tensor(out["index"])
+        if out["dtype"] in (np.int8, np.uint8):
+            scale, zp = out["quantization"]
+            y = dequantize(y, scale, zp)
+        return np.asarray(y, np.float32).copy()
+
+    return predict
+
+
+def tvm_backend(path: str, device: str = "cpu", **_) -> Predict:
+    tvm = _need("tvm", "tvm")
+    try:
+        lib = tvm.runtime.load_module(path)
+    except Exception as e:  # TVM raises its own error types for a foreign or broken library
+        raise EdgehoundError(f"{path}: TVM cannot load it ({str(e).splitlines()[0]})") from None
+    dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
+    vm = importlib.import_module("tvm.runtime.vm").VirtualMachine(lib, dev)  # the VM alone, not the compiler
+
+    def predict(batch: np.ndarray) -> np.ndarray:  # compiled for batch 1: one image at a time
+        rows = [vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x[None], np.float32), dev)) for x in batch]
+        return np.concatenate([r.numpy() for r in rows])
+
+    return predict
+
+
+BACKENDS = {"onnxruntime": onnxruntime_backend, "litert": litert_backend, "tvm": tvm_backend}
+
+
+def load_backend(backend: str, path: str, **options) -> Predict:
+    if backend not in BACKENDS:
+        raise EdgehoundError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    return BACKENDS[backend](str(path), **options)

@@ -1,0 +1,73 @@
+"""Classifier: load an artifact through its manifest, classify images with training's preprocessing.
+
+    clf = Classifier.load("runtime/models/efficient/manifest.json")   # or an export folder / artifact file
+    label, confidence, scores = clf.classify("dog.jpg")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgehound.runtime.backends import load_backend
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.manifest import Artifact, select_artifact, verify
+from edgehound.runtime.preprocess import PreprocessSpec, load_image, normalize, prepare
+
+
+@dataclass
+class Prediction:
+    label: str
+    confidence: float
+    scores: np.ndarray  # softmax probabilities, in the order of Classifier.labels
+
+    def __iter__(self):  # label, confidence, scores = clf.classify(...)
+        return iter((self.label, self.confidence, self.scores))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Classifier:
+    def __init__(self, artifact: Artifact, **backend_options):
+        self.artifact = artifact
+        entry = artifact.entry
+        self.classes: list[dict] = entry["classes"]
+        self.labels = [c["name"] for c in self.classes]
+        self.spec = PreprocessSpec.from_dict(entry["preprocess"])
+        self.input_shape = entry["input"]["shape"]
+        verify(artifact)
+        self._predict = load_backend(artifact.backend, artifact.path, **backend_options)
+
+    @classmethod
+    def load(cls, source: str | Path, artifact: str | None = None, **backend_options) -> "Classifier":
+        """source: manifest.json, an export folder, or an artifact file beside its manifest.
+        artifact: which entry (default: the manifest's pick, else the first usable one)."""
+        return cls(select_artifact(source, artifact), **backend_options)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Normalised float32 batch in the artifact's layout -> logits (N x classes)."""
+        expected = tuple(self.input_shape[1:])
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
+            raise EdgehoundError(f"{self.artifact.name}: input shape {tuple(batch.shape)} does not match the "
+                                 f"artifact's (N, {', '.join(map(str, expected))})")
+        return self._predict(batch)
+
+    def prepare(self, image) -> np.ndarray:
+        """A path or an RGB uint8 frame -> the cropped, resized uint8 image the model sees."""
+        rgb = load_image(image) if isinstance(image, (str, Path)) else image
+        return prepare(rgb, self.spec)
+
+    def classify_batch(self, images: list) -> list[Prediction]:
+        batch = normalize(np.stack([self.prepare(im) for im in images]), self.spec)
+        probs = softmax(self.predict(batch))
+        return [Prediction(self.labels[int(p.argmax())], float(p.max()), p) for p in probs]
+
+    def classify(self, image) -> Prediction:
+        """image: a file path or an RGB uint8 HxWx3 array (e.g. a camera frame converted from BGR)."""
+        return self.classify_batch([image])[0]

@@ -1,0 +1,93 @@
+"""manifest.json: what an export folder holds, and the checks made before any artifact is loaded.
+
+One entry per artifact: format, backend, precision, target, file, size and sha256, input/output
+tensors (shape, layout, dtype, quantization), preprocessing, class labels, measured accuracy and
+status. The runtime trusts nothing it has not checked: the file must exist, have the recorded size
+and hash, and its backend must be known.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.util import sha256_file
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Artifact:
+    entry: dict  # the manifest entry
+    path: Path  # the artifact file
+
+    @property
+    def name(self) -> str:
+        return self.entry["name"]
+
+    @property
+    def backend(self) -> str:
+        return self.entry["backend"]
+
+
+def read_manifest(path: str | Path) -> tuple[dict, Path]:
+    """(manifest, folder) for a manifest.json, an export folder, or an artifact file beside its manifest."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST
+    elif path.name != MANIFEST:
+        path = path.parent / MANIFEST
+    if not path.is_file():
+        raise EdgehoundError(f"{path}: no manifest.json (export the model with `edgehound export`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EdgehoundError(f"{path}: not valid JSON ({e})") from None
+    if manifest.get("schema") != SCHEMA_VERSION or not isinstance(manifest.get("artifacts"), list):
+        raise EdgehoundError(f"{path}: not an edgehound manifest (schema {manifest.get('schema')!r})")
+    return manifest, path.parent
+
+
+def select_artifact(source: str | Path, name: str | None = None) -> Artifact:
+    """The artifact named (or, for a file path, that file; else the manifest's default choice)."""
+    source = Path(source)
+    manifest, folder = read_manifest(source)
+    entries = {e["name"]: e for e in manifest["artifacts"]}
+    if name is None and source.is_file() and source.name != MANIFEST:
+        matching = [e for e in manifest["artifacts"] if e.get("file") == source.name]
+        if not matching:
+            raise EdgehoundError(f"{source}: not listed in {folder / MANIFEST}")
+        entry = matching[0]
+    else:
+        name = name or manifest.get("default") or _first_usable(manifest)
+        if name not in entries:
+            raise EdgehoundError(f"{folder / MANIFEST}: no artifact {name!r} (has: {', '.join(entries)})")
+        entry = entries[name]
+    if entry.get("status") == "failed":
+        raise EdgehoundError(f"artifact {entry['name']!r} failed to build: {entry.get('reason', 'no reason recorded')}")
+    return Artifact(entry, folder / entry["file"])
+
+
+def _first_usable(manifest: dict) -> str:
+    for e in manifest["artifacts"]:
+        if e.get("status") == "ok":
+            return e["name"]
+    raise EdgehoundError("the manifest lists no usable artifact")
+
+
+def verify(artifact: Artifact) -> None:
+    """Refuse a missing, truncated or altered artifact before any backend touches it."""
+    path, entry = artifact.path, artifact.entry
+    if not path.is_file():
+        raise EdgehoundError(f"{path}: artifact file missing")
+    size = path.stat().st_size
+    if size != entry["size_bytes"]:
+        raise EdgehoundError(f"{path}: {size} bytes, the manifest says {entry['size_bytes']}: truncated or "
+                             f"replaced; re-copy the export folder")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise EdgehoundError(f"{path}: sha256 {digest[:16]}... does not match the manifest's "
+                             f"{entry['sha256'][:16]}...: the file is corrupt or altered")
