@@ -1,15 +1,19 @@
-# `make demo`: set up .venv and run the whole job on the bundled sample. `make test`: the tests.
+# `make demo`: set up and run the whole job on the bundled sample. `make test`: the test suite.
 PYTHON ?= python3
 VENV ?= .venv
+TVM_VENV ?= .venv-tvm
 BIN := $(VENV)/bin
 RUN ?= runs/demo
 
 .PHONY: setup demo test clean
 
+# Two environments: TVM's compiler cannot share one with litert-torch (typing-extensions pins
+# conflict), so it gets .venv-tvm and export calls it as a subprocess.
 $(BIN)/edgehound: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[train,export,dev]"
+	test -x $(TVM_VENV)/bin/python || $(PYTHON) -m venv $(TVM_VENV)
+	$(TVM_VENV)/bin/python -m pip install --quiet -e ".[tvm-compile]"
 	touch $@
 
 setup: $(BIN)/edgehound
@@ -17,8 +21,9 @@ setup: $(BIN)/edgehound
 demo: setup
 	rm -rf $(RUN)
 	$(BIN)/edgehound data info tests/sample
-	$(BIN)/edgehound train --data tests/sample --config tiny --out $(RUN)
-	$(BIN)/edgehound evaluate $(RUN)/best.pt --data tests/sample --split test --json $(RUN)/evaluate.json
+	$(BIN)/edgehound train --data tests/sample --config tiny --out $(RUN)/train
+	$(BIN)/edgehound evaluate $(RUN)/train/best.pt --data tests/sample --split test --json $(RUN)/evaluate.json
+	$(BIN)/edgehound export $(RUN)/train/best.pt --out $(RUN)/export
 
 test: setup
 	$(BIN)/python -m pytest tests

@@ -147,7 +147,7 @@ def _tvm_builder(target: dict, cc: str | None = None):
             raise EdgehoundError("TVM compile failed: " + " | ".join(tail))
         info = json.loads(result.stdout.strip().splitlines()[-1])
         return {"input": ctx.input_desc(shape, "NCHW"), "tools": {"tvm": info["tvm"]},
-                "tvm": {"target": target, "compile_seconds": info["compile_seconds"],
+                "tvm": {"target": target, "compile_seconds": info["compile_seconds"], "modules": info["modules"],
                         "tuned": info["tuned"] or "untuned (no MetaSchedule database: expect it to be slow)"}}
     return build
 

@@ -44,6 +44,7 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
         tuned = {"database": str(db_path), "trials": tune_trials}
     with target:
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
+    device_modules = _module_kinds(executable.mod)
     if cc:
         from tvm.support import cc as tvm_cc
 
@@ -51,7 +52,15 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
     else:
         executable.export_library(out)
     return {"tvm": tvm.__version__, "target": str(target), "compile_seconds": round(time.time() - t0, 2),
-            "tuned": tuned}
+            "tuned": tuned, "modules": device_modules}
+
+
+def _module_kinds(module) -> list[str]:
+    """The kinds of code the library holds, e.g. ['relax.VMExecutable', 'llvm', 'cuda']."""
+    kinds = [getattr(module, "kind", type(module).__name__)]
+    for imported in module.imports:
+        kinds += _module_kinds(imported)
+    return kinds
 
 
 def main(argv=None) -> int:

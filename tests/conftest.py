@@ -42,3 +42,29 @@ def write_jpeg(path: Path, image: np.ndarray) -> Path:
 
 def edgehound_cmd() -> list[str]:
     return [sys.executable, "-m", "edgehound.cli"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny model trained on the committed sample's default pair (seconds)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    env = {**__import__("os").environ, "EDGEHOUND_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+    result = subprocess.run([*edgehound_cmd(), "train", "--data", str(SAMPLE), "--out", str(out), "--config", "tiny",
+                             "--no-progress"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory) -> Path:
+    """Every default target of the tiny model, exported once for the session."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("export") / "tiny"
+    env = {**__import__("os").environ, "EDGEHOUND_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+    result = subprocess.run([*edgehound_cmd(), "export", str(tiny_run / "best.pt"), "--out", str(out), "--no-progress"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out

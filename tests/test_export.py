@@ -1,0 +1,124 @@
+"""Every format built from a tiny model on the committed sample: parity, manifest, refusal of bad files."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgehound.export.exporter import ExportOptions, export
+from edgehound.export.formats import DEFAULT_TARGETS, FORMATS, Format
+from edgehound.runtime.classifier import Classifier
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.util import sha256_file
+
+ENTRY_KEYS = {"name", "format", "file", "backend", "precision", "target", "devices", "size_bytes", "sha256", "input",
+              "output", "preprocess", "classes", "source", "tools", "status", "accuracy"}
+
+
+def manifest_of(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def test_manifest_lists_every_target_with_checked_files(tiny_export):
+    m = manifest_of(tiny_export)
+    entries = {e["name"]: e for e in m["artifacts"]}
+    assert set(DEFAULT_TARGETS) <= set(entries)
+    assert m["schema"] == 1 and m["default"] == "onnx"
+    assert m["model"]["checkpoint_sha256"] and m["reference"]["n"] == 50
+    for e in entries.values():
+        assert e["status"] == "ok", e
+        assert ENTRY_KEYS <= set(e), ENTRY_KEYS - set(e)
+        path = tiny_export / e["file"]
+        assert path.stat().st_size == e["size_bytes"] and sha256_file(path) == e["sha256"]
+        assert [c["wnid"] for c in e["classes"]] == ["n02099601", "n02111889"]
+        assert e["preprocess"]["size"] == 96 and e["preprocess"]["layout"] == e["input"]["layout"]
+    assert not list(tiny_export.glob("*.tmp*"))  # nothing half-written left behind
+
+
+def test_runnable_artifacts_match_pytorch_and_are_scored(tiny_export):
+    entries = {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}
+    assert entries["onnx"]["parity"]["max_abs_logit_diff"] <= 1e-4
+    for name in ("tflite", "tvm-x86"):
+        assert entries[name]["parity"]["max_abs_logit_diff"] <= 1e-3
+    for name in ("onnx", "onnx-int8", "tflite", "tflite-int8", "tvm-x86"):
+        acc = entries[name]["accuracy"]
+        assert acc["n"] == 50 and 0 <= acc["accuracy"] <= 1 and "drop_pp" in acc
+        assert entries[name]["parity"]["top1_agreement"] >= 0.8
+    assert entries["onnx"]["accuracy"]["drop_pp"] == 0  # fp32 ONNX agrees with PyTorch photo for photo
+
+
+def test_int8_artifacts_are_integer(tiny_export):
+    entries = {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}
+    tfl = entries["tflite-int8"]
+    assert tfl["input"]["dtype"] == "int8" and tfl["input"]["quantization"]["scale"] > 0
+    assert tfl["input"]["layout"] == "NHWC" and tfl["output_quantization"]["dtype"] == "int8"
+    assert entries["onnx-int8"]["calibration"]["format"] == "QDQ per-channel"
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(tiny_export / entries["onnx-int8"]["file"]).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert entries["onnx-int8"]["size_bytes"] < entries["onnx"]["size_bytes"]
+
+
+def elf_machine(path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF"
+    return int.from_bytes(header[18:20], "little")
+
+
+def test_tvm_libraries_are_built_for_their_targets(tiny_export):
+    entries = {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}
+    assert elf_machine(tiny_export / entries["tvm-x86"]["file"]) == 62  # EM_X86_64
+    assert elf_machine(tiny_export / entries["tvm-aarch64"]["file"]) == 183  # EM_AARCH64
+    cuda = tiny_export / entries["tvm-cuda-sm87"]["file"]
+    assert elf_machine(cuda) == 183  # the Jetson's aarch64 host code ...
+    assert "cuda" in entries["tvm-cuda-sm87"]["tvm"]["modules"]  # ... and the GPU kernels
+    assert entries["tvm-cuda-sm87"]["tvm"]["target"]["arch"] == "sm_87"
+    assert "untuned" in str(entries["tvm-x86"]["tvm"]["tuned"])
+    assert entries["tvm-aarch64"]["accuracy"]["accuracy"] is None  # cross-compiled: not run here, and says so
+
+
+def test_vela_report_is_kept(tiny_export):
+    vela = {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}["vela-u55-128"]["vela"]
+    assert vela["fits"] and vela["cpu_operators"] == 0 and vela["npu_operators"] > 0
+    assert vela["sram_used_kib"] > 0 and vela["cycles"] > 0 and vela["inference_ms"] > 0
+
+
+def test_corrupted_and_truncated_artifacts_are_refused(tiny_export, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_export, copy)
+    onnx_file = copy / "model.onnx"
+    data = bytearray(onnx_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    with pytest.raises(EdgehoundError, match="sha256 .* does not match"):
+        Classifier.load(copy / "manifest.json", artifact="onnx")
+    tfl = copy / "model.tflite"
+    tfl.write_bytes(tfl.read_bytes()[:1000])
+    with pytest.raises(EdgehoundError, match="truncated"):
+        Classifier.load(copy / "model.tflite")
+
+
+def test_failed_target_leaves_nothing_and_others_complete(tiny_run, tmp_path, monkeypatch):
+    def broken(ctx, dest):
+        dest.write_bytes(b"half an artifact")
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setitem(FORMATS, "broken", Format("broken", ".bin", "onnxruntime", "fp32", "nowhere", (), broken))
+    out = tmp_path / "exp"
+    m = export(tiny_run / "best.pt", ExportOptions(targets=["broken", "onnx", "onnx-int8"], out=out, max_drop=-1.0,
+                                                   progress=False))
+    entries = {e["name"]: e for e in m["artifacts"]}
+    assert entries["broken"]["status"] == "failed" and "converter crashed" in entries["broken"]["reason"]
+    assert not (out / "model.bin").exists() and not list(out.glob(".*tmp*"))
+    assert entries["onnx"]["status"] == "rejected" or entries["onnx"]["accuracy"]["drop_pp"] <= -1.0
+    # --max-drop -1 rejects anything that is not at least 1 pp better than PyTorch: the mechanism, not the model
+    assert entries["onnx-int8"]["status"] == "rejected" and "--max-drop" in entries["onnx-int8"]["reason"]
+    assert (out / "model.int8.onnx").exists()  # kept on disk for inspection
+    assert [f["name"] for f in m["failures"]] == ["broken"]
+
+
+def test_unknown_target_is_a_clear_error(tiny_run, tmp_path):
+    with pytest.raises(EdgehoundError, match="unknown target 'tensorrt'"):
+        export(tiny_run / "best.pt", ExportOptions(targets=["tensorrt"], out=tmp_path / "x", progress=False))
