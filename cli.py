@@ -125,6 +125,81 @@ def cmd_export(args) -> int:
     return 1 if failed else 0
 
 
+def _backend_options(args) -> dict:
+    options = {"threads": args.threads}
+    if getattr(args, "delegate", None):
+        options["delegate"] = args.delegate
+    if getattr(args, "device", None):
+        options["device"] = args.device
+    return options
+
+
+def cmd_classify(args) -> int:
+    import time
+
+    from edgehound.runtime.classifier import Classifier
+    from edgehound.runtime.errors import ImageError
+    from edgehound.runtime.preprocess import IMAGE_SUFFIXES
+
+    clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
+    paths = []
+    for item in map(Path, args.paths):
+        if item.is_dir():
+            paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths.append(item)
+    classified = failed = 0
+    for path in paths:
+        t0 = time.perf_counter()
+        try:
+            label, confidence, scores = clf.classify(path)
+        except ImageError as e:
+            failed += 1
+            line = {"path": str(path), "error": str(e)}
+            print(json.dumps(line) if args.json else f"{path}: unreadable: {e}", flush=True)
+            continue
+        ms = (time.perf_counter() - t0) * 1000
+        classified += 1
+        if args.json:
+            print(json.dumps({"path": str(path), "label": label, "confidence": round(confidence, 4), "ms": round(ms, 2),
+                              "scores": dict(zip(clf.labels, map(lambda v: round(float(v), 4), scores)))}), flush=True)
+        else:
+            print(f"{path}\t{label}\t{confidence * 100:.1f}%\t{ms:.1f} ms", flush=True)
+    print(f"{classified} classified, {failed} unreadable, with {clf.artifact.name} ({clf.artifact.backend})",
+          file=sys.stderr)
+    return 0 if classified or not paths else 1
+
+
+def cmd_camera(args) -> int:
+    from edgehound.runtime.camera import run_camera
+    from edgehound.runtime.classifier import Classifier
+
+    clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
+    print(f"classifying {args.source} with {clf.artifact.name} ({clf.artifact.backend}); Ctrl-C to stop", file=sys.stderr)
+    summary = run_camera(clf, args.source, headless=args.headless, record=args.record, every=args.every,
+                         smooth=args.smooth, max_frames=args.max_frames, max_reconnects=args.reconnects)
+    print(json.dumps({"summary": summary}) if args.headless else _summary_text(summary), flush=True)
+    if summary["error"]:
+        print(f"edgehound: error: {summary['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _summary_text(s: dict) -> str:
+    lat = s["latency_ms"]
+    return (f"{s['frames_classified']} frames classified ({s['frames_read']} read, {s['reconnects']} reconnects) in "
+            f"{s['seconds']} s: {s['fps']} FPS; frame time p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms; "
+            f"share: {s['share_of_frame_time']}")
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="export folder, manifest.json or artifact file")
+    p.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
+    p.add_argument("--threads", type=int, help="CPU threads for the backend")
+    p.add_argument("--delegate", help="LiteRT external delegate library (e.g. an NPU's), by path")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="TVM device (default cpu)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgehound", description="Train a dog-breed CNN, compile it for edge devices, "
                                 "and measure every artifact.")
@@ -182,6 +257,29 @@ def build_parser() -> argparse.ArgumentParser:
                     "of --data (the photos it never trained on)")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    cl = sub.add_parser("classify", help="classify image files or folders with any artifact",
+                        description="Classify images with an exported artifact: one line per image (label, "
+                        "confidence, time). Unreadable images are reported and skipped.")
+    _add_runtime_args(cl)
+    cl.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    cl.add_argument("--json", action="store_true", help="one JSON object per line")
+    cl.set_defaults(func=cmd_classify)
+
+    cam = sub.add_parser("camera", help="live classifier for a webcam, video, stream, folder or picamera2",
+                         description="Classify camera frames live. SRC: a webcam index (0), a video file, an rtsp:// "
+                         "or http:// URL, a folder of images, or picamera2. Shows the frame with label, confidence and "
+                         "FPS, or prints JSON lines with --headless. Reconnects when the source drops; Ctrl-C stops "
+                         "with a summary.")
+    _add_runtime_args(cam)
+    cam.add_argument("--source", required=True, metavar="SRC")
+    cam.add_argument("--headless", action="store_true", help="no window: JSON lines on stdout")
+    cam.add_argument("--record", metavar="OUT.mp4", help="save the annotated video")
+    cam.add_argument("--every", type=int, default=1, metavar="N", help="classify every Nth frame")
+    cam.add_argument("--smooth", type=int, default=5, metavar="K", help="average the label over the last K frames")
+    cam.add_argument("--max-frames", type=int, help="stop after N classified frames")
+    cam.add_argument("--reconnects", type=int, default=5, help="reconnect attempts when the source drops")
+    cam.set_defaults(func=cmd_camera)
 
     from edgehound.export.formats import DEFAULT_TARGETS, FORMATS
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from edgehound.runtime.breeds import Breed, breed_for_folder, resolve_breed
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.preprocess import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 LAYOUTS = ("stanford", "kaggle", "folders")
 
 

@@ -1,0 +1,183 @@
+"""The on-device runtime: torch-free, same preprocessing as training, classify and camera CLIs."""
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import GOLDEN, SAMOYED, SAMPLE, edgehound_cmd, sample_photos
+from edgehound.runtime.classifier import Classifier
+from edgehound.runtime.errors import EdgehoundError
+
+HEAVY = ("torch", "onnx", "tensorflow", "tvm", "litert_torch", "jax")
+
+
+def test_runtime_never_imports_the_training_stack(tiny_export):
+    script = f"""
+import sys
+from edgehound.runtime.classifier import Classifier
+for artifact in ("onnx", "tflite", "tflite-int8"):
+    clf = Classifier.load({str(tiny_export)!r}, artifact)
+    label, confidence, scores = clf.classify({str(sample_photos(GOLDEN, 1)[0])!r})
+    assert label in clf.labels and 0.5 <= confidence <= 1 and abs(scores.sum() - 1) < 1e-5
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
+print("HEAVY", heavy)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_runtime_preprocessing_is_trainings(tiny_export, tmp_path):
+    from edgehound.runtime.preprocess import normalize
+    from edgehound.train.cache import load_cached
+    from edgehound.train.datasets import read_dataset
+
+    clf = Classifier.load(tiny_export, "onnx")
+    samples = read_dataset(SAMPLE, [GOLDEN, SAMOYED]).samples[:12]
+    cached = load_cached(samples, clf.spec, tmp_path / "cache", progress=False)
+    runtime = np.stack([clf.prepare(s.path) for s in samples])
+    assert np.array_equal(np.asarray(cached.images), runtime)
+    assert np.array_equal(normalize(np.asarray(cached.images), clf.spec), normalize(runtime, clf.spec))
+
+
+def test_batch_and_single_agree_and_shapes_are_checked(tiny_export):
+    clf = Classifier.load(tiny_export / "manifest.json", "tflite-int8")
+    photos = sample_photos(GOLDEN, 3)
+    batch = clf.classify_batch(photos)
+    single = [clf.classify(p) for p in photos]
+    assert [b.label for b in batch] == [s.label for s in single]
+    assert np.allclose([b.confidence for b in batch], [s.confidence for s in single], atol=1e-6)
+    with pytest.raises(EdgehoundError, match="input shape .* does not match"):
+        clf.predict(np.zeros((1, 3, 96, 96), np.float32))  # NCHW into an NHWC artifact
+
+
+def test_missing_backend_names_what_to_install(tiny_export):
+    script = f"""
+import sys
+sys.modules["ai_edge_litert"] = None
+sys.modules["tflite_runtime"] = None
+from edgehound.runtime.classifier import Classifier
+from edgehound.runtime.errors import EdgehoundError
+try:
+    Classifier.load({str(tiny_export)!r}, "tflite")
+except EdgehoundError as e:
+    print("ERROR", e)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True).stdout
+    assert "ERROR the litert backend is not installed" in out and 'edgehound[runtime-tflite]' in out
+
+
+def test_classify_cli_reports_unreadable_images_and_goes_on(tiny_export, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sample_photos(GOLDEN, 3):
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 garbage")
+    result = subprocess.run([*edgehound_cmd(), "classify", str(tiny_export), str(folder), "--json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 4
+    bad = [x for x in lines if "error" in x]
+    assert len(bad) == 1 and "broken.jpg" in bad[0]["error"]
+    good = [x for x in lines if "label" in x]
+    assert all(x["label"] in ("golden retriever", "Samoyed") and x["ms"] > 0 for x in good)
+    assert "3 classified, 1 unreadable" in result.stderr
+
+
+def write_video(path, fourcc="mp4v", n_photos=10, repeat=3):
+    photos = sample_photos(GOLDEN, n_photos // 2) + sample_photos(SAMOYED, n_photos - n_photos // 2)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 15, (320, 240))
+    for p in photos:
+        frame = cv2.resize(cv2.imread(str(p)), (320, 240))
+        for _ in range(repeat):
+            writer.write(frame)
+    writer.release()
+    return n_photos * repeat
+
+
+def camera(tiny_export, source, *extra):
+    result = subprocess.run([*edgehound_cmd(), "camera", str(tiny_export), "--source", str(source), "--headless",
+                             *extra], capture_output=True, text=True, timeout=120)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return result, [x for x in lines if "frame" in x], lines[-1]["summary"]
+
+
+def test_camera_on_a_video_file_classifies_every_frame_and_records(tiny_export, tmp_path):
+    video = tmp_path / "dogs.mp4"
+    n = write_video(video)
+    record = tmp_path / "annotated.mp4"
+    result, frames, summary = camera(tiny_export, video, "--record", str(record))
+    assert result.returncode == 0, result.stderr
+    assert len(frames) == n == summary["frames_classified"] == summary["frames_read"]
+    assert all(f["label"] in ("golden retriever", "Samoyed") for f in frames)
+    assert summary["fps"] > 0 and summary["latency_ms"]["p50"] > 0
+    assert set(summary["share_of_frame_time"]) == {"wait_for_capture", "preprocess", "inference"}
+    recorded = cv2.VideoCapture(str(record))
+    assert recorded.isOpened() and int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) == n
+
+    _, every, summary = camera(tiny_export, video, "--every", "3", "--artifact", "tflite-int8")
+    assert len(every) == summary["frames_classified"] == n // 3
+
+
+def test_camera_gives_up_cleanly_on_a_file_broken_midway(tiny_export, tmp_path):
+    video = tmp_path / "dogs.avi"
+    n = write_video(video, "MJPG")
+    cut = tmp_path / "cut.avi"
+    data = video.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    result, frames, summary = camera(tiny_export, cut, "--reconnects", "2")
+    assert result.returncode == 1
+    assert 0 < len(frames) < n
+    assert "source dropped" in result.stderr and "attempt 2/2" in result.stderr
+    assert "source lost after 2 reconnect attempts" in summary["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_camera_reconnects_to_a_stream_that_drops(tiny_export, tmp_path):
+    video = tmp_path / "stream.avi"
+    n = write_video(video, "MJPG")
+    data = video.read_bytes()
+    served = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self):  # the first connection breaks halfway, the next one is whole
+            body = data[: len(data) // 2] if not served else data
+            served.append(len(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "video/x-msvideo")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # a live stream never "ends": it is reconnected until --max-frames
+        result, frames, summary = camera(tiny_export, f"http://127.0.0.1:{server.server_address[1]}/dogs.avi",
+                                         "--reconnects", "3", "--max-frames", str(n + n // 3))
+    finally:
+        server.shutdown()
+    assert "source dropped" in result.stderr
+    assert summary["reconnects"] >= 1 and len(served) >= 2
+    assert summary["frames_classified"] == n + n // 3  # the broken first half, then the stream again
+
+
+def test_camera_on_a_folder_and_a_missing_source(tiny_export):
+    result, frames, summary = camera(tiny_export, SAMPLE / GOLDEN, "--max-frames", "5")
+    assert result.returncode == 0 and len(frames) == 5 == summary["frames_classified"]
+    bad = subprocess.run([*edgehound_cmd(), "camera", str(tiny_export), "--source", "/nowhere/cam.mp4", "--headless"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no such camera, file, folder or URL" in bad.stderr
