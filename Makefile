@@ -11,7 +11,7 @@ RUN ?= runs/demo
 # conflict), so it gets .venv-tvm and export calls it as a subprocess.
 $(BIN)/edgehound: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[train,export,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[train,export,bench,dev]"
 	test -x $(TVM_VENV)/bin/python || $(PYTHON) -m venv $(TVM_VENV)
 	$(TVM_VENV)/bin/python -m pip install --quiet -e ".[tvm-compile]"
 	touch $@

@@ -162,10 +162,14 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     ctx = ExportContext(model, meta, out, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
                         opts.opset)
     cfg = meta["config"]
+    from edgehound.train.model import count_macs
+
+    macs, params = count_macs(model, spec.size)
     manifest = {
         "schema": SCHEMA_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"config": cfg["name"], "classes": meta["classes"], "checkpoint": Path(checkpoint_path).name,
+        "model": {"config": cfg["name"], "classes": meta["classes"], "macs": macs, "params": params,
+                  "checkpoint": str(checkpoint_path),
                   "checkpoint_sha256": sha256_file(checkpoint_path), "val_acc": meta.get("val_acc"),
                   "epoch": meta.get("epoch")},
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},

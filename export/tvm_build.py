@@ -30,18 +30,22 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
     mod = from_onnx(onnx.load(onnx_path), shape_dict={"input": input_shape}, keep_params_in_input=False)
     t0 = time.time()
     tuned = None
-    if db_dir and (tune_trials > 0 or (Path(db_dir) / "database_workload.json").is_file()):
-        from tvm import meta_schedule as ms
+    db_path = Path(db_dir) if db_dir else None
+    if db_path and (tune_trials > 0 or (db_path / "database_workload.json").is_file()):
+        from tvm.s_tir import meta_schedule as ms
 
-        db_path = Path(db_dir)
-        if tune_trials > 0:  # tune (appending to the database) before compiling with it
-            mod = relax.get_pipeline("zero")(mod) if hasattr(relax, "get_pipeline") else mod
+        with target:  # the tutorial's pre-tuning passes: fuse first, so tuning sees the fused kernels
+            mod = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
+                                            relax.transform.CanonicalizeBindings(), relax.get_pipeline("zero")])(mod)
+        if tune_trials > 0:  # appends to the database; a later compile reuses it without tuning
+            builder = ms.builder.LocalBuilder(f_build=_build_candidate, max_workers=1, timeout_sec=120)
             ms.relax_integration.tune_relax(mod=mod, params={}, target=target, work_dir=str(db_path),
-                                            max_trials_global=tune_trials)
-        database = ms.database.JSONDatabase(work_dir=str(db_path))
-        with target, database:
-            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-        tuned = {"database": str(db_path), "trials": tune_trials}
+                                            max_trials_global=tune_trials, num_trials_per_iter=min(64, tune_trials),
+                                            builder=builder, runner=ms.runner.LocalRunner(timeout_sec=60))
+        with target:
+            mod = relax.transform.MetaScheduleApplyDatabase(str(db_path), enable_warning=False)(mod)
+        records = (db_path / "database_tuning_record.json").read_text().count("\n")
+        tuned = {"database": db_path.name, "trials_this_run": tune_trials, "records": records}
     with target:
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
     device_modules = _module_kinds(executable.mod)
@@ -53,6 +57,14 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
         executable.export_library(out)
     return {"tvm": tvm.__version__, "target": str(target), "compile_seconds": round(time.time() - t0, 2),
             "tuned": tuned, "modules": device_modules}
+
+
+def _build_candidate(mod, target, _params):
+    """MetaSchedule's builder: a plain tvm.compile. The default builder's workers import every
+    tensor intrinsic first (about 60 s each here) and time out."""
+    import tvm
+
+    return tvm.compile(mod, target=target)
 
 
 def _module_kinds(module) -> list[str]:

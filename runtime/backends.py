@@ -39,9 +39,11 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * scale
 
 
-def onnxruntime_backend(path: str, threads: int | None = None, providers: list[str] | None = None, **_) -> Predict:
+def onnxruntime_backend(path: str, threads: int | None = None, providers: list[str] | None = None,
+                        profile: bool = False, **_) -> Predict:
     ort = _need("onnxruntime", "onnxruntime")
     options = ort.SessionOptions()
+    options.enable_profiling = profile
     options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
     options.log_severity_level = 3
     available = ort.get_available_providers()
@@ -56,7 +58,22 @@ def onnxruntime_backend(path: str, threads: int | None = None, providers: list[s
     def predict(batch: np.ndarray) -> np.ndarray:
         return session.run(None, {name: np.ascontiguousarray(batch, np.float32)})[0]
 
+    def top_operators(n: int = 10) -> list[dict]:
+        """Time per operator type from onnxruntime's profiler (profile=True)."""
+        import json
+
+        events = json.loads(open(session.end_profiling()).read())
+        totals: dict[str, float] = {}
+        for ev in events:
+            if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):
+                op = ev.get("args", {}).get("op_name", "?")
+                totals[op] = totals.get(op, 0.0) + ev.get("dur", 0) / 1000.0
+        total = sum(totals.values()) or 1.0
+        ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:n]
+        return [{"op": op, "ms": round(ms, 3), "share": round(ms / total, 4)} for op, ms in ranked]
+
     predict.providers = session.get_providers()
+    predict.top_operators = top_operators if profile else None
     return predict
 
 

@@ -22,6 +22,7 @@ class ModelConfig:
     input_size: int = 300
     conv_channels: tuple[int, ...] = (32, 64, 128, 128, 256)  # one conv block each: conv, act, 2x2 max-pool
     kernel_size: int = 3
+    separable: bool = False  # depthwise-separable convs after the first block (the efficient family)
     batch_norm: bool = False
     conv_dropout: float = 0.0  # Dropout2d after each conv block
     fc_widths: tuple[int, ...] = (512,)  # hidden fully connected blocks; the output layer is the last block

@@ -10,13 +10,22 @@ from edgehound.train.config import ModelConfig
 
 
 class DogCNN(nn.Module):
-    """N conv blocks (conv, [batch-norm], ReLU, 2x2 max-pool, [dropout]) then fully connected blocks."""
+    """N conv blocks (conv, [batch-norm], ReLU, 2x2 max-pool, [dropout]) then fully connected blocks.
+
+    With `separable`, every block after the first is a depthwise-separable conv (MobileNet style).
+    """
 
     def __init__(self, cfg: ModelConfig, num_classes: int):
         super().__init__()
         blocks, c_in, side = [], 3, cfg.input_size
-        for c_out in cfg.conv_channels:
-            blocks += [nn.Conv2d(c_in, c_out, cfg.kernel_size, padding=cfg.kernel_size // 2, bias=not cfg.batch_norm)]
+        k, bias = cfg.kernel_size, not cfg.batch_norm
+        for i, c_out in enumerate(cfg.conv_channels):
+            if cfg.separable and i > 0:  # depthwise k x k, then pointwise 1 x 1: ~k*k times fewer MACs
+                blocks += [nn.Conv2d(c_in, c_in, k, padding=k // 2, groups=c_in, bias=bias)]
+                blocks += [nn.BatchNorm2d(c_in)] if cfg.batch_norm else []
+                blocks += [nn.ReLU(inplace=True), nn.Conv2d(c_in, c_out, 1, bias=bias)]
+            else:
+                blocks += [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=bias)]
             blocks += [nn.BatchNorm2d(c_out)] if cfg.batch_norm else []
             blocks += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             blocks += [nn.Dropout2d(cfg.conv_dropout)] if cfg.conv_dropout else []

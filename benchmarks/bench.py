@@ -1,0 +1,296 @@
+"""`edgehound bench`: which artifact should run on this device, how fast, in how much memory, how accurately.
+
+Every artifact (and PyTorch eager, the baseline) is measured in its own fresh process: load time,
+first inference, steady-state latency (mean, p50/p90/p99, min, max, std, 95% CI of the median),
+FPS, peak RSS and RSS growth, file size, accuracy and drop. Artifacts that cannot run here are
+rows with their reason, never left out. Results: a terminal table, results.json, report.html.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.manifest import MANIFEST, read_manifest
+from edgehound.util import atomic_write_json
+
+RESULTS_SCHEMA = "edgehound.bench/1"
+NOISE_FLOOR = 0.05  # latency changes under 5% are never flagged
+
+
+@dataclass
+class BenchOptions:
+    source: Path
+    out: Path
+    artifacts: list[str] | None = None
+    data: Path | None = None
+    checkpoint: Path | None = None
+    threads: int | None = None
+    warmup: int = 10
+    runs: int = 100
+    duration: float | None = None
+    profile: bool = False
+    compare: Path | None = None
+    pick: bool = False
+    max_drop: float = 1.0
+    device: str = "local"
+    progress: bool = True
+
+
+def latency_stats(ms: list[float]) -> dict:
+    a = np.sort(np.asarray(ms, float))
+    n = len(a)
+    # 95% CI of the median from order statistics: ranks n/2 -+ 1.96 sqrt(n)/2
+    half = 1.96 * math.sqrt(n) / 2
+    lo, hi = max(0, int(math.floor(n / 2 - half))), min(n - 1, int(math.ceil(n / 2 + half)))
+    return {"n": n, "mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99)), "min": float(a[0]), "max": float(a[-1]), "std": float(a.std()),
+            "median_ci95": [float(a[lo]), float(a[hi])], "fps": 1000.0 / float(a.mean())}
+
+
+def peak_gflops(threads: int | None, seconds: float = 1.0) -> float:
+    """The CPU's practical peak: a large float32 matrix multiply, best of a second of repeats."""
+    n = 1024
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.T.copy()
+    a @ b
+    best = float("inf")
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def host_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"hostname": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+
+
+def backend_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "torch", "numpy", "opencv-python-headless"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    try:
+        from edgehound.export.tvm_env import tvm_python
+
+        out["apache-tvm"] = subprocess.run([tvm_python(), "-c", "import tvm; print(tvm.__version__)"],
+                                           capture_output=True, text=True, timeout=60).stdout.strip() or None
+    except (EdgehoundError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def _python_for(backend: str) -> str:
+    if backend == "tvm":
+        from edgehound.export.tvm_env import tvm_python
+
+        return tvm_python()
+    return sys.executable
+
+
+def _run_worker(job: dict, python: str, timeout: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_path.write_text(json.dumps(job))
+        try:
+            proc = subprocess.run([python, "-m", "edgehound.benchmarks.worker", str(job_path), str(result_path)],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+        if not result_path.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+            return {"ok": False, "error": f"worker died: {tail[0][:300]}"}
+        return json.loads(result_path.read_text())
+
+
+def bench(opts: BenchOptions) -> dict:
+    from tqdm import tqdm
+
+    from edgehound.runtime.evaluation import select_samples
+
+    manifest, folder = read_manifest(opts.source)
+    model = manifest["model"]
+    entries = [e for e in manifest["artifacts"] if not opts.artifacts or e["name"] in opts.artifacts]
+    if opts.artifacts:
+        unknown = set(opts.artifacts) - {e["name"] for e in entries}
+        if unknown:
+            raise EdgehoundError(f"{folder / MANIFEST}: no artifact {', '.join(sorted(unknown))}")
+    classes = model["classes"]
+    samples = None
+    if opts.data:
+        samples = [{"path": str(s.path), "wnid": s.wnid, "box": s.box} for s in select_samples(classes, opts.data)]
+    photo = _a_photo(opts, samples, manifest)
+    checkpoint = opts.checkpoint or Path(model.get("checkpoint", ""))
+    if not checkpoint.is_file():
+        checkpoint = None
+
+    results = {
+        "schema": RESULTS_SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": opts.device, "host": host_info(), "versions": backend_versions(), "manifest": str(folder / MANIFEST),
+        "model": {k: model.get(k) for k in ("config", "macs", "params", "checkpoint_sha256")},
+        "settings": {"threads": opts.threads, "warmup": opts.warmup, "runs": opts.runs, "duration": opts.duration,
+                     "data": str(opts.data) if opts.data else None, "batch": 1},
+        "rows": [],
+    }
+    results["peak_gflops"] = peak_gflops(opts.threads)
+    jobs = []
+    if checkpoint is not None:
+        jobs.append(({"name": "pytorch", "format": "pytorch", "backend": "pytorch", "precision": "fp32",
+                      "size_bytes": checkpoint.stat().st_size, "status": "ok", "runs_here": True},
+                     {"kind": "pytorch", "checkpoint": str(checkpoint)}))
+    for e in entries:
+        jobs.append((e, {"kind": "artifact", "manifest": str(folder / MANIFEST), "artifact": e["name"],
+                         "backend": e["backend"]}))
+    timeout = 600 + (opts.duration or 0)
+    for entry, job in tqdm(jobs, desc="benchmarking", unit="model", disable=not opts.progress, leave=False):
+        row = _row_base(entry)
+        if entry.get("status") == "failed":
+            row.update(status="failed", reason=entry.get("reason"))
+        elif not entry.get("runs_here", True) or entry["backend"] == "vela":
+            row.update(status="not run", reason=f"built for {entry.get('target')}: needs that device")
+        else:
+            job.update(photo=photo, threads=opts.threads, warmup=opts.warmup, runs=opts.runs, duration=opts.duration,
+                       samples=samples, profile=opts.profile)
+            measured = _run_worker(job, _python_for(entry["backend"]), timeout)
+            if not measured["ok"]:
+                row.update(status="error", reason=measured["error"])
+            else:
+                row.update(_figures(measured))
+                if entry.get("status") == "rejected":
+                    row["status"] = "rejected"
+                    row["reason"] = entry.get("reason")
+        if row.get("accuracy") is None and entry.get("accuracy", {}).get("accuracy") is not None:
+            row["accuracy"] = entry["accuracy"]["accuracy"]
+            row["accuracy_source"] = "export manifest"
+        results["rows"].append(row)
+    _drops(results)
+    macs = model.get("macs")
+    if macs:
+        results["roofline_ms"] = macs * 2 / (results["peak_gflops"] * 1e9) * 1000
+        for row in results["rows"]:
+            if row.get("latency"):
+                row["roofline_ratio"] = row["latency"]["p50"] / results["roofline_ms"]
+    if opts.compare:
+        results["compare"] = compare(results, json.loads(Path(opts.compare).read_text()))
+    if opts.pick:
+        results["pick"] = pick(results, folder / MANIFEST, opts.max_drop)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(opts.out / "results.json", results)
+    from edgehound.benchmarks.report import write_report
+
+    write_report(results, opts.out)
+    return results
+
+
+def _a_photo(opts: BenchOptions, samples, manifest) -> str:
+    if samples:
+        return samples[0]["path"]
+    here = Path(__file__).resolve().parents[1] / "tests" / "sample"
+    for p in sorted(here.rglob("*.JPEG")):
+        return str(p)
+    raise EdgehoundError("no photo to time with: pass --data DIR")
+
+
+def _row_base(entry: dict) -> dict:
+    tuned = entry.get("tvm", {}).get("tuned") if entry.get("backend") == "tvm" else None
+    return {"name": entry["name"], "format": entry["format"], "backend": entry["backend"],
+            "precision": entry["precision"], "size_bytes": entry.get("size_bytes"), "status": "ok", "reason": None,
+            "untuned": isinstance(tuned, str) and tuned.startswith("untuned"), "accuracy": None}
+
+
+def _figures(m: dict) -> dict:
+    row = {"load_s": m["load_s"], "first_inference_ms": m["first_inference_ms"], "latency": latency_stats(m["latencies_ms"]),
+           "latencies_ms": [round(v, 4) for v in m["latencies_ms"]],
+           "peak_rss_mb": m["peak_rss_mb"], "rss_delta_mb": m["peak_rss_mb"] - m["rss_before_mb"],
+           "rss_loaded_mb": m["rss_loaded_mb"]}
+    if "accuracy" in m:
+        row.update(accuracy=m["accuracy"]["accuracy"], accuracy_n=m["accuracy"]["n"], accuracy_source="measured")
+    if m.get("top_operators"):
+        row["top_operators"] = m["top_operators"]
+    return row
+
+
+def _drops(results: dict) -> None:
+    """Accuracy drop in percentage points against the fp32 reference (PyTorch, else ONNX fp32)."""
+    rows = {r["name"]: r for r in results["rows"]}
+    ref = next((rows[n] for n in ("pytorch", "onnx") if n in rows and rows[n].get("accuracy") is not None), None)
+    for r in results["rows"]:
+        if ref is not None and r.get("accuracy") is not None:
+            r["drop_pp"] = (ref["accuracy"] - r["accuracy"]) * 100
+    results["accuracy_reference"] = ref["name"] if ref else None
+
+
+def compare(new: dict, old: dict) -> list[dict]:
+    """Ratios new/old per artifact and metric; latency flagged when beyond both runs' noise."""
+    if old.get("schema") != RESULTS_SCHEMA:
+        raise EdgehoundError(f"--compare: not an edgehound results.json (schema {old.get('schema')!r})")
+    old_rows = {r["name"]: r for r in old["rows"]}
+    out = []
+    for r in new["rows"]:
+        o = old_rows.get(r["name"])
+        if not o or not r.get("latency") or not o.get("latency"):
+            continue
+        noise = max(NOISE_FLOOR, _rel_halfwidth(r["latency"]) + _rel_halfwidth(o["latency"]))
+        item = {"name": r["name"], "noise": noise}
+        for key, new_v, old_v in (("p50", r["latency"]["p50"], o["latency"]["p50"]),
+                                  ("p90", r["latency"]["p90"], o["latency"]["p90"]),
+                                  ("peak_rss", r.get("peak_rss_mb"), o.get("peak_rss_mb")),
+                                  ("size", r.get("size_bytes"), o.get("size_bytes"))):
+            if new_v and old_v:
+                ratio = new_v / old_v
+                item[key] = {"new": new_v, "old": old_v, "ratio": ratio,
+                             "flag": (abs(ratio - 1) > noise) if key in ("p50", "p90") else abs(ratio - 1) > NOISE_FLOOR}
+        if r.get("accuracy") is not None and o.get("accuracy") is not None:
+            item["accuracy"] = {"new": r["accuracy"], "old": o["accuracy"],
+                                "delta_pp": (r["accuracy"] - o["accuracy"]) * 100}
+        out.append(item)
+    return out
+
+
+def _rel_halfwidth(lat: dict) -> float:
+    lo, hi = lat["median_ci95"]
+    return (hi - lo) / 2 / lat["p50"] if lat["p50"] else 0.0
+
+
+def pick(results: dict, manifest_path: Path, max_drop: float) -> dict:
+    """The fastest artifact within the accuracy budget, written into the manifest as its default."""
+    candidates = [r for r in results["rows"] if r["status"] == "ok" and r["name"] != "pytorch" and r.get("latency")
+                  and r.get("drop_pp") is not None and r["drop_pp"] <= max_drop]
+    if not candidates:
+        raise EdgehoundError(f"no artifact ran within --max-drop {max_drop} pp")
+    best = min(candidates, key=lambda r: r["latency"]["p50"])
+    choice = {"artifact": best["name"], "p50_ms": best["latency"]["p50"], "drop_pp": best["drop_pp"],
+              "max_drop": max_drop, "device": results["device"], "host": results["host"]["cpu"],
+              "at": results["created"]}
+    manifest = json.loads(manifest_path.read_text())
+    manifest["default"] = best["name"]
+    manifest["pick"] = choice
+    atomic_write_json(manifest_path, manifest)
+    return choice

@@ -1,0 +1,87 @@
+"""Regression gates: accuracy and size of shipped artifacts against committed baselines.
+
+A baseline (benchmarks/baselines/<model>.json) records, for one export folder, each artifact's
+accuracy on a fixed committed photo set and its file size. A gate fails when an artifact's
+accuracy drops by more than the tolerance or its file grows by more than 5%, naming the artifact
+and the numbers. Latency is not gated: CI machines are too noisy; `edgehound bench` reports it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.manifest import read_manifest
+from edgehound.util import atomic_write_json
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE_GROWTH = 0.05
+GATED_BACKENDS = ("onnxruntime", "litert")  # runnable on any CI machine; TVM/NPU builds are size-gated only
+
+
+def measure(manifest_path: Path, data: Path, breeds: list[str] | None) -> dict:
+    """{artifact: {"size_bytes", "accuracy" (None when not run here), "n"}} for an export folder."""
+    from edgehound.runtime.classifier import Classifier
+    from edgehound.runtime.evaluation import evaluate_folder
+
+    manifest, folder = read_manifest(manifest_path)
+    out = {}
+    for e in manifest["artifacts"]:
+        if e.get("status") == "failed":
+            continue
+        path = folder / e["file"]
+        figures = {"size_bytes": path.stat().st_size if path.is_file() else None, "accuracy": None, "n": None}
+        if e["backend"] in GATED_BACKENDS and e.get("runs_here", True):
+            try:
+                clf = Classifier.load(folder / "manifest.json", e["name"])
+                report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=False)
+                figures.update(accuracy=report["accuracy"], n=report["n"])
+            except EdgehoundError as err:
+                figures["error"] = str(err)
+        out[e["name"]] = figures
+    return out
+
+
+def write_baseline(baseline: Path, manifest_path: Path, data: Path, breeds: list[str] | None,
+                   tolerance_pp: float) -> dict:
+    doc = {"manifest": _rel(manifest_path), "data": _rel(data), "breeds": breeds, "tolerance_pp": tolerance_pp,
+           "size_growth": SIZE_GROWTH, "artifacts": measure(manifest_path, data, breeds)}
+    atomic_write_json(baseline, doc)
+    return doc
+
+
+def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
+    """Failures (empty when the gate passes). manifest_path overrides the baseline's export folder."""
+    doc = json.loads(Path(baseline).read_text())
+    manifest_path = manifest_path or REPO / doc["manifest"]
+    try:
+        now = measure(manifest_path, REPO / doc["data"], doc.get("breeds"))
+    except EdgehoundError as e:
+        return [f"{manifest_path}: cannot be measured: {e}"]
+    failures = []
+    for name, base in doc["artifacts"].items():
+        cur = now.get(name)
+        if cur is None:
+            failures.append(f"{name}: missing from {manifest_path}")
+            continue
+        if cur.get("error"):
+            failures.append(f"{name}: cannot be measured: {cur['error']}")
+            continue
+        if base["size_bytes"] and cur["size_bytes"] and cur["size_bytes"] > base["size_bytes"] * (1 + doc["size_growth"]):
+            failures.append(f"{name}: size {cur['size_bytes']} bytes > baseline {base['size_bytes']} "
+                            f"+{doc['size_growth'] * 100:.0f}%")
+        if base["accuracy"] is not None and cur["accuracy"] is not None:
+            drop = (base["accuracy"] - cur["accuracy"]) * 100
+            if drop > doc["tolerance_pp"]:
+                failures.append(f"{name}: accuracy {cur['accuracy'] * 100:.2f}% vs baseline {base['accuracy'] * 100:.2f}% "
+                                f"(drop {drop:.2f} pp > {doc['tolerance_pp']} pp) on {cur['n']} photos of {doc['data']}")
+    return failures
+
+
+def _rel(path: Path) -> str:
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,137 @@
+"""The benchmark's human outputs: the terminal table and report.html with its PNG plots."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+
+def table_rows(results: dict) -> list[list[str]]:
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    rows = []
+    for r in results["rows"]:
+        lat = r.get("latency") or {}
+        status = r["status"] + (" (untuned)" if r.get("untuned") else "")
+        rows.append([r["name"], r["precision"], r["backend"], fmt((r.get("size_bytes") or 0) / 1e6 or None, ".2f"),
+                     fmt(r["accuracy"] * 100 if r.get("accuracy") is not None else None, ".2f"),
+                     fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), fmt(lat.get("fps"), ".1f"),
+                     fmt(r.get("peak_rss_mb"), ".0f"), status])
+    return rows
+
+
+HEADERS = ["artifact", "precision", "backend", "size MB", "accuracy %", "p50 ms", "p90 ms", "FPS", "peak MB", "status"]
+
+
+def print_table(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{results['model'].get('config')} on {results['host']['cpu']} ({results['device']})")
+    for h in HEADERS:
+        table.add_column(h, justify="left" if h in ("artifact", "precision", "backend", "status") else "right")
+    for row in table_rows(results):
+        table.add_row(*row)
+    console = Console(width=160)
+    console.print(table)
+    for r in results["rows"]:
+        if r.get("reason"):
+            console.print(f"[dim]{r['name']}: {r['reason']}[/dim]")
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not beaten on both latency (lower) and accuracy (higher)."""
+    front = []
+    for i, (lat, acc) in enumerate(points):
+        if not any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def write_report(results: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = [r for r in results["rows"] if r.get("latency")]
+    images = []
+    if timed:
+        # 1. latency distribution per artifact
+        fig, ax = plt.subplots(figsize=(9, 0.5 * len(timed) + 1.5))
+        ax.boxplot([r["latencies_ms"] for r in timed],
+                   vert=False, tick_labels=[r["name"] for r in timed], showfliers=False)
+        ax.set_xscale("log")
+        ax.set_xlabel("latency per image, ms (log scale; batch 1)")
+        ax.set_title("Latency distribution")
+        fig.tight_layout()
+        fig.savefig(out / "latency.png", dpi=110)
+        plt.close(fig)
+        images.append(("latency.png", "Latency distribution per artifact"))
+
+        # 2. accuracy vs latency with the Pareto front
+        scored = [r for r in timed if r.get("accuracy") is not None]
+        if scored:
+            fig, ax = plt.subplots(figsize=(8, 5))
+            pts = [(r["latency"]["p50"], r["accuracy"] * 100) for r in scored]
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts])
+            for r, (x, y) in zip(scored, pts):
+                ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            front = pareto_front(pts)
+            ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "r--o", mfc="none", ms=12,
+                    label="Pareto front")
+            ax.set_xscale("log")
+            ax.set_xlabel("p50 latency, ms (log)")
+            ax.set_ylabel("accuracy, %")
+            ax.set_title("Accuracy vs latency")
+            ax.legend()
+            fig.tight_layout()
+            fig.savefig(out / "accuracy_latency.png", dpi=110)
+            plt.close(fig)
+            images.append(("accuracy_latency.png", "Accuracy vs latency (red: the Pareto front)"))
+
+        # 3. memory vs file size
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for r in timed:
+            ax.scatter((r.get("size_bytes") or 0) / 1e6, r["peak_rss_mb"])
+            ax.annotate(r["name"], ((r.get("size_bytes") or 0) / 1e6, r["peak_rss_mb"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+        ax.set_xlabel("file size, MB")
+        ax.set_ylabel("peak RSS, MB")
+        ax.set_title("Memory vs size")
+        fig.tight_layout()
+        fig.savefig(out / "memory_size.png", dpi=110)
+        plt.close(fig)
+        images.append(("memory_size.png", "Peak memory vs file size"))
+
+    h = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>edgehound bench</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>",
+             "</head><body>",
+             f"<h1>edgehound bench: {h(str(results['model'].get('config')))}</h1>",
+             f"<p>{h(results['host']['cpu'])}, {results['host']['cores']} cores, device <b>{h(results['device'])}</b>, "
+             f"{h(results['created'])}. Peak (numpy matmul): {results['peak_gflops']:.1f} GFLOP/s"
+             + (f"; roofline for this model: {results['roofline_ms']:.3f} ms/image" if results.get("roofline_ms") else "")
+             + "</p>", "<table><tr>" + "".join(f"<th>{h(c)}</th>" for c in HEADERS) + "</tr>"]
+    for row in table_rows(results):
+        parts.append("<tr>" + "".join(f"<td>{h(c)}</td>" for c in row) + "</tr>")
+    parts.append("</table>")
+    notes = [f"<li><b>{h(r['name'])}</b>: {h(str(r['reason']))}</li>" for r in results["rows"] if r.get("reason")]
+    if notes:
+        parts.append("<ul>" + "".join(notes) + "</ul>")
+    for file, caption in images:
+        parts.append(f"<figure><img src='{file}' alt='{h(caption)}'><figcaption>{h(caption)}</figcaption></figure>")
+    for r in results["rows"]:
+        if r.get("top_operators"):
+            parts.append(f"<h3>Top operators: {h(r['name'])}</h3><table><tr><th>op</th><th>ms</th><th>share</th></tr>")
+            parts += [f"<tr><td>{h(o['op'])}</td><td>{o['ms']:.3f}</td><td>{o['share'] * 100:.1f}%</td></tr>"
+                      for o in r["top_operators"]]
+            parts.append("</table>")
+    parts.append("</body></html>")
+    from edgehound.util import atomic_write_text
+
+    atomic_write_text(out / "report.html", "\n".join(parts))

@@ -1,0 +1,117 @@
+"""The benchmark CLI end to end on the tiny export, and the regression gates."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, edgehound_cmd
+from edgehound.benchmarks import gates
+from edgehound.benchmarks.bench import latency_stats
+from edgehound.benchmarks.report import pareto_front
+from edgehound.util import atomic_write_json, sha256_file
+
+REPO_BASELINES = sorted((SAMPLE.parents[1] / "benchmarks" / "baselines").glob("*.json"))
+
+
+@pytest.fixture
+def export_copy(tiny_export, tmp_path):
+    copy = tmp_path / "export"
+    shutil.copytree(tiny_export, copy)
+    return copy
+
+
+def run_bench(source, out, *extra):
+    result = subprocess.run([*edgehound_cmd(), "bench", str(source), "--out", str(out), "--runs", "20", "--warmup", "2",
+                             "--no-progress", *extra], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result, json.loads((out / "results.json").read_text())
+
+
+def test_bench_measures_every_artifact_and_picks(export_copy, tmp_path):
+    result, res = run_bench(export_copy, tmp_path / "b1", "--artifacts", "onnx", "tflite-int8", "tvm-aarch64",
+                            "--data", str(SAMPLE), "--profile", "--pick", "--max-drop", "5")
+    assert res["schema"] == "edgehound.bench/1" and res["host"]["cores"] >= 1 and res["peak_gflops"] > 0
+    assert "onnxruntime" in res["versions"]
+    rows = {r["name"]: r for r in res["rows"]}
+    assert set(rows) == {"pytorch", "onnx", "tflite-int8", "tvm-aarch64"}
+    for name in ("pytorch", "onnx", "tflite-int8"):
+        r = rows[name]
+        lat = r["latency"]
+        assert r["status"] == "ok" and lat["n"] == 20 and lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert lat["median_ci95"][0] <= lat["p50"] <= lat["median_ci95"][1]
+        assert r["peak_rss_mb"] > 0 and r["first_inference_ms"] > 0 and r["load_s"] > 0
+        assert r["accuracy_n"] == 100 and r["accuracy_source"] == "measured"  # the pair's 100 sample photos
+        assert r["roofline_ratio"] > 0
+    assert rows["onnx"]["drop_pp"] == pytest.approx(0, abs=1e-9)  # fp32 ONNX == PyTorch on every photo
+    assert rows["tvm-aarch64"]["status"] == "not run" and "needs that device" in rows["tvm-aarch64"]["reason"]
+    assert rows["tvm-aarch64"]["untuned"]
+    assert rows["onnx"]["top_operators"] and rows["onnx"]["top_operators"][0]["ms"] > 0
+    report = (tmp_path / "b1" / "report.html").read_text()
+    assert "latency.png" in report and "accuracy_latency.png" in report and "Top operators" in report
+    assert all((tmp_path / "b1" / png).stat().st_size > 1000 for png in ("latency.png", "accuracy_latency.png", "memory_size.png"))
+    manifest = json.loads((export_copy / "manifest.json").read_text())
+    assert manifest["default"] == res["pick"]["artifact"] in ("onnx", "tflite-int8")
+    assert "picked" in result.stdout
+
+    _, res2 = run_bench(export_copy, tmp_path / "b2", "--artifacts", "onnx", "--compare", str(tmp_path / "b1" / "results.json"))
+    cmp = {c["name"]: c for c in res2["compare"]}
+    assert cmp["onnx"]["p50"]["ratio"] > 0 and cmp["onnx"]["size"]["ratio"] == 1.0 and not cmp["onnx"]["size"]["flag"]
+
+
+def test_a_broken_artifact_is_a_row_with_its_reason(export_copy, tmp_path):
+    (export_copy / "model.tflite").write_bytes(b"not a model")
+    _, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "tflite")
+    rows = {r["name"]: r for r in res["rows"]}
+    assert rows["tflite"]["status"] == "error" and "truncated or replaced" in rows["tflite"]["reason"]
+    assert rows["onnx"]["status"] == "ok"
+
+
+def test_latency_stats_and_pareto():
+    s = latency_stats(list(np.arange(1, 101, dtype=float)))
+    assert s["p50"] == 50.5 and s["min"] == 1 and s["max"] == 100 and s["median_ci95"] == [41.0, 61.0]
+    assert pareto_front([(1, 90), (2, 95), (3, 94), (0.5, 80)]) == [3, 0, 1]
+
+
+def _rewrite_entry(folder, name):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for e in manifest["artifacts"]:
+        if e["name"] == name:
+            e["size_bytes"] = (folder / e["file"]).stat().st_size
+            e["sha256"] = sha256_file(folder / e["file"])
+    atomic_write_json(folder / "manifest.json", manifest)
+
+
+def test_gate_passes_then_fails_on_a_degraded_model(export_copy, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    baseline = tmp_path / "baseline.json"
+    gates.write_baseline(baseline, export_copy / "manifest.json", SAMPLE, ["n02099601", "n02111889"], tolerance_pp=2.0)
+    assert gates.check(baseline, export_copy / "manifest.json") == []
+
+    model = onnx.load(export_copy / "model.onnx")
+    for init in model.graph.initializer:  # zeroed weights: a model that learned nothing
+        if init.data_type == onnx.TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(init)), init.name))
+    onnx.save(model, export_copy / "model.onnx")
+    _rewrite_entry(export_copy, "onnx")
+    failures = gates.check(baseline, export_copy / "manifest.json")
+    assert len(failures) == 1 and failures[0].startswith("onnx: accuracy 50.00% vs baseline")
+
+    tfl = export_copy / "model.tflite"
+    tfl.write_bytes(tfl.read_bytes() + b"\0" * (tfl.stat().st_size // 10))  # 10% bigger
+    _rewrite_entry(export_copy, "tflite")
+    failures = gates.check(baseline, export_copy / "manifest.json")
+    assert any(f.startswith("tflite: size") and "+5%" in f for f in failures)
+
+    cli = subprocess.run([*edgehound_cmd(), "gate", str(baseline), "--manifest", str(export_copy)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 1 and "GATE FAILED: onnx: accuracy" in cli.stdout
+
+
+@pytest.mark.parametrize("baseline", REPO_BASELINES, ids=[p.stem for p in REPO_BASELINES])
+def test_shipped_models_meet_their_committed_baselines(baseline):
+    assert gates.check(baseline) == []
