@@ -24,6 +24,7 @@ demo: setup
 	$(BIN)/edgehound train --data tests/sample --config tiny --out $(RUN)/train
 	$(BIN)/edgehound evaluate $(RUN)/train/best.pt --data tests/sample --split test --json $(RUN)/evaluate.json
 	$(BIN)/edgehound export $(RUN)/train/best.pt --out $(RUN)/export
+	$(BIN)/edgehound bench $(RUN)/export --out $(RUN)/bench --runs 50
 
 test: setup
 	$(BIN)/python -m pytest tests

@@ -236,8 +236,15 @@ def _summary_text(s: dict) -> str:
             f"share: {s['share_of_frame_time']}")
 
 
-def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="export folder, manifest.json or artifact file")
+SHIPPED_MODEL = Path(__file__).resolve().parent / "runtime" / "models" / "efficient"
+
+
+def _add_runtime_args(p: argparse.ArgumentParser, optional_model: bool = False) -> None:
+    if optional_model:
+        p.add_argument("model", nargs="?", default=str(SHIPPED_MODEL),
+                       help="export folder, manifest.json or artifact file (default: the shipped efficient model)")
+    else:
+        p.add_argument("model", help="export folder, manifest.json or artifact file")
     p.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
     p.add_argument("--threads", type=int, help="CPU threads for the backend")
     p.add_argument("--delegate", help="LiteRT external delegate library (e.g. an NPU's), by path")
@@ -315,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "or http:// URL, a folder of images, or picamera2. Shows the frame with label, confidence and "
                          "FPS, or prints JSON lines with --headless. Reconnects when the source drops; Ctrl-C stops "
                          "with a summary.")
-    _add_runtime_args(cam)
+    _add_runtime_args(cam, optional_model=True)
     cam.add_argument("--source", required=True, metavar="SRC")
     cam.add_argument("--headless", action="store_true", help="no window: JSON lines on stdout")
     cam.add_argument("--record", metavar="OUT.mp4", help="save the annotated video")

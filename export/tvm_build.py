@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,12 +27,16 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    target = tvm.target.Target(json.loads(target_json))
+    target_dict = json.loads(target_json)
+    db_path = Path(db_dir) if db_dir else None
+    tuning = db_path is not None and (tune_trials > 0 or (db_path / "database_workload.json").is_file())
+    if tuning and target_dict["kind"] == "llvm" and "num-cores" not in target_dict:
+        target_dict["num-cores"] = os.cpu_count()  # MetaSchedule needs it; same value when reusing the database
+    target = tvm.target.Target(target_dict)
     mod = from_onnx(onnx.load(onnx_path), shape_dict={"input": input_shape}, keep_params_in_input=False)
     t0 = time.time()
     tuned = None
-    db_path = Path(db_dir) if db_dir else None
-    if db_path and (tune_trials > 0 or (db_path / "database_workload.json").is_file()):
+    if tuning:
         from tvm.s_tir import meta_schedule as ms
 
         with target:  # the tutorial's pre-tuning passes: fuse first, so tuning sees the fused kernels
