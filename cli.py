@@ -116,6 +116,14 @@ def cmd_export(args) -> int:
                          calib_data=Path(args.calib_data) if args.calib_data else None, calib_photos=args.calib_photos,
                          calibration=args.calibration, max_drop=args.max_drop, eval_limit=args.eval_limit,
                          tune_trials=args.tune_trials, progress=not args.no_progress)
+    if args.device:
+        from edgehound.devices.profiles import get_profile
+
+        profile = get_profile(args.device)
+        opts.targets = args.targets or list(profile["formats"])
+        if profile.get("tvm_target"):  # the profile's TVM target for the TVM formats it runs
+            opts.tvm_targets = {f: profile["tvm_target"] for f in profile["formats"] if f.startswith("tvm-")}
+        print(f"{args.device}: building {', '.join(opts.targets)}")
     manifest = export(args.checkpoint, opts)
     failed = manifest["failures"]
     print(f"manifest: {Path(args.out) / 'manifest.json'} ({len(manifest['artifacts']) - len(failed)} built, "
@@ -227,6 +235,19 @@ def cmd_gate(args) -> int:
         print(f"GATE FAILED: {f}")
     print("gate passed" if not failures else f"{len(failures)} gate failure(s)")
     return 1 if failures else 0
+
+
+def cmd_devices(args) -> int:
+    from edgehound.devices.profiles import all_profiles, detect, get_profile
+
+    if args.devices_command == "list":
+        for name, p in all_profiles().items():
+            print(f"{name:<18} {p['arch']:<10} {', '.join(p['formats']):<55} {p['reach']['kind']:<6} {p['description']}")
+    elif args.devices_command == "show":
+        print(json.dumps(get_profile(args.name), indent=2))
+    else:
+        print(json.dumps(detect(), indent=2))
+    return 0
 
 
 def _summary_text(s: dict) -> str:
@@ -363,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     ga.add_argument("--tolerance", type=float, default=2.0, help="with --write: allowed accuracy drop, points")
     ga.set_defaults(func=cmd_gate)
 
+    dv = sub.add_parser("devices", help="device profiles: list, show, detect this host",
+                        description="Device profiles (devices/profiles/*.toml): architecture, TVM target, cross "
+                        "compiler, LiteRT delegate, onnxruntime providers, formats, and how to reach the device.")
+    dvs = dv.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    dvs.add_parser("list", help="one line per profile").set_defaults(func=cmd_devices)
+    show = dvs.add_parser("show", help="one profile in full")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_devices)
+    dvs.add_parser("detect", help="this host as a profile").set_defaults(func=cmd_devices)
+
     from edgehound.export.formats import DEFAULT_TARGETS, FORMATS
 
     ex = sub.add_parser("export", help="build ONNX, int8, TFLite, TVM and NPU artifacts with a manifest",
@@ -372,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint", help="training checkpoint (best.pt)")
     ex.add_argument("--out", required=True, help="export folder")
     ex.add_argument("--targets", nargs="+", metavar="TARGET", help="default: " + " ".join(DEFAULT_TARGETS))
+    ex.add_argument("--device", help="build exactly what this device profile runs (edgehound devices list)")
     ex.add_argument("--eval-data", help="held-out photos to score every artifact on (default: the checkpoint's test split)")
     ex.add_argument("--calib-data", help="photos to calibrate int8 on (default: the checkpoint's training split)")
     ex.add_argument("--calib-photos", type=int, default=300, help="calibration photos (default 300)")

@@ -50,6 +50,7 @@ class ExportOptions:
     parity_photos: int = 16
     opset: int = 18
     progress: bool = True
+    tvm_targets: dict = field(default_factory=dict)  # format name -> TVM target, from a device profile
 
 
 @dataclass
@@ -65,6 +66,7 @@ class ExportContext:
     calibration: str
     tune_trials: int
     opset: int
+    tvm_targets: dict = field(default_factory=dict)
     repo: Path = REPO
     current: str = ""
     built: dict = field(default_factory=dict)
@@ -160,7 +162,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         reference_logits = model(torch.from_numpy(parity_batch)).numpy()
 
     ctx = ExportContext(model, meta, out, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
-                        opts.opset)
+                        opts.opset, opts.tvm_targets)
     cfg = meta["config"]
     from edgehound.train.model import count_macs
 

@@ -129,8 +129,9 @@ def build_tflite_int8(ctx, dest: Path) -> dict:
             "calibration": {"method": "minmax (PT2E observers)", "photos": ctx.calibration_count}}
 
 
-def _tvm_builder(target: dict, cc: str | None = None):
+def _tvm_builder(default_target: dict, cc: str | None = None):
     def build(ctx, dest: Path) -> dict:
+        target = ctx.tvm_targets.get(ctx.current, default_target)  # a device profile's target (export --device) wins
         shape = [1, 3, ctx.size, ctx.size]
         db = ctx.out / "tvm-tuning" / ctx.current if ctx.tune_trials or (ctx.out / "tvm-tuning" / ctx.current).is_dir() else None
         cmd = [tvm_python(), "-m", "edgehound.export.tvm_build", "--onnx", str(ctx.artifact_path("onnx")),

@@ -112,6 +112,12 @@ def test_gate_passes_then_fails_on_a_degraded_model(export_copy, tmp_path):
     assert cli.returncode == 1 and "GATE FAILED: onnx: accuracy" in cli.stdout
 
 
+def test_every_shipped_model_has_a_baseline():
+    shipped = {p.parent.name for p in (SAMPLE.parents[1] / "runtime" / "models").glob("*/manifest.json")}
+    assert shipped, "no shipped model under runtime/models"
+    assert shipped <= {p.stem for p in REPO_BASELINES}
+
+
 @pytest.mark.parametrize("baseline", REPO_BASELINES, ids=[p.stem for p in REPO_BASELINES])
 def test_shipped_models_meet_their_committed_baselines(baseline):
     assert gates.check(baseline) == []

@@ -1,0 +1,54 @@
+"""Device profiles: data in devices/profiles/*.toml, one file per device a user deploys to.
+
+Each names the CPU architecture and flags, the TVM target, the cross compiler, the LiteRT
+delegate and threads, onnxruntime's execution providers, the formats it runs, and how to reach
+it (local, ssh host, or RPC tracker key).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tomllib
+from pathlib import Path
+
+from edgehound.runtime.errors import EdgehoundError
+
+PROFILE_DIR = Path(__file__).with_name("profiles")
+
+
+def all_profiles() -> dict[str, dict]:
+    return {p.stem: tomllib.loads(p.read_text()) for p in sorted(PROFILE_DIR.glob("*.toml"))}
+
+
+def get_profile(name: str) -> dict:
+    profiles = all_profiles()
+    if name not in profiles:
+        raise EdgehoundError(f"unknown device {name!r} (known: {', '.join(profiles)})")
+    return profiles[name]
+
+
+def detect() -> dict:
+    """This host as a profile: its architecture and CPU flags, and the profile that fits it."""
+    machine = platform.machine()
+    flags: set[str] = set()
+    model = platform.processor() or machine
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+            if key.strip() in ("model name", "Model"):
+                model = value.strip()
+    except OSError:
+        pass
+    base = "laptop-x86" if machine in ("x86_64", "AMD64") else None
+    if machine == "aarch64":
+        text = Path("/proc/device-tree/model").read_text(errors="ignore") if Path("/proc/device-tree/model").exists() else ""
+        base = "rpi5" if "Raspberry Pi 5" in text else "rpi4" if "Raspberry Pi 4" in text else \
+            "jetson-orin-nano" if "Orin" in text else "jetson-nano" if "Jetson" in text else None
+    profile = dict(get_profile(base)) if base else {"name": "unknown", "formats": ["onnx", "tflite", "tflite-int8"]}
+    wanted = ("avx2", "avx512f", "fma", "neon", "asimd", "asimddp", "sve")
+    profile.update(detected=True, cpu=model, cores=os.cpu_count(), arch=machine,
+                   cpu_flags=sorted(f for f in flags if f in wanted))
+    return profile

@@ -1,0 +1,42 @@
+import json
+import subprocess
+
+from conftest import edgehound_cmd
+from edgehound.devices.profiles import all_profiles, detect
+from edgehound.export.formats import FORMATS
+
+REQUIRED = {"name", "description", "arch", "cpu_flags", "formats", "tvm_target", "cross_compiler", "litert",
+            "onnxruntime_providers", "reach"}
+
+
+def test_profiles_cover_the_devices_and_name_known_formats():
+    profiles = all_profiles()
+    assert {"laptop-x86", "rpi4", "rpi5", "jetson-orin-nano", "jetson-nano", "ethos-u55-128", "desktop-gpu"} <= set(profiles)
+    for name, p in profiles.items():
+        assert REQUIRED <= set(p), (name, REQUIRED - set(p))
+        assert p["name"] == name and set(p["formats"]) <= set(FORMATS)
+        assert p["reach"]["kind"] in ("local", "ssh", "rpc")
+    assert profiles["jetson-orin-nano"]["tvm_target"]["arch"] == "sm_87"
+    assert profiles["rpi5"]["tvm_target"]["mcpu"] == "cortex-a76"
+
+
+def test_detect_describes_this_host():
+    host = detect()
+    assert host["detected"] and host["cores"] >= 1 and host["arch"]
+
+
+def test_devices_cli_and_export_for_a_device(tiny_run, tmp_path):
+    out = subprocess.run([*edgehound_cmd(), "devices", "list"], capture_output=True, text=True)
+    assert out.returncode == 0 and "rpi5" in out.stdout and "jetson-orin-nano" in out.stdout
+    show = subprocess.run([*edgehound_cmd(), "devices", "show", "rpi5"], capture_output=True, text=True)
+    assert json.loads(show.stdout)["arch"] == "aarch64"
+    bad = subprocess.run([*edgehound_cmd(), "devices", "show", "toaster"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown device 'toaster'" in bad.stderr
+
+    folder = tmp_path / "rpi5"
+    result = subprocess.run([*edgehound_cmd(), "export", str(tiny_run / "best.pt"), "--out", str(folder),
+                             "--device", "rpi5", "--targets", "tvm-aarch64", "--no-progress"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    entry = {e["name"]: e for e in json.loads((folder / "manifest.json").read_text())["artifacts"]}["tvm-aarch64"]
+    assert entry["tvm"]["target"]["mcpu"] == "cortex-a76"  # the profile's target, not the format's default
