@@ -202,6 +202,7 @@ def cmd_bench(args) -> int:
                         checkpoint=Path(args.checkpoint) if args.checkpoint else None, threads=args.threads,
                         warmup=args.warmup, runs=args.runs, duration=args.duration, profile=args.profile,
                         compare=Path(args.compare) if args.compare else None, pick=args.pick, max_drop=args.max_drop,
+                        device=args.device, merge=[Path(m) for m in args.merge],
                         progress=not args.no_progress)
     results = bench(opts)
     print_table(results)
@@ -368,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--duration", type=float, help="time each artifact for this many seconds instead of --runs")
     be.add_argument("--profile", action="store_true", help="add the top operators by time (onnxruntime)")
     be.add_argument("--compare", metavar="OLD.json", help="ratios against an earlier results.json of this host")
+    be.add_argument("--device", default="local", help="device profile to run on (rpc profiles: TVM artifacts "
+                    "over TVM's RPC tracker); default: this host")
+    be.add_argument("--merge", nargs="*", default=[], metavar="RESULTS.json",
+                    help="earlier results (e.g. other devices) to include in this report")
     be.add_argument("--pick", action="store_true", help="write the fastest artifact within --max-drop into the manifest")
     be.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget for --pick, in points (default 1.0)")
     be.add_argument("--no-progress", action="store_true")

@@ -43,9 +43,10 @@ class BenchOptions:
     duration: float | None = None
     profile: bool = False
     compare: Path | None = None
+    merge: list[Path] | None = None  # earlier results.json files (other devices) to show in one report
     pick: bool = False
     max_drop: float = 1.0
-    device: str = "local"
+    device: str = "local"  # a device profile name; rpc profiles run TVM artifacts remotely
     progress: bool = True
 
 
@@ -137,6 +138,11 @@ def bench(opts: BenchOptions) -> dict:
 
     manifest, folder = read_manifest(opts.source)
     model = manifest["model"]
+    profile = None
+    if opts.device != "local":
+        from edgehound.devices.profiles import get_profile
+
+        profile = get_profile(opts.device)
     entries = [e for e in manifest["artifacts"] if not opts.artifacts or e["name"] in opts.artifacts]
     if opts.artifacts:
         unknown = set(opts.artifacts) - {e["name"] for e in entries}
@@ -148,7 +154,7 @@ def bench(opts: BenchOptions) -> dict:
         samples = [{"path": str(s.path), "wnid": s.wnid, "box": s.box} for s in select_samples(classes, opts.data)]
     photo = _a_photo(opts, samples, manifest)
     checkpoint = opts.checkpoint or Path(model.get("checkpoint", ""))
-    if not checkpoint.is_file():
+    if not checkpoint.is_file() or profile is not None:  # the eager baseline runs on this host only
         checkpoint = None
 
     results = {
@@ -171,8 +177,11 @@ def bench(opts: BenchOptions) -> dict:
     timeout = 600 + (opts.duration or 0)
     for entry, job in tqdm(jobs, desc="benchmarking", unit="model", disable=not opts.progress, leave=False):
         row = _row_base(entry)
+        row["device"] = opts.device
         if entry.get("status") == "failed":
             row.update(status="failed", reason=entry.get("reason"))
+        elif profile is not None:
+            row.update(_remote_row(entry, folder, profile, opts))
         elif not entry.get("runs_here", True) or entry["backend"] == "vela":
             row.update(status="not run", reason=f"built for {entry.get('target')}: needs that device")
         else:
@@ -197,6 +206,9 @@ def bench(opts: BenchOptions) -> dict:
         for row in results["rows"]:
             if row.get("latency"):
                 row["roofline_ratio"] = row["latency"]["p50"] / results["roofline_ms"]
+    for earlier in opts.merge or []:  # rows of other devices, so one report covers them all
+        old = json.loads(Path(earlier).read_text())
+        results["rows"] += [{**r, "device": r.get("device", old.get("device", "local"))} for r in old["rows"]]
     if opts.compare:
         results["compare"] = compare(results, json.loads(Path(opts.compare).read_text()))
     if opts.pick:
@@ -207,6 +219,29 @@ def bench(opts: BenchOptions) -> dict:
 
     write_report(results, opts.out)
     return results
+
+
+def _remote_row(entry: dict, folder: Path, profile: dict, opts: BenchOptions) -> dict:
+    """Measure one artifact on the profile's device; every remote call is bounded in time."""
+    reach = profile["reach"]
+    if entry["name"] not in profile["formats"]:
+        return {"status": "not run", "reason": f"{profile['name']} does not run {entry['name']}"}
+    if reach["kind"] != "rpc" or entry["backend"] != "tvm":
+        return {"status": "not run", "reason": f"{reach['kind']} reach for {entry['backend']} artifacts is not built yet"}
+    shape = entry["input"]["shape"]
+    cmd = [_python_for("tvm"), "-m", "edgehound.devices.rpc_bench", "--tracker", reach["tracker"], "--key", reach["key"],
+           "--lib", str(folder / entry["file"]), "--shape", ",".join(map(str, shape)), "--repeat", str(opts.runs),
+           "--device", "cuda" if "cuda" in entry["name"] else "cpu", "--timeout", str(reach.get("timeout", 60))]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=reach.get("timeout", 60) + 10)
+    except subprocess.TimeoutExpired:
+        return {"status": "error", "reason": f"{profile['name']}: no answer within {reach.get('timeout', 60) + 30} s"}
+    if proc.returncode != 0:
+        last = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["unknown error"]
+        return {"status": "error", "reason": f"{profile['name']} via RPC {reach['tracker']}: {last[0][:300]}"}
+    lat = json.loads(proc.stdout.strip().splitlines()[-1])["latencies_ms"]
+    return {"latency": latency_stats(lat), "latencies_ms": lat, "status": "ok", "measured_by": "tvm time_evaluator over RPC",
+            "peak_rss_mb": None}
 
 
 def _a_photo(opts: BenchOptions, samples, manifest) -> str:

@@ -16,14 +16,14 @@ def table_rows(results: dict) -> list[list[str]]:
     for r in results["rows"]:
         lat = r.get("latency") or {}
         status = r["status"] + (" (untuned)" if r.get("untuned") else "")
-        rows.append([r["name"], r["precision"], r["backend"], fmt((r.get("size_bytes") or 0) / 1e6 or None, ".2f"),
+        rows.append([r.get("device", "local"), r["name"], r["precision"], r["backend"], fmt((r.get("size_bytes") or 0) / 1e6 or None, ".2f"),
                      fmt(r["accuracy"] * 100 if r.get("accuracy") is not None else None, ".2f"),
                      fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), fmt(lat.get("fps"), ".1f"),
                      fmt(r.get("peak_rss_mb"), ".0f"), status])
     return rows
 
 
-HEADERS = ["artifact", "precision", "backend", "size MB", "accuracy %", "p50 ms", "p90 ms", "FPS", "peak MB", "status"]
+HEADERS = ["device", "artifact", "precision", "backend", "size MB", "accuracy %", "p50 ms", "p90 ms", "FPS", "peak MB", "status"]
 
 
 def print_table(results: dict) -> None:
@@ -32,7 +32,7 @@ def print_table(results: dict) -> None:
 
     table = Table(title=f"{results['model'].get('config')} on {results['host']['cpu']} ({results['device']})")
     for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("artifact", "precision", "backend", "status") else "right")
+        table.add_column(h, justify="left" if h in ("device", "artifact", "precision", "backend", "status") else "right")
     for row in table_rows(results):
         table.add_row(*row)
     console = Console(width=160)
@@ -40,6 +40,11 @@ def print_table(results: dict) -> None:
     for r in results["rows"]:
         if r.get("reason"):
             console.print(f"[dim]{r['name']}: {r['reason']}[/dim]")
+
+
+def _label(row: dict) -> str:
+    device = row.get("device", "local")
+    return row["name"] if device == "local" else f"{row['name']} @ {device}"
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -63,7 +68,7 @@ def write_report(results: dict, out: Path) -> None:
         # 1. latency distribution per artifact
         fig, ax = plt.subplots(figsize=(9, 0.5 * len(timed) + 1.5))
         ax.boxplot([r["latencies_ms"] for r in timed],
-                   vert=False, tick_labels=[r["name"] for r in timed], showfliers=False)
+                   vert=False, tick_labels=[_label(r) for r in timed], showfliers=False)
         ax.set_xscale("log")
         ax.set_xlabel("latency per image, ms (log scale; batch 1)")
         ax.set_title("Latency distribution")
@@ -79,7 +84,7 @@ def write_report(results: dict, out: Path) -> None:
             pts = [(r["latency"]["p50"], r["accuracy"] * 100) for r in scored]
             ax.scatter([p[0] for p in pts], [p[1] for p in pts])
             for r, (x, y) in zip(scored, pts):
-                ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+                ax.annotate(_label(r), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
             front = pareto_front(pts)
             ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "r--o", mfc="none", ms=12,
                     label="Pareto front")
@@ -95,7 +100,7 @@ def write_report(results: dict, out: Path) -> None:
 
         # 3. memory vs file size
         fig, ax = plt.subplots(figsize=(8, 5))
-        for r in timed:
+        for r in [r for r in timed if r.get("peak_rss_mb")]:
             ax.scatter((r.get("size_bytes") or 0) / 1e6, r["peak_rss_mb"])
             ax.annotate(r["name"], ((r.get("size_bytes") or 0) / 1e6, r["peak_rss_mb"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=8)

@@ -22,6 +22,9 @@ def all_profiles() -> dict[str, dict]:
 
 
 def get_profile(name: str) -> dict:
+    """A profile by name, or from a .toml file path (a lab's own device)."""
+    if name.endswith(".toml") and Path(name).is_file():
+        return tomllib.loads(Path(name).read_text())
     profiles = all_profiles()
     if name not in profiles:
         raise EdgehoundError(f"unknown device {name!r} (known: {', '.join(profiles)})")

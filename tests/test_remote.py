@@ -1,0 +1,85 @@
+"""Remote benchmarking over TVM's RPC tracker, for real, on loopback."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import edgehound_cmd
+from edgehound.export.tvm_env import tvm_python
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def rpc_device(tmp_path):
+    """A tracker and one device server on 127.0.0.1, and a profile that reaches them."""
+    port = free_port()
+    tracker = subprocess.Popen([tvm_python(), "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port),
+                                "--port-end", str(port + 1)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    server = subprocess.Popen([tvm_python(), "-m", "tvm.exec.rpc_server", "--tracker", f"127.0.0.1:{port}",
+                               "--key", "loopback", "--host", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    profile = tmp_path / "loopback.toml"
+    profile.write_text(f'''name = "loopback"
+description = "this host behind TVM's RPC tracker"
+arch = "x86_64"
+cpu_flags = []
+formats = ["tvm-x86"]
+tvm_target = {{ kind = "llvm" }}
+cross_compiler = ""
+litert = {{ delegate = "xnnpack", threads = 0 }}
+onnxruntime_providers = []
+reach = {{ kind = "rpc", tracker = "127.0.0.1:{port}", key = "loopback", timeout = 10 }}
+''')
+    time.sleep(3)  # the server registers with the tracker
+    yield profile, server
+    for proc in (server, tracker):
+        kill_group(proc)
+
+
+def kill_group(proc):
+    """The RPC server serves from a child process: end the whole group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def bench(source, out, *extra):
+    result = subprocess.run([*edgehound_cmd(), "bench", str(source), "--out", str(out), "--runs", "10", "--warmup", "1",
+                             "--no-progress", *extra], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads((out / "results.json").read_text())
+
+
+def test_tvm_artifact_over_rpc_merges_with_local_results(tiny_export, rpc_device, tmp_path):
+    profile, server = rpc_device
+    local = bench(tiny_export, tmp_path / "local", "--artifacts", "onnx", "tvm-x86")
+    remote = bench(tiny_export, tmp_path / "remote", "--artifacts", "onnx", "tvm-x86", "--device", str(profile),
+                   "--merge", str(tmp_path / "local" / "results.json"))
+    rows = {(r["device"], r["name"]): r for r in remote["rows"]}
+    over_rpc = rows[(str(profile), "tvm-x86")]
+    assert over_rpc["status"] == "ok" and over_rpc["latency"]["n"] == 10 and over_rpc["latency"]["p50"] > 0
+    assert over_rpc["measured_by"] == "tvm time_evaluator over RPC"
+    assert rows[(str(profile), "onnx")]["status"] == "not run"
+    assert rows[("local", "tvm-x86")]["status"] == "ok" and rows[("local", "pytorch")]["status"] == "ok"
+    assert "loopback.toml" in (tmp_path / "remote" / "report.html").read_text()  # one report, a device column
+    assert len(local["rows"]) == 3 and len(remote["rows"]) == 5
+
+    kill_group(server)  # the device vanishes: a clear per-device failure, within the timeout, and the run completes
+    t0 = time.monotonic()
+    gone = bench(tiny_export, tmp_path / "gone", "--artifacts", "tvm-x86", "--device", str(profile))
+    row = gone["rows"][0]
+    assert row["status"] == "error" and "loopback" in row["reason"]
+    assert time.monotonic() - t0 < 120
