@@ -67,6 +67,7 @@ class ExportContext:
     tune_trials: int
     opset: int
     tvm_targets: dict = field(default_factory=dict)
+    progress: bool = True
     repo: Path = REPO
     current: str = ""
     built: dict = field(default_factory=dict)
@@ -162,7 +163,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         reference_logits = model(torch.from_numpy(parity_batch)).numpy()
 
     ctx = ExportContext(model, meta, out, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
-                        opts.opset, opts.tvm_targets)
+                        opts.opset, opts.tvm_targets, opts.progress)
     cfg = meta["config"]
     from edgehound.train.model import count_macs
 

@@ -65,7 +65,8 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = iter(tqdm(calib, desc=f"calibrating onnx-int8 ({ctx.calibration})", unit="batch", leave=False))
+            self.it = iter(tqdm(calib, desc=f"calibrating onnx-int8 ({ctx.calibration})", unit="batch", leave=False,
+                                disable=not ctx.progress))
 
         def get_next(self):
             batch = next(self.it, None)
@@ -104,7 +105,7 @@ def build_tflite_int8(ctx, dest: Path) -> dict:
     import litert_torch
     import torch
     from litert_torch.quantize import pt2e_quantizer, quant_config
-    from torchao.quantization.pt2e import quantize_pt2e
+    from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
     from tqdm import tqdm
 
     example = torch.from_numpy(np.ascontiguousarray(ctx.parity_batch[:1].transpose(0, 2, 3, 1)))
@@ -113,10 +114,12 @@ def build_tflite_int8(ctx, dest: Path) -> dict:
         pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
     with torch.no_grad():  # batch 1: the exported graph has a static batch dimension
-        for batch in tqdm(ctx.calibration_batches(layout="NHWC"), desc="calibrating tflite-int8", unit="batch", leave=False):
+        for batch in tqdm(ctx.calibration_batches(layout="NHWC"), desc="calibrating tflite-int8", unit="batch",
+                          leave=False, disable=not ctx.progress):
             for image in batch:
                 graph(torch.from_numpy(image[None]))
     graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+    move_exported_model_to_eval(graph)  # an exported graph module reports training mode otherwise
     litert_torch.convert(graph, (example,), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).export(str(dest))
     from ai_edge_litert.interpreter import Interpreter
 
