@@ -168,8 +168,10 @@ def bench(opts: BenchOptions) -> dict:
     results["peak_gflops"] = peak_gflops(opts.threads)
     jobs = []
     if checkpoint is not None:
+        reference = manifest.get("reference") or {}
         jobs.append(({"name": "pytorch", "format": "pytorch", "backend": "pytorch", "precision": "fp32",
-                      "size_bytes": checkpoint.stat().st_size, "status": "ok", "runs_here": True},
+                      "size_bytes": checkpoint.stat().st_size, "status": "ok", "runs_here": True,
+                      "accuracy": {"accuracy": reference.get("accuracy")}},
                      {"kind": "pytorch", "checkpoint": str(checkpoint)}))
     for e in entries:
         jobs.append((e, {"kind": "artifact", "manifest": str(folder / MANIFEST), "artifact": e["name"],

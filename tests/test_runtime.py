@@ -44,6 +44,8 @@ def test_runtime_preprocessing_is_trainings(tiny_export, tmp_path):
     runtime = np.stack([clf.prepare(s.path) for s in samples])
     assert np.array_equal(np.asarray(cached.images), runtime)
     assert np.array_equal(normalize(np.asarray(cached.images), clf.spec), normalize(runtime, clf.spec))
+    bgr = cv2.imread(str(samples[0].path))  # the camera's path: resize the BGR frame, then swap channels
+    assert np.array_equal(clf.prepare(bgr)[..., ::-1], runtime[0])
 
 
 def test_batch_and_single_agree_and_shapes_are_checked(tiny_export):
