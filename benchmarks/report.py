@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import numpy as np
 
 
 def table_rows(results: dict) -> list[list[str]]:
@@ -113,7 +112,7 @@ def write_report(results: dict, out: Path) -> None:
         images.append(("memory_size.png", "Peak memory vs file size"))
 
     h = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>edgehound bench</title>",
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>edgehound bench</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>",
              "</head><body>",

@@ -92,15 +92,10 @@ def litert_backend(path: str, threads: int | None = None, delegate: str | None =
                                   experimental_delegates=delegates)
     except (ValueError, RuntimeError) as e:
         raise EdgehoundError(f"{path}: LiteRT cannot load it ({e})") from None
+    interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    state = {"batch": None}
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        if state["batch"] != len(batch):  # the graph has a fixed batch: resize it to this one
-            interp.resize_tensor_input(inp["index"], [len(batch), *inp["shape"][1:]], strict=False)
-            interp.allocate_tensors()
-            state["batch"] = len(batch)
-        x = np.asarray(batch, np.float32)
+    def run_one(x: np.ndarray) -> np.ndarray:
         if inp["dtype"] in (np.int8, np.uint8):
             scale, zp = inp["quantization"]
             x = quantize(x, np.dtype(inp["dtype"]).name, scale, zp)
@@ -111,6 +106,11 @@ def litert_backend(path: str, threads: int | None = None, delegate: str | None =
             scale, zp = out["quantization"]
             y = dequantize(y, scale, zp)
         return np.asarray(y, np.float32).copy()
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        # The graph is exported for batch 1 (a flatten bakes the batch into a reshape): one image at a time.
+        x = np.asarray(batch, np.float32)
+        return np.concatenate([run_one(x[i:i + 1]) for i in range(len(x))])
 
     return predict
 

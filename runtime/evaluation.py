@@ -18,7 +18,7 @@ from edgehound.runtime.breeds import resolve_breed
 from edgehound.runtime.errors import EdgehoundError, ImageError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, preprocess
-from edgehound.train.datasets import Sample, read_dataset, split_indices
+from edgehound.train.datasets import Sample, read_dataset, split_samples
 
 
 def evaluate_samples(
@@ -73,10 +73,7 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
             raise EdgehoundError(f"the model does not know {', '.join(sorted(unknown))}; it knows {', '.join(model_wnids)}")
         wanted = chosen
     if split is not None:
-        ds = read_dataset(data, model_wnids, split["exclude"])
-        part = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
-                             split["per_class"] or None, split["folds"], split["fold"]).test
-        samples = [ds.samples[i] for i in part if ds.samples[i].wnid in wanted]
+        samples = [s for s in split_samples(split, model_wnids, "test", data) if s.wnid in wanted]
     else:
         samples = [s for s in read_dataset(data).samples if s.wnid in wanted]
     if not samples:

@@ -80,7 +80,7 @@ def test_download_resumes_verifies_and_extracts(server, tmp_path):
 
     download_stanford(root, url, {"images.tar": sha(served / "images.tar")}, progress=False)
 
-    assert (f"/images.tar", "bytes=5000-") in RangeHandler.requests_seen  # resumed, not restarted
+    assert ("/images.tar", "bytes=5000-") in RangeHandler.requests_seen  # resumed, not restarted
     assert (root / "images.tar").read_bytes() == images
     ds = read_dataset(root)
     assert ds.layout == "stanford" and len(ds.samples) == 3

@@ -3,7 +3,6 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 from edgehound.export.exporter import ExportOptions, export
@@ -134,3 +133,20 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path):
     entry = {e["name"]: e for e in again["artifacts"]}["tvm-x86"]
     assert entry["tvm"]["tuned"]["trials_this_run"] == 0 and entry["tvm"]["tuned"]["records"] == tuned["records"]
     assert entry["status"] == "ok" and entry["parity"]["max_abs_logit_diff"] <= 1e-3
+
+
+def test_flatten_model_converts_and_runs_batches(tmp_path):
+    """The seed's flatten bakes batch 1 into a reshape: the TFLite runtime must still take batches."""
+    import subprocess
+
+    from conftest import SAMPLE, edgehound_cmd, sample_photos
+
+    run = tmp_path / "flat"
+    result = subprocess.run([*edgehound_cmd(), "train", "--data", str(SAMPLE), "--out", str(run), "--config", "tiny",
+                             "--no-progress", "--set", "model.global_pool=false", "train.epochs=1"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    m = export(run / "best.pt", ExportOptions(targets=["tflite", "tflite-int8"], out=tmp_path / "exp", progress=False))
+    assert all(e["status"] == "ok" for e in m["artifacts"]), m["artifacts"]
+    clf = Classifier.load(tmp_path / "exp", "tflite")
+    assert len(clf.classify_batch(sample_photos("n02099601", 3))) == 3

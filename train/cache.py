@@ -67,8 +67,7 @@ def load_cached(
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # OpenCV releases the GIL
         list(tqdm(pool.map(work, range(len(samples))), total=len(samples), desc="decoding photos",
                   unit="img", disable=not progress, leave=False))
-    images.flush()
-    del images
+    images.flush()  # renaming a file that is still mapped is fine on POSIX; readers map the final name
     os.replace(tmp_path, data_path)
     atomic_write_text(meta_path, json.dumps({"ok": ok.tolist(), "skipped": sorted(skipped)}))
     return ImageCache(np.load(data_path, mmap_mode="r"), ok, sorted(skipped))

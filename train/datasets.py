@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import xml.etree.ElementTree as ET
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,3 +208,14 @@ def split_indices(
             val.append(pool[:n_val])
             train.append(pool[n_val:])
     return Split(*(np.sort(np.concatenate(parts)) for parts in (train, val, test)))
+
+
+def split_samples(split: dict, wnids: list[str], part: str = "test", data: str | Path | None = None) -> list[Sample]:
+    """The photos of one part ("train", "val", "test") of a training run's recorded split.
+
+    split: the run's split settings (checkpoint meta "split"); data: the same dataset elsewhere.
+    """
+    ds = read_dataset(data or split["data"], wnids, split["exclude"])
+    parts = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
+                          split["per_class"] or None, split["folds"], split["fold"])
+    return [ds.samples[i] for i in getattr(parts, part)]
