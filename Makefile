@@ -20,6 +20,10 @@ setup: $(BIN)/edgehound
 
 demo: setup
 	rm -rf $(RUN)
+	# the shipped efficient model (trained without these photos) on the committed sample
+	$(BIN)/edgehound evaluate runtime/models/efficient/manifest.json --data tests/sample --no-progress
+	$(BIN)/edgehound classify runtime/models/efficient tests/sample/n02111889 --artifact tflite-int8
+	# the whole job on the bundled sample: train a tiny model, score it, export everything, benchmark
 	$(BIN)/edgehound data info tests/sample
 	$(BIN)/edgehound train --data tests/sample --config tiny --out $(RUN)/train
 	$(BIN)/edgehound evaluate $(RUN)/train/best.pt --data tests/sample --split test --json $(RUN)/evaluate.json

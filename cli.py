@@ -319,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model",
-                        description="Score MODEL (a training checkpoint) on a folder of labelled photos, only on the "
-                        "breeds the model knows.")
+                        description="Score MODEL (a training checkpoint, or any artifact through the runtime) on a "
+                        "folder of labelled photos, only on the breeds the model knows.")
     ev.add_argument("model", help="checkpoint (.pt), export folder, manifest.json or artifact file")
     ev.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
     ev.add_argument("--data", required=True, help="folder of photos (any supported layout)")

@@ -41,6 +41,15 @@ def print_table(results: dict) -> None:
             console.print(f"[dim]{r['name']}: {r['reason']}[/dim]")
 
 
+def _save(fig, out: Path, name: str, caption: str) -> tuple[str, str]:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name, caption
+
+
 def _label(row: dict) -> str:
     device = row.get("device", "local")
     return row["name"] if device == "local" else f"{row['name']} @ {device}"
@@ -71,10 +80,7 @@ def write_report(results: dict, out: Path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("latency per image, ms (log scale; batch 1)")
         ax.set_title("Latency distribution")
-        fig.tight_layout()
-        fig.savefig(out / "latency.png", dpi=110)
-        plt.close(fig)
-        images.append(("latency.png", "Latency distribution per artifact"))
+        images.append(_save(fig, out, "latency.png", "Latency distribution per artifact"))
 
         # 2. accuracy vs latency with the Pareto front
         scored = [r for r in timed if r.get("accuracy") is not None]
@@ -92,24 +98,18 @@ def write_report(results: dict, out: Path) -> None:
             ax.set_ylabel("accuracy, %")
             ax.set_title("Accuracy vs latency")
             ax.legend()
-            fig.tight_layout()
-            fig.savefig(out / "accuracy_latency.png", dpi=110)
-            plt.close(fig)
-            images.append(("accuracy_latency.png", "Accuracy vs latency (red: the Pareto front)"))
+            images.append(_save(fig, out, "accuracy_latency.png", "Accuracy vs latency (red: the Pareto front)"))
 
         # 3. memory vs file size
         fig, ax = plt.subplots(figsize=(8, 5))
         for r in [r for r in timed if r.get("peak_rss_mb")]:
             ax.scatter((r.get("size_bytes") or 0) / 1e6, r["peak_rss_mb"])
-            ax.annotate(r["name"], ((r.get("size_bytes") or 0) / 1e6, r["peak_rss_mb"]), textcoords="offset points",
+            ax.annotate(_label(r), ((r.get("size_bytes") or 0) / 1e6, r["peak_rss_mb"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=8)
         ax.set_xlabel("file size, MB")
         ax.set_ylabel("peak RSS, MB")
         ax.set_title("Memory vs size")
-        fig.tight_layout()
-        fig.savefig(out / "memory_size.png", dpi=110)
-        plt.close(fig)
-        images.append(("memory_size.png", "Peak memory vs file size"))
+        images.append(_save(fig, out, "memory_size.png", "Peak memory vs file size"))
 
     h = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>edgehound bench</title>",
