@@ -251,7 +251,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
 ]}
 
 DEFAULT_TARGETS = ("onnx", "onnx-int8", "tflite", "tflite-int8", "tvm-x86", "tvm-aarch64", "tvm-cuda-sm87",
-                   "vela-u55-128")
+                   "tvm-cuda-sm90", "vela-u55-128")
 
 
 def expand_targets(names: list[str]) -> list[Format]:

@@ -74,6 +74,8 @@ def test_tvm_libraries_are_built_for_their_targets(tiny_export):
     assert elf_machine(cuda) == 183  # the Jetson's aarch64 host code ...
     assert "cuda" in entries["tvm-cuda-sm87"]["tvm"]["modules"]  # ... and the GPU kernels
     assert entries["tvm-cuda-sm87"]["tvm"]["target"]["arch"] == "sm_87"
+    desktop = tiny_export / entries["tvm-cuda-sm90"]["file"]
+    assert elf_machine(desktop) == 62 and "cuda" in entries["tvm-cuda-sm90"]["tvm"]["modules"]
     assert "untuned" in str(entries["tvm-x86"]["tvm"]["tuned"])
     assert entries["tvm-aarch64"]["accuracy"]["accuracy"] is None  # cross-compiled: not run here, and says so
 

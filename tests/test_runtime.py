@@ -177,6 +177,24 @@ def test_camera_reconnects_to_a_stream_that_drops(tiny_export, tmp_path):
     assert summary["frames_classified"] == n + n // 3  # the broken first half, then the stream again
 
 
+def test_ctrl_c_ends_the_camera_with_a_summary(tiny_export, tmp_path):
+    import signal
+    import time
+
+    video = tmp_path / "long.avi"
+    write_video(video, "MJPG", n_photos=10, repeat=300)  # 3,000 frames: still running when interrupted
+    proc = subprocess.Popen([*edgehound_cmd(), "camera", str(tiny_export), "--source", str(video), "--headless"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # the loop is running once the first frame is out
+    assert json.loads(first)["frame"] == 1
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    summary = json.loads(out.splitlines()[-1])["summary"]
+    assert proc.returncode == 0 and summary["interrupted"], err
+    assert 0 < summary["frames_classified"] < 3000 and "Traceback" not in err
+
+
 def test_camera_on_a_folder_and_a_missing_source(tiny_export):
     result, frames, summary = camera(tiny_export, SAMPLE / GOLDEN, "--max-frames", "5")
     assert result.returncode == 0 and len(frames) == 5 == summary["frames_classified"]
