@@ -132,17 +132,38 @@ def _run_worker(job: dict, python: str, timeout: float) -> dict:
 
 
 def bench(opts: BenchOptions) -> dict:
-    from tqdm import tqdm
-
-    from edgehound.runtime.evaluation import select_samples
-
     manifest, folder = read_manifest(opts.source)
-    model = manifest["model"]
     profile = None
     if opts.device != "local":
         from edgehound.devices.profiles import get_profile
 
         profile = get_profile(opts.device)
+    if profile is not None and profile["reach"]["kind"] == "ssh":
+        results = _bench_over_ssh(profile, folder, opts)
+    else:
+        results = _bench_here(manifest, folder, profile, opts)
+    for earlier in opts.merge or []:  # rows of other devices, so one report covers them all
+        old = json.loads(Path(earlier).read_text())
+        results["rows"] += [{**r, "device": r.get("device", old.get("device", "local"))} for r in old["rows"]]
+    if opts.compare:
+        results["compare"] = compare(results, json.loads(Path(opts.compare).read_text()))
+    if opts.pick:
+        results["pick"] = pick(results, folder / MANIFEST, opts.max_drop)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(opts.out / "results.json", results)
+    from edgehound.benchmarks.report import write_report
+
+    write_report(results, opts.out)
+    return results
+
+
+def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchOptions) -> dict:
+    """Every artifact measured from this host: here, or TVM ones on an RPC device."""
+    from tqdm import tqdm
+
+    from edgehound.runtime.evaluation import select_samples
+
+    model = manifest["model"]
     entries = [e for e in manifest["artifacts"] if not opts.artifacts or e["name"] in opts.artifacts]
     if opts.artifacts:
         unknown = set(opts.artifacts) - {e["name"] for e in entries}
@@ -208,18 +229,31 @@ def bench(opts: BenchOptions) -> dict:
         for row in results["rows"]:
             if row.get("latency"):
                 row["roofline_ratio"] = row["latency"]["p50"] / results["roofline_ms"]
-    for earlier in opts.merge or []:  # rows of other devices, so one report covers them all
-        old = json.loads(Path(earlier).read_text())
-        results["rows"] += [{**r, "device": r.get("device", old.get("device", "local"))} for r in old["rows"]]
-    if opts.compare:
-        results["compare"] = compare(results, json.loads(Path(opts.compare).read_text()))
-    if opts.pick:
-        results["pick"] = pick(results, folder / MANIFEST, opts.max_drop)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(opts.out / "results.json", results)
-    from edgehound.benchmarks.report import write_report
+    return results
 
-    write_report(results, opts.out)
+
+def _bench_over_ssh(profile: dict, folder: Path, opts: BenchOptions) -> dict:
+    """The whole benchmark run on the device by its own edgehound; a failure is that device's row."""
+    from edgehound.devices.ssh import bench_over_ssh
+
+    args = ["--runs", str(opts.runs), "--warmup", str(opts.warmup)]
+    if opts.artifacts:
+        args += ["--artifacts", *opts.artifacts]
+    if opts.threads:
+        args += ["--threads", str(opts.threads)]
+    if opts.duration:
+        args += ["--duration", str(opts.duration)]
+    try:
+        results = bench_over_ssh(profile, folder, args)
+        for row in results["rows"]:
+            row["device"] = profile["name"]
+    except EdgehoundError as e:
+        results = {"schema": RESULTS_SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "host": {"cpu": profile["reach"]["host"], "cores": None}, "versions": {}, "model": {},
+                   "peak_gflops": 0.0, "settings": {},
+                   "rows": [{"name": "*", "device": profile["name"], "format": "-", "backend": "-", "precision": "-",
+                             "size_bytes": None, "status": "error", "reason": str(e), "accuracy": None}]}
+    results["device"] = profile["name"]
     return results
 
 

@@ -83,3 +83,71 @@ def test_tvm_artifact_over_rpc_merges_with_local_results(tiny_export, rpc_device
     row = gone["rows"][0]
     assert row["status"] == "error" and "loopback" in row["reason"]
     assert time.monotonic() - t0 < 120
+
+
+@pytest.fixture
+def ssh_device(tmp_path):
+    """An sshd of our own on 127.0.0.1 (throwaway keys, a high port), and a profile that reaches it."""
+    import getpass
+    import shutil
+    import sys
+    from pathlib import Path
+
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    assert Path(sshd).exists(), "openssh-server is missing (.ci/run installs it)"
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("host", "user"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    (keys / "authorized_keys").write_text((keys / "user.pub").read_text())
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    port = free_port()
+    config = keys / "sshd_config"
+    config.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {keys / 'host'}
+PidFile {keys / 'sshd.pid'}
+AuthorizedKeysFile {keys / 'authorized_keys'}
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+Subsystem sftp internal-sftp
+""")
+    server = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    profile = tmp_path / "sshbox.toml"
+    profile.write_text(f'''name = "sshbox"
+description = "this host behind its own sshd"
+arch = "x86_64"
+cpu_flags = []
+formats = ["onnx", "tflite-int8"]
+tvm_target = {{}}
+cross_compiler = ""
+litert = {{ delegate = "xnnpack", threads = 0 }}
+onnxruntime_providers = ["CPUExecutionProvider"]
+reach = {{ kind = "ssh", host = "{getpass.getuser()}@127.0.0.1", port = {port}, identity = "{keys / 'user'}", known_hosts = "{keys / 'known_hosts'}", remote_dir = "{tmp_path / 'device'}", edgehound = "{sys.executable} -m edgehound.cli", timeout = 120, connect_timeout = 5 }}
+''')
+    time.sleep(1)
+    yield profile, server
+    kill_group(server)
+
+
+def test_every_format_over_ssh_merges_into_one_report(tiny_export, ssh_device, tmp_path):
+    profile, server = ssh_device
+    bench(tiny_export, tmp_path / "local", "--artifacts", "onnx")
+    res = bench(tiny_export, tmp_path / "ssh", "--artifacts", "onnx", "tflite-int8", "--device", str(profile),
+                "--merge", str(tmp_path / "local" / "results.json"))
+    rows = {(r["device"], r["name"]): r for r in res["rows"]}
+    for name in ("onnx", "tflite-int8"):
+        assert rows[("sshbox", name)]["status"] == "ok" and rows[("sshbox", name)]["latency"]["n"] == 10
+    assert rows[("local", "onnx")]["status"] == "ok"
+    assert (tmp_path / "device" / tiny_export.name / "manifest.json").is_file()  # the folder was copied over
+
+    kill_group(server)  # the device vanishes: its row says so, the command still completes
+    t0 = time.monotonic()
+    gone = bench(tiny_export, tmp_path / "gone", "--device", str(profile))
+    assert gone["rows"][0]["status"] == "error" and "sshbox: ssh" in gone["rows"][0]["reason"]
+    assert time.monotonic() - t0 < 60
