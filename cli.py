@@ -179,8 +179,15 @@ def cmd_classify(args) -> int:
 
 
 def cmd_camera(args) -> int:
+    import signal
+
     from edgehound.runtime.camera import run_camera
     from edgehound.runtime.classifier import Classifier
+
+    def stop(signum, frame):  # `systemctl stop` sends SIGTERM: end like Ctrl-C, with the summary
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
     clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
     print(f"classifying {args.source} with {clf.artifact.name} ({clf.artifact.backend}); Ctrl-C to stop", file=sys.stderr)

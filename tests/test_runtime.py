@@ -177,18 +177,21 @@ def test_camera_reconnects_to_a_stream_that_drops(tiny_export, tmp_path):
     assert summary["frames_classified"] == n + n // 3  # the broken first half, then the stream again
 
 
-def test_ctrl_c_ends_the_camera_with_a_summary(tiny_export, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])  # Ctrl-C, and systemd stopping the service
+def test_ctrl_c_ends_the_camera_with_a_summary(tiny_export, tmp_path, stop):
     import signal
     import time
 
     video = tmp_path / "long.avi"
     write_video(video, "MJPG", n_photos=10, repeat=300)  # 3,000 frames: still running when interrupted
+    # a shell's background job inherits SIGINT ignored; a terminal's foreground process does not
     proc = subprocess.Popen([*edgehound_cmd(), "camera", str(tiny_export), "--source", str(video), "--headless"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stdout.readline()  # the loop is running once the first frame is out
     assert json.loads(first)["frame"] == 1
     time.sleep(1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, stop))
     out, err = proc.communicate(timeout=60)
     summary = json.loads(out.splitlines()[-1])["summary"]
     assert proc.returncode == 0 and summary["interrupted"], err
