@@ -46,6 +46,7 @@ def test_runtime_preprocessing_is_trainings(tiny_export, tmp_path):
     assert np.array_equal(normalize(np.asarray(cached.images), clf.spec), normalize(runtime, clf.spec))
     bgr = cv2.imread(str(samples[0].path))  # the camera's path: resize the BGR frame, then swap channels
     assert np.array_equal(clf.prepare(bgr)[..., ::-1], runtime[0])
+    assert np.array_equal(normalize(clf.prepare(bgr)[None, ..., ::-1], clf.spec), normalize(runtime[:1], clf.spec))
 
 
 def test_batch_and_single_agree_and_shapes_are_checked(tiny_export):
