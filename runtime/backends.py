@@ -44,6 +44,10 @@ def onnxruntime_backend(path: str, threads: int | None = None, providers: list[s
     ort = _need("onnxruntime", "onnxruntime")
     options = ort.SessionOptions()
     options.enable_profiling = profile
+    if profile:  # the profile file goes to a temp folder and is removed once read
+        import tempfile
+
+        options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="edgehound-ort-"), "profile")
     options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
     options.log_severity_level = 3
     available = ort.get_available_providers()
@@ -62,7 +66,10 @@ def onnxruntime_backend(path: str, threads: int | None = None, providers: list[s
         """Time per operator type from onnxruntime's profiler (profile=True)."""
         import json
 
-        events = json.loads(open(session.end_profiling()).read())
+        path = session.end_profiling()
+        with open(path) as f:
+            events = json.load(f)
+        os.remove(path)
         totals: dict[str, float] = {}
         for ev in events:
             if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):

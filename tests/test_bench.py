@@ -30,7 +30,8 @@ def run_bench(source, out, *extra):
     return result, json.loads((out / "results.json").read_text())
 
 
-def test_bench_measures_every_artifact_and_picks(export_copy, tmp_path):
+def test_bench_measures_every_artifact_and_picks(export_copy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # profiling must leave no files in the working folder
     result, res = run_bench(export_copy, tmp_path / "b1", "--artifacts", "onnx", "tflite-int8", "tvm-aarch64",
                             "--data", str(SAMPLE), "--profile", "--pick", "--max-drop", "5")
     assert res["schema"] == "edgehound.bench/1" and res["host"]["cores"] >= 1 and res["peak_gflops"] > 0
@@ -49,6 +50,7 @@ def test_bench_measures_every_artifact_and_picks(export_copy, tmp_path):
     assert rows["tvm-aarch64"]["status"] == "not run" and "needs that device" in rows["tvm-aarch64"]["reason"]
     assert rows["tvm-aarch64"]["untuned"]
     assert rows["onnx"]["top_operators"] and rows["onnx"]["top_operators"][0]["ms"] > 0
+    assert not list(tmp_path.glob("onnxruntime_profile*"))
     report = (tmp_path / "b1" / "report.html").read_text()
     assert "latency.png" in report and "accuracy_latency.png" in report and "Top operators" in report
     assert all((tmp_path / "b1" / png).stat().st_size > 1000 for png in ("latency.png", "accuracy_latency.png", "memory_size.png"))
