@@ -89,16 +89,10 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
         report.update(model=str(model), artifact=clf.artifact.name)
         return report
 
-    import torch
-
-    from edgehound.train.checkpoint import load_model
+    from edgehound.train.checkpoint import load_model, predictor
 
     net, meta = load_model(model)
-
-    def predict(batch):
-        with torch.inference_mode():
-            return net(torch.from_numpy(batch)).numpy()
-
+    predict = predictor(net)
     if split and "split" not in meta:
         raise EdgehoundError(f"{model}: has no record of its training split; score a folder of held-out photos instead")
     report = evaluate_folder(predict, meta["classes"], PreprocessSpec.from_dict(meta["preprocess"]), data, breeds,

@@ -172,7 +172,7 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
     classes = model["classes"]
     samples = None
     if opts.data:
-        samples = [{"path": str(s.path), "wnid": s.wnid, "box": s.box} for s in select_samples(classes, opts.data)]
+        samples = [s.to_dict() for s in select_samples(classes, opts.data)]
     photo = _a_photo(opts, samples, manifest)
     checkpoint = opts.checkpoint or Path(model.get("checkpoint", ""))
     if not checkpoint.is_file() or profile is not None:  # the eager baseline runs on this host only

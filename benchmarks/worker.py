@@ -49,17 +49,12 @@ def _load(job: dict):
     if job["kind"] == "pytorch":
         import torch
 
-        from edgehound.train.checkpoint import load_model
+        from edgehound.train.checkpoint import load_model, predictor
 
         if job.get("threads"):
             torch.set_num_threads(job["threads"])
         model, meta = load_model(job["checkpoint"])
-
-        def predict(batch):
-            with torch.inference_mode():
-                return model(torch.from_numpy(batch)).numpy()
-
-        return predict, PreprocessSpec.from_dict(meta["preprocess"]), meta["classes"], None
+        return predictor(model), PreprocessSpec.from_dict(meta["preprocess"]), meta["classes"], None
     from edgehound.runtime.classifier import Classifier
 
     options = {"threads": job.get("threads")}
@@ -95,7 +90,7 @@ def measure(job: dict) -> dict:
     result = {"load_s": load_s, "first_inference_ms": first_ms, "latencies_ms": latencies,
               "rss_before_mb": rss_before, "rss_loaded_mb": rss_loaded}
     if job.get("samples"):
-        samples = [Sample(Path(s["path"]), s["wnid"], tuple(s["box"]) if s["box"] else None) for s in job["samples"]]
+        samples = [Sample.from_dict(s) for s in job["samples"]]
         report = evaluate_samples(predict, classes, spec, samples, progress=False)
         result["accuracy"] = {"accuracy": report["accuracy"], "n": report["n"], "skipped": report["skipped"]}
     if top_operators is not None:

@@ -21,8 +21,7 @@ def main(argv=None) -> int:
     manifest, name, parity_path, samples_path = (argv or sys.argv[1:])[:4]
     clf = Classifier.load(manifest, artifact=name)
     parity = clf.predict(np.load(parity_path))
-    samples = [Sample(Path(s["path"]), s["wnid"], tuple(s["box"]) if s["box"] else None)
-               for s in json.loads(Path(samples_path).read_text())]
+    samples = [Sample.from_dict(s) for s in json.loads(Path(samples_path).read_text())]
     report = evaluate_samples(clf.predict, clf.classes, clf.spec, samples, progress=False)
     print(json.dumps({"parity": parity.tolist(), "report": report}))
     return 0

@@ -138,9 +138,8 @@ def _tool_versions() -> dict:
 def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n" if not opts.progress else "y")
     os.environ.setdefault("LITERT_TORCH_SILENCE_TORCH_LOGS", "y")
-    import torch
 
-    from edgehound.train.checkpoint import load_model
+    from edgehound.train.checkpoint import load_model, predictor
 
     model, meta = load_model(checkpoint_path)
     out = Path(opts.out)
@@ -155,8 +154,9 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         else np.zeros((0, spec.size, spec.size, 3), np.uint8)
     if needs_calibration and len(calib) < opts.calib_photos:
         print(f"note: calibrating on {len(calib)} photos (fewer than the {opts.calib_photos} asked for)")
-    with torch.inference_mode():
-        reference_logits = model(torch.from_numpy(parity_batch)).numpy()
+    torch_predict = predictor(model)
+    reference_logits = torch_predict(parity_batch)
+    checkpoint_sha256 = sha256_file(checkpoint_path)  # once: the seed's checkpoint is 44 MB
 
     ctx = ExportContext(model, meta, out, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
                         opts.opset, opts.tvm_targets, opts.progress)
@@ -169,7 +169,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"config": cfg["name"], "classes": meta["classes"], "macs": macs, "params": params,
                   "checkpoint": str(checkpoint_path),
-                  "checkpoint_sha256": sha256_file(checkpoint_path), "val_acc": meta.get("val_acc"),
+                  "checkpoint_sha256": checkpoint_sha256, "val_acc": meta.get("val_acc"),
                   "epoch": meta.get("epoch")},
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
         "tools": _tool_versions(),
@@ -179,10 +179,6 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     manifest_path = out / MANIFEST
 
     # The reference: PyTorch's own accuracy on the same held-out photos every artifact is scored on.
-    def torch_predict(batch):
-        with torch.inference_mode():
-            return model(torch.from_numpy(batch)).numpy()
-
     eval_samples = _photos(opts.eval_data, meta, "test", opts.eval_limit)
     reference = evaluate_samples(torch_predict, meta["classes"], spec, eval_samples, progress=opts.progress)
     manifest["reference"] = {"backend": "pytorch", "accuracy": reference["accuracy"], "n": reference["n"],
@@ -192,7 +188,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     failures = []
     for fmt in formats:
         ctx.current = fmt.name
-        entry = _build_one(fmt, ctx, out, meta, spec, checkpoint_path)
+        entry = _build_one(fmt, ctx, out, meta, spec, checkpoint_path, checkpoint_sha256)
         manifest["artifacts"].append(entry)
         atomic_write_json(manifest_path, manifest)  # the runtime loads the artifact through the manifest
         if entry["status"] != "failed":
@@ -216,7 +212,8 @@ def _data_label(opts: ExportOptions, meta: dict) -> str:
     return f"test split of {meta['split']['data']}"
 
 
-def _build_one(fmt: Format, ctx: ExportContext, out: Path, meta: dict, spec: PreprocessSpec, checkpoint_path) -> dict:
+def _build_one(fmt: Format, ctx: ExportContext, out: Path, meta: dict, spec: PreprocessSpec, checkpoint_path,
+               checkpoint_sha256: str) -> dict:
     file = f"{ctx.stem}{fmt.suffix}"
     dest, tmp = out / file, out / f".{file}.tmp{os.getpid()}"
     entry = {"name": fmt.name, "format": fmt.name, "file": file, "backend": fmt.backend, "precision": fmt.precision,
@@ -237,7 +234,7 @@ def _build_one(fmt: Format, ctx: ExportContext, out: Path, meta: dict, spec: Pre
         status="ok", size_bytes=dest.stat().st_size, sha256=sha256_file(dest),
         input=info.pop("input"), output={"name": "logits", "shape": ["N", len(meta["classes"])]},
         preprocess={**spec.to_dict(), "layout": layout}, classes=meta["classes"],
-        source={"checkpoint": Path(checkpoint_path).name, "sha256": sha256_file(checkpoint_path)}, **info)
+        source={"checkpoint": Path(checkpoint_path).name, "sha256": checkpoint_sha256}, **info)
     return entry
 
 
@@ -279,7 +276,7 @@ def _check_in_tvm_env(entry, out, parity_batch, eval_samples):
     try:
         cmd = [tvm_python(), "-m", "edgehound.export.check_artifact", str(out / MANIFEST), entry["name"],
                str(out / ".parity.npy"), str(out / ".samples.json")]
-        samples = [{"path": str(s.path), "wnid": s.wnid, "box": s.box} for s in eval_samples]
+        samples = [s.to_dict() for s in eval_samples]
         (out / ".samples.json").write_text(json.dumps(samples))
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if result.returncode != 0:

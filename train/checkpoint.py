@@ -41,6 +41,15 @@ def model_meta(cfg: Config, classes: list[Breed], spec: PreprocessSpec, **extra)
                        "preprocess": spec.to_dict(), **extra})
 
 
+def predictor(model: torch.nn.Module):
+    """float32 numpy batch -> numpy logits, without autograd: the eager baseline everywhere."""
+    def predict(batch):
+        with torch.inference_mode():
+            return model(torch.from_numpy(batch)).numpy()
+
+    return predict
+
+
 def load_model(path: str | Path) -> tuple[DogCNN, dict]:
     """A model file (best.pt / last.pt) -> (model in eval mode, meta with config, classes, preprocess)."""
     ckpt = load(path)

@@ -29,6 +29,14 @@ class Sample:
     wnid: str
     box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in pixels of the original image
 
+    def to_dict(self) -> dict:
+        """JSON form, for handing photo lists to worker processes."""
+        return {"path": str(self.path), "wnid": self.wnid, "box": self.box}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Sample":
+        return cls(Path(d["path"]), d["wnid"], tuple(d["box"]) if d["box"] else None)
+
 
 @dataclass
 class Dataset:
