@@ -63,6 +63,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from edgehound.train.study import load_study, parse_shard, run_study, write_report
+
+    study = load_study(args.plan)
+    if args.action == "run":
+        failed = run_study(study, Path(args.data), Path(args.out), tuple(args.exclude), parse_shard(args.shard),
+                           args.threads, args.only)
+        print(f"study: {len(failed)} failed cell(s): {', '.join(failed)}" if failed else "study: all cells of this shard done")
+        return 1 if failed else 0
+    rows = write_report(study, Path(args.out), Path(args.report), args.data, args.plan)
+    print(f"{args.report}: {sum(r['n'] for r in rows)} of {len(study.cells())} cells")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from edgehound.runtime.metrics import format_report
     from edgehound.util import atomic_write_json
@@ -109,11 +123,12 @@ def cmd_export(args) -> int:
                          eval_data=Path(args.eval_data) if args.eval_data else None,
                          calib_data=Path(args.calib_data) if args.calib_data else None, calib_photos=args.calib_photos,
                          calibration=args.calibration, max_drop=args.max_drop, eval_limit=args.eval_limit,
-                         tune_trials=args.tune_trials, progress=not args.no_progress)
+                         tune_trials=args.tune_trials, progress=not args.no_progress,
+                         tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None)
     if args.device:
         from edgehound.devices.profiles import get_profile
 
-        profile = get_profile(args.device)
+        profile = opts.device = get_profile(args.device)
         opts.targets = args.targets or list(profile["formats"])
         if profile.get("tvm_target"):  # the profile's TVM target for the TVM formats it runs
             opts.tvm_targets = {f: profile["tvm_target"] for f in profile["formats"] if f.startswith("tvm-")}
@@ -319,6 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines only)")
     tr.set_defaults(func=cmd_train)
 
+    st = sub.add_parser("study", help="the improvement study: each lever alone and together, pairs x settings x seeds",
+                        description="`run` trains every cell of the study plan (resumable: finished cells are skipped, "
+                        "killed ones resume); `report` writes the tables and plots into train/STUDY.md.")
+    st.add_argument("action", choices=["run", "report"])
+    st.add_argument("--plan", default="study", help="study plan: name in train/configs or a .toml path (default: study)")
+    st.add_argument("--data", default="../shared/data/imagewoof2-320", help="dataset folder")
+    st.add_argument("--out", default="runs/study", help="folder of the study's runs")
+    st.add_argument("--exclude", nargs="*", default=["tests/sample"], help="folders whose photos never enter training")
+    st.add_argument("--shard", default="0/1", help="I/N: run every N-th cell starting at I (parallel workers)")
+    st.add_argument("--threads", type=int, help="torch CPU threads per worker (default: all cores)")
+    st.add_argument("--only", help="run only cells whose key (setting/pair/lever/seedN) contains this text")
+    st.add_argument("--report", default=str(Path(__file__).parent / "train" / "STUDY.md"), help="markdown file to write the results into")
+    st.set_defaults(func=cmd_study)
+
     ev = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model",
                         description="Score MODEL (a training checkpoint, or any artifact through the runtime) on a "
                         "folder of labelled photos, only on the breeds the model knows.")
@@ -417,8 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="onnx-int8 calibration method")
     ex.add_argument("--max-drop", type=float, help="mark artifacts losing more accuracy (pp) than this as rejected")
     ex.add_argument("--eval-limit", type=int, help="score each artifact on at most N held-out photos")
-    ex.add_argument("--tune-trials", type=int, default=0, help="MetaSchedule trials for TVM targets (0: untuned, "
-                    "or reuse OUT/tvm-tuning/<target> when present)")
+    ex.add_argument("--tune-trials", type=int, default=0, help="MetaSchedule trials for TVM targets, measured on the "
+                    "device itself for an RPC profile (0: reuse the device's tuning database when present, else untuned)")
+    ex.add_argument("--tuning-dir", help="root of the per-device tuning databases, <dir>/<profile>/<format> "
+                    "(default: $EDGEHOUND_TUNING_DIR or devices/tuning)")
     ex.add_argument("--no-progress", action="store_true")
     ex.set_defaults(func=cmd_export)
     return p

@@ -15,6 +15,7 @@ from pathlib import Path
 from edgehound.runtime.errors import EdgehoundError
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
+TUNING_DIR = Path(__file__).with_name("tuning")  # committed MetaSchedule databases, one per profile and format
 
 
 def all_profiles() -> dict[str, dict]:
@@ -29,6 +30,13 @@ def get_profile(name: str) -> dict:
     if name not in profiles:
         raise EdgehoundError(f"unknown device {name!r} (known: {', '.join(profiles)})")
     return profiles[name]
+
+
+def tuning_database(profile: str, fmt: str, root: Path | None = None) -> Path:
+    """Where the MetaSchedule database of one device profile and TVM format lives; tuning appends to
+    it and every later compile for that device (any model) reuses it."""
+    root = Path(root or os.environ.get("EDGEHOUND_TUNING_DIR") or TUNING_DIR)
+    return root / profile / fmt
 
 
 def detect() -> dict:

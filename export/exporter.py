@@ -51,6 +51,8 @@ class ExportOptions:
     opset: int = 18
     progress: bool = True
     tvm_targets: dict = field(default_factory=dict)  # format name -> TVM target, from a device profile
+    device: dict | None = None  # the device profile of export --device (its name keys the tuning database)
+    tuning_dir: Path | None = None  # root of the per-device tuning databases (default: devices/tuning)
 
 
 @dataclass
@@ -68,6 +70,8 @@ class ExportContext:
     opset: int
     tvm_targets: dict = field(default_factory=dict)
     progress: bool = True
+    device: dict | None = None
+    tuning_dir: Path | None = None
     repo: Path = REPO
     current: str = ""
     built: dict = field(default_factory=dict)
@@ -159,7 +163,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     checkpoint_sha256 = sha256_file(checkpoint_path)  # once: the seed's checkpoint is 44 MB
 
     ctx = ExportContext(model, meta, out, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
-                        opts.opset, opts.tvm_targets, opts.progress)
+                        opts.opset, opts.tvm_targets, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
     cfg = meta["config"]
     from edgehound.train.model import count_macs
 

@@ -134,9 +134,15 @@ def build_tflite_int8(ctx, dest: Path) -> dict:
 
 def _tvm_builder(default_target: dict, cc: str | None = None):
     def build(ctx, dest: Path) -> dict:
+        from edgehound.devices.profiles import tuning_database
+
         target = ctx.tvm_targets.get(ctx.current, default_target)  # a device profile's target (export --device) wins
         shape = [1, 3, ctx.size, ctx.size]
-        db = ctx.out / "tvm-tuning" / ctx.current if ctx.tune_trials or (ctx.out / "tvm-tuning" / ctx.current).is_dir() else None
+        # One MetaSchedule database per device profile (and format), shared by every model compiled for it.
+        profile_name = ctx.device["name"] if ctx.device else FORMATS[ctx.current].devices[0]
+        db = tuning_database(profile_name, ctx.current, ctx.tuning_dir)
+        if not ctx.tune_trials and not (db / "database_workload.json").is_file():
+            db = None
         cmd = [tvm_python(), "-m", "edgehound.export.tvm_build", "--onnx", str(ctx.artifact_path("onnx")),
                "--target", json.dumps(target), "--out", str(dest), "--input-shape", ",".join(map(str, shape))]
         if cc:
@@ -145,6 +151,9 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
             cmd += ["--cc", cc]
         if db is not None:
             cmd += ["--db", str(db), "--tune-trials", str(ctx.tune_trials)]
+        reach = (ctx.device or {}).get("reach", {})
+        if ctx.tune_trials and reach.get("kind") == "rpc":  # time the candidates on the device itself
+            cmd += ["--rpc-tracker", reach["tracker"], "--rpc-key", reach["key"], "--rpc-timeout", str(reach.get("timeout", 60))]
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=ctx.repo)
         if result.returncode != 0:
             tail = [line for line in result.stderr.strip().splitlines() if line.strip()][-3:]

@@ -8,6 +8,10 @@ It prints one JSON line describing what it built. Chained as in TVM's tutorials:
 (relax.frontend.onnx) -> optional MetaSchedule tuning (database kept beside the artifact and
 reused) -> relax.get_default_pipeline(target) -> tvm.compile -> export_library (cross-compiled
 with --cc for another architecture).
+
+Tuning measures candidates on this machine, or with --rpc-tracker/--rpc-key on the device the RPC
+tracker hands out (candidates cross-compiled with --cc and uploaded), so a Raspberry Pi's database
+holds timings taken on a Raspberry Pi.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 
 def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc: str | None,
-          tune_trials: int, db_dir: str | None) -> dict:
+          tune_trials: int, db_dir: str | None, rpc_tracker: str | None = None, rpc_key: str | None = None,
+          rpc_timeout: int = 60) -> dict:
     import onnx
     import tvm
     from tvm import relax
@@ -43,14 +49,24 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
             mod = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
                                             relax.transform.CanonicalizeBindings(), relax.get_pipeline("zero")])(mod)
         if tune_trials > 0:  # appends to the database; a later compile reuses it without tuning
-            builder = ms.builder.LocalBuilder(f_build=_build_candidate, max_workers=1, timeout_sec=120)
+            builder = ms.builder.LocalBuilder(f_build=_build_candidate, f_export=partial(_export_candidate, cc),
+                                              max_workers=1, timeout_sec=120)
+            if rpc_tracker:
+                host, port = rpc_tracker.rsplit(":", 1)
+                runner = ms.runner.RPCRunner(
+                    ms.runner.RPCConfig(host, int(port), rpc_key, session_timeout_sec=rpc_timeout),
+                    ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False),
+                    max_workers=1)
+            else:
+                runner = ms.runner.LocalRunner(timeout_sec=60)
             ms.relax_integration.tune_relax(mod=mod, params={}, target=target, work_dir=str(db_path),
                                             max_trials_global=tune_trials, num_trials_per_iter=min(64, tune_trials),
-                                            builder=builder, runner=ms.runner.LocalRunner(timeout_sec=60))
+                                            builder=builder, runner=runner)
         with target:
             mod = relax.transform.MetaScheduleApplyDatabase(str(db_path), enable_warning=False)(mod)
         records = (db_path / "database_tuning_record.json").read_text().count("\n")
-        tuned = {"database": db_path.name, "trials_this_run": tune_trials, "records": records}
+        tuned = {"database": str(db_path), "trials_this_run": tune_trials, "records": records,
+                 "measured_on": f"rpc {rpc_key}@{rpc_tracker}" if rpc_tracker and tune_trials else "this host"}
     with target:
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
     device_modules = _module_kinds(executable.mod)
@@ -72,6 +88,21 @@ def _build_candidate(mod, target, _params):
     return tvm.compile(mod, target=target)
 
 
+def _export_candidate(cc: str | None, mod) -> str:
+    """MetaSchedule's export: a shared library, cross-compiled for the device when cc is given (the
+    default export makes a tar that the device would have to link with its own compiler)."""
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(), "candidate.so")
+    if cc:
+        from tvm.support import cc as tvm_cc
+
+        mod.export_library(path, fcompile=tvm_cc.cross_compiler(cc))
+    else:
+        mod.export_library(path)
+    return path
+
+
 def _module_kinds(module) -> list[str]:
     """The kinds of code the library holds, e.g. ['relax.VMExecutable', 'llvm', 'cuda']."""
     kinds = [getattr(module, "kind", type(module).__name__)]
@@ -89,8 +120,12 @@ def main(argv=None) -> int:
     p.add_argument("--cc", help="cross compiler, e.g. aarch64-linux-gnu-gcc")
     p.add_argument("--tune-trials", type=int, default=0)
     p.add_argument("--db", help="MetaSchedule database folder (reused when it exists)")
+    p.add_argument("--rpc-tracker", help="HOST:PORT of a TVM RPC tracker: measure tuning candidates on its device")
+    p.add_argument("--rpc-key", help="the device's key at the tracker")
+    p.add_argument("--rpc-timeout", type=int, default=60, help="seconds per RPC session")
     a = p.parse_args(argv)
-    info = build(a.onnx, a.target, a.out, [int(v) for v in a.input_shape.split(",")], a.cc, a.tune_trials, a.db)
+    info = build(a.onnx, a.target, a.out, [int(v) for v in a.input_shape.split(",")], a.cc, a.tune_trials, a.db,
+                 a.rpc_tracker, a.rpc_key, a.rpc_timeout)
     print(json.dumps(info))
     return 0
 

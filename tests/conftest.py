@@ -17,8 +17,9 @@ def sample_photos(wnid: str, n: int) -> list[Path]:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session uses its own image cache, never the user's."""
+    """Each test session uses its own image cache and tuning databases, never the user's or the repo's."""
     monkeypatch.setenv("EDGEHOUND_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("EDGEHOUND_TUNING_DIR", str(tmp_path_factory.getbasetemp() / "tuning"))
 
 
 @pytest.fixture

@@ -126,12 +126,15 @@ def test_unknown_target_is_a_clear_error(tiny_run, tmp_path):
 
 
 def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path):
-    out = tmp_path / "tuned"
-    first = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=out, tune_trials=8, progress=False))
+    out, db = tmp_path / "tuned", tmp_path / "db"
+    first = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=out, tune_trials=8, progress=False,
+                                                       tuning_dir=db))
     tuned = {e["name"]: e for e in first["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
-    assert tuned["trials_this_run"] == 8 and tuned["records"] > 0
-    assert (out / "tvm-tuning" / "tvm-x86" / "database_tuning_record.json").is_file()
-    again = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=out, progress=False))
+    assert tuned["trials_this_run"] == 8 and tuned["records"] > 0 and tuned["measured_on"] == "this host"
+    # one database per device profile: tvm-x86 without --device belongs to the laptop-x86 profile
+    assert (db / "laptop-x86" / "tvm-x86" / "database_tuning_record.json").is_file()
+    again = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "other", progress=False,
+                                                       tuning_dir=db))
     entry = {e["name"]: e for e in again["artifacts"]}["tvm-x86"]
     assert entry["tvm"]["tuned"]["trials_this_run"] == 0 and entry["tvm"]["tuned"]["records"] == tuned["records"]
     assert entry["status"] == "ok" and entry["parity"]["max_abs_logit_diff"] <= 1e-3

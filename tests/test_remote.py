@@ -85,6 +85,29 @@ def test_tvm_artifact_over_rpc_merges_with_local_results(tiny_export, rpc_device
     assert time.monotonic() - t0 < 120
 
 
+def test_tuning_over_rpc_fills_the_device_database_and_is_reused(tiny_run, rpc_device, tmp_path):
+    """Candidates are timed on the RPC device; the database lands under the profile's name and a later
+    compile for that device reuses it without new trials."""
+    profile, _ = rpc_device
+    db = tmp_path / "tuning"
+
+    def export(*extra):
+        result = subprocess.run([*edgehound_cmd(), "export", str(tiny_run / "best.pt"), "--out", str(tmp_path / "x"),
+                                 "--device", str(profile), "--tuning-dir", str(db), "--no-progress", *extra],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+        return {e["name"]: e for e in manifest["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
+
+    tuned = export("--tune-trials", "8")
+    assert tuned["measured_on"].startswith("rpc loopback@127.0.0.1:") and tuned["records"] > 0
+    records = (db / "loopback" / "tvm-x86" / "database_tuning_record.json").read_text().splitlines()
+    run_secs = [sec for line in records for sec in json.loads(line)[1][1]]
+    assert run_secs and all(0 < sec < 1 for sec in run_secs)  # real timings from the device (failures are 1e10)
+    again = export()
+    assert again["trials_this_run"] == 0 and again["records"] == tuned["records"]
+
+
 @pytest.fixture
 def ssh_device(tmp_path):
     """An sshd of our own on 127.0.0.1 (throwaway keys, a high port), and a profile that reaches it."""
