@@ -213,7 +213,7 @@ def cmd_bench(args) -> int:
     from edgehound.benchmarks.bench import BenchOptions, bench
     from edgehound.benchmarks.report import print_table
 
-    opts = BenchOptions(source=Path(args.source), out=Path(args.out), artifacts=args.artifacts,
+    opts = BenchOptions(source=Path(args.source[0]), also=[Path(a) for a in args.source[1:]], out=Path(args.out), artifacts=args.artifacts,
                         data=Path(args.data) if args.data else None,
                         checkpoint=Path(args.checkpoint) if args.checkpoint else None, threads=args.threads,
                         warmup=args.warmup, runs=args.runs, duration=args.duration, profile=args.profile,
@@ -388,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Benchmark every artifact of an export folder (each in a fresh process) and "
                         "PyTorch eager as the baseline: load time, first inference, latency percentiles, FPS, peak "
                         "memory, size, accuracy. Writes OUT/results.json and OUT/report.html.")
-    be.add_argument("source", help="export folder or manifest.json")
+    be.add_argument("source", nargs="+", help="export folder or manifest.json; several are measured side by side "
+                    "in one run, their rows named FOLDER/ARTIFACT")
     be.add_argument("--out", default="runs/bench", help="where results.json and report.html go (default runs/bench)")
     be.add_argument("--artifacts", nargs="+", metavar="NAME", help="only these artifacts")
     be.add_argument("--data", help="held-out photos to measure accuracy on (default: the export's figures)")

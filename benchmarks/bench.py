@@ -48,6 +48,7 @@ class BenchOptions:
     max_drop: float = 1.0
     device: str = "local"  # a device profile name; rpc profiles run TVM artifacts remotely
     progress: bool = True
+    also: list[Path] | None = None  # more export folders measured in the same run (rows named <folder>/<artifact>)
 
 
 def latency_stats(ms: list[float]) -> dict:
@@ -138,10 +139,21 @@ def bench(opts: BenchOptions) -> dict:
         from edgehound.devices.profiles import get_profile
 
         profile = get_profile(opts.device)
+    if opts.also and (opts.pick or (profile is not None and profile["reach"]["kind"] == "ssh")):
+        raise EdgehoundError("several export folders: --pick and ssh devices take one folder at a time")
     if profile is not None and profile["reach"]["kind"] == "ssh":
         results = _bench_over_ssh(profile, folder, opts)
     else:
         results = _bench_here(manifest, folder, profile, opts)
+    if opts.also:  # models side by side in one run, so their ratios share the machine's state
+        results["models"] = {folder.name: results["model"]}
+        for row in results["rows"]:
+            row["name"] = f"{folder.name}/{row['name']}"
+        for other in opts.also:
+            other_manifest, other_folder = read_manifest(other)
+            more = _bench_here(other_manifest, other_folder, profile, opts)
+            results["models"][other_folder.name] = more["model"]
+            results["rows"] += [{**r, "name": f"{other_folder.name}/{r['name']}"} for r in more["rows"]]
     for earlier in opts.merge or []:  # rows of other devices, so one report covers them all
         old = json.loads(Path(earlier).read_text())
         results["rows"] += [{**r, "device": r.get("device", old.get("device", "local"))} for r in old["rows"]]

@@ -24,10 +24,22 @@ def export_copy(tiny_export, tmp_path):
 
 
 def run_bench(source, out, *extra):
-    result = subprocess.run([*edgehound_cmd(), "bench", str(source), "--out", str(out), "--runs", "20", "--warmup", "2",
+    sources = [str(s) for s in source] if isinstance(source, list) else [str(source)]
+    result = subprocess.run([*edgehound_cmd(), "bench", *sources, "--out", str(out), "--runs", "20", "--warmup", "2",
                              "--no-progress", *extra], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result, json.loads((out / "results.json").read_text())
+
+
+def test_several_models_side_by_side_in_one_run(tiny_export, tmp_path):
+    other = tmp_path / "shipped"
+    shutil.copytree(SAMPLE.parents[1] / "runtime" / "models" / "efficient", other)
+    _, res = run_bench([tiny_export, other], tmp_path / "b", "--artifacts", "onnx")
+    rows = {r["name"]: r for r in res["rows"]}
+    assert set(rows) == {f"{tiny_export.name}/onnx", "shipped/onnx", f"{tiny_export.name}/pytorch", "shipped/pytorch"}
+    assert all(r["status"] == "ok" and r["latency"]["n"] == 20 for r in rows.values())
+    assert res["models"]["shipped"]["config"] == "efficient" and res["models"][tiny_export.name]["config"] == "tiny"
+    assert rows["shipped/onnx"]["roofline_ratio"] > 0  # each row against its own model's MACs
 
 
 def test_bench_measures_every_artifact_and_picks(export_copy, tmp_path, monkeypatch):
