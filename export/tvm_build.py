@@ -5,8 +5,8 @@
 TVM is kept out of the main environment (its tvm-ffi needs typing-extensions >= 4.13, which
 litert-torch's xdsl forbids), so export calls this module with TVM's interpreter (see tvm_env.py).
 It prints one JSON line describing what it built. Chained as in TVM's tutorials: import
-(relax.frontend.onnx) -> optional MetaSchedule tuning (database kept beside the artifact and
-reused) -> relax.get_default_pipeline(target) -> tvm.compile -> export_library (cross-compiled
+(relax.frontend.onnx) -> optional MetaSchedule tuning (one database per device profile,
+appended to and reused) -> relax.get_default_pipeline(target) -> tvm.compile -> export_library (cross-compiled
 with --cc for another architecture).
 
 Tuning measures candidates on this machine, or with --rpc-tracker/--rpc-key on the device the RPC
@@ -65,8 +65,9 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
         with target:
             mod = relax.transform.MetaScheduleApplyDatabase(str(db_path), enable_warning=False)(mod)
         records = (db_path / "database_tuning_record.json").read_text().count("\n")
-        tuned = {"database": str(db_path), "trials_this_run": tune_trials, "records": records,
-                 "measured_on": f"rpc {rpc_key}@{rpc_tracker}" if rpc_tracker and tune_trials else "this host"}
+        where = f"rpc {rpc_key}@{rpc_tracker}" if rpc_tracker else "this host"
+        tuned = {"database": f"{db_path.parent.name}/{db_path.name}", "trials_this_run": tune_trials,
+                 "records": records, "measured_on": where if tune_trials else "database reused, no new trials"}
     with target:
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
     device_modules = _module_kinds(executable.mod)
