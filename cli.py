@@ -213,7 +213,8 @@ def cmd_bench(args) -> int:
     from edgehound.benchmarks.bench import BenchOptions, bench
     from edgehound.benchmarks.report import print_table
 
-    opts = BenchOptions(source=Path(args.source[0]), also=[Path(a) for a in args.source[1:]], out=Path(args.out), artifacts=args.artifacts,
+    opts = BenchOptions(source=Path(args.source[0]), also=[Path(a) for a in args.source[1:]], out=Path(args.out),
+                        artifacts=args.artifacts,
                         data=Path(args.data) if args.data else None,
                         checkpoint=Path(args.checkpoint) if args.checkpoint else None, threads=args.threads,
                         warmup=args.warmup, runs=args.runs, duration=args.duration, profile=args.profile,

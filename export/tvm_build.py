@@ -60,7 +60,7 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
             else:
                 runner = ms.runner.LocalRunner(timeout_sec=60)
             ms.relax_integration.tune_relax(mod=mod, params={}, target=target, work_dir=str(db_path),
-                                            max_trials_global=tune_trials, num_trials_per_iter=min(64, tune_trials),
+                                            max_trials_global=tune_trials, num_trials_per_iter=min(32, tune_trials),
                                             builder=builder, runner=runner)
         with target:
             mod = relax.transform.MetaScheduleApplyDatabase(str(db_path), enable_warning=False)(mod)
