@@ -177,7 +177,7 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
 
     model = manifest["model"]
     entries = [e for e in manifest["artifacts"] if not opts.artifacts or e["name"] in opts.artifacts]
-    if opts.artifacts:
+    if opts.artifacts and not opts.also:  # with several folders, each runs the names it has
         unknown = set(opts.artifacts) - {e["name"] for e in entries}
         if unknown:
             raise EdgehoundError(f"{folder / MANIFEST}: no artifact {', '.join(sorted(unknown))}")

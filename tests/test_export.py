@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from conftest import SAMPLE
 from edgehound.export.exporter import ExportOptions, export
 from edgehound.export.formats import DEFAULT_TARGETS, FORMATS, Format
 from edgehound.runtime.classifier import Classifier
@@ -138,6 +139,21 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path):
     entry = {e["name"]: e for e in again["artifacts"]}["tvm-x86"]
     assert entry["tvm"]["tuned"]["trials_this_run"] == 0 and entry["tvm"]["tuned"]["records"] == tuned["records"]
     assert entry["status"] == "ok" and entry["parity"]["max_abs_logit_diff"] <= 1e-3
+
+
+def test_committed_tuning_database_compiles_the_shipped_seed_model(tmp_path):
+    """The laptop-x86 database in the repository loads with the pinned TVM and covers the shipped
+    seed-architecture model's kernels: a compile applies its records with no new trials."""
+    from edgehound.devices.profiles import TUNING_DIR
+
+    repo = SAMPLE.parents[1]
+    out = export(repo / "runtime" / "models" / "seed-improved" / "best.pt",
+                 ExportOptions(targets=["tvm-x86"], out=tmp_path / "seed", eval_data=SAMPLE, eval_limit=20,
+                               parity_photos=4, tuning_dir=TUNING_DIR, progress=False))
+    entry = {e["name"]: e for e in out["artifacts"]}["tvm-x86"]
+    tuned = entry["tvm"]["tuned"]
+    assert entry["status"] == "ok" and entry["parity"]["passed"]
+    assert tuned["database"] == "laptop-x86/tvm-x86" and tuned["trials_this_run"] == 0 and tuned["records"] >= 500
 
 
 def test_flatten_model_converts_and_runs_batches(tmp_path):
