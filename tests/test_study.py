@@ -26,10 +26,9 @@ dropout = ["model.fc_dropout=0.5"]
 """
 
 
-def study(*args, check=True):
+def study(*args):
     result = subprocess.run([*edgehound_cmd(), "study", *args], capture_output=True, text=True, timeout=600)
-    if check:
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result
 
 
