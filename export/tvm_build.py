@@ -62,12 +62,18 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
             ms.relax_integration.tune_relax(mod=mod, params={}, target=target, work_dir=str(db_path),
                                             max_trials_global=tune_trials, num_trials_per_iter=min(32, tune_trials),
                                             builder=builder, runner=runner)
+        # A device's database serves every model, so say how many of this model's kernels it covers.
+        database = ms.database.JSONDatabase(work_dir=str(db_path))
+        tasks = ms.relax_integration.extract_tasks(mod, target)
+        covered = sum(any(database.has_workload(d) for d in t.dispatched) for t in tasks)
         with target:
             mod = relax.transform.MetaScheduleApplyDatabase(str(db_path), enable_warning=False)(mod)
         records = (db_path / "database_tuning_record.json").read_text().count("\n")
         where = f"rpc {rpc_key}@{rpc_tracker}" if rpc_tracker else "this host"
-        tuned = {"database": f"{db_path.parent.name}/{db_path.name}", "trials_this_run": tune_trials,
-                 "records": records, "measured_on": where if tune_trials else "database reused, no new trials"}
+        if covered:
+            tuned = {"database": f"{db_path.parent.name}/{db_path.name}", "trials_this_run": tune_trials,
+                     "records": records, "kernels_tuned": f"{covered} of {len(tasks)}",
+                     "measured_on": where if tune_trials else "database reused, no new trials"}
     with target:
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
     device_modules = _module_kinds(executable.mod)
