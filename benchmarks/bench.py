@@ -139,9 +139,10 @@ def bench(opts: BenchOptions) -> dict:
         from edgehound.devices.profiles import get_profile
 
         profile = get_profile(opts.device)
-    if opts.also and (opts.pick or (profile is not None and profile["reach"]["kind"] == "ssh")):
+    over_ssh = profile is not None and profile["reach"]["kind"] == "ssh"
+    if opts.also and (opts.pick or over_ssh):
         raise EdgehoundError("several export folders: --pick and ssh devices take one folder at a time")
-    if profile is not None and profile["reach"]["kind"] == "ssh":
+    if over_ssh:
         results = _bench_over_ssh(profile, folder, opts)
     else:
         results = _bench_here(manifest, folder, profile, opts)
@@ -277,13 +278,15 @@ def _remote_row(entry: dict, folder: Path, profile: dict, opts: BenchOptions) ->
     if reach["kind"] != "rpc" or entry["backend"] != "tvm":
         return {"status": "not run", "reason": f"{reach['kind']} reach for {entry['backend']} artifacts is not built yet"}
     shape = entry["input"]["shape"]
+    session_timeout = reach.get("timeout", 60)
+    limit = session_timeout + 10  # the RPC session's own bound, plus starting TVM's interpreter
     cmd = [_python_for("tvm"), "-m", "edgehound.devices.rpc_bench", "--tracker", reach["tracker"], "--key", reach["key"],
            "--lib", str(folder / entry["file"]), "--shape", ",".join(map(str, shape)), "--repeat", str(opts.runs),
-           "--device", "cuda" if "cuda" in entry["name"] else "cpu", "--timeout", str(reach.get("timeout", 60))]
+           "--device", "cuda" if "cuda" in entry["name"] else "cpu", "--timeout", str(session_timeout)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=reach.get("timeout", 60) + 10)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
-        return {"status": "error", "reason": f"{profile['name']}: no answer within {reach.get('timeout', 60) + 30} s"}
+        return {"status": "error", "reason": f"{profile['name']}: no answer within {limit} s"}
     if proc.returncode != 0:
         last = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["unknown error"]
         return {"status": "error", "reason": f"{profile['name']} via RPC {reach['tracker']}: {last[0][:300]}"}

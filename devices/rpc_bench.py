@@ -3,8 +3,8 @@
     python -m edgehound.devices.rpc_bench --tracker HOST:PORT --key KEY --lib model.so --shape 1,3,160,160
 
 Uploads the library to the device the tracker hands out, loads it into a Relax VM there and
-measures with the remote time evaluator. Prints one JSON line: per-repeat latencies in ms and the
-device's output for a zero input. Every step is bounded by --timeout.
+measures with the remote time evaluator (on a zero input). Prints one JSON line: the per-repeat
+latencies in ms. Every step is bounded by --timeout.
 """
 
 from __future__ import annotations

@@ -77,12 +77,7 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
     with target:
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
     device_modules = _module_kinds(executable.mod)
-    if cc:
-        from tvm.support import cc as tvm_cc
-
-        executable.export_library(out, fcompile=tvm_cc.cross_compiler(cc))
-    else:
-        executable.export_library(out)
+    _export_library(executable, out, cc)
     return {"tvm": tvm.__version__, "target": str(target), "compile_seconds": round(time.time() - t0, 2),
             "tuned": tuned, "modules": device_modules}
 
@@ -101,13 +96,18 @@ def _export_candidate(cc: str | None, mod) -> str:
     import tempfile
 
     path = os.path.join(tempfile.mkdtemp(), "candidate.so")
+    _export_library(mod, path, cc)
+    return path
+
+
+def _export_library(module, path: str, cc: str | None) -> None:
+    """One shared library, cross-compiled with cc for another architecture when given."""
     if cc:
         from tvm.support import cc as tvm_cc
 
-        mod.export_library(path, fcompile=tvm_cc.cross_compiler(cc))
+        module.export_library(path, fcompile=tvm_cc.cross_compiler(cc))
     else:
-        mod.export_library(path)
-    return path
+        module.export_library(path)
 
 
 def _module_kinds(module) -> list[str]:
