@@ -160,7 +160,8 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
             raise EdgehoundError("TVM compile failed: " + " | ".join(tail))
         info = json.loads(result.stdout.strip().splitlines()[-1])
         return {"input": ctx.input_desc(shape, "NCHW"), "tools": {"tvm": info["tvm"]},
-                "tvm": {"target": target, "compile_seconds": info["compile_seconds"], "modules": info["modules"],
+                "tvm": {"target": target, "compiled_for": info["target"], "cpu_features": info["cpu_features"],
+                        "compile_seconds": info["compile_seconds"], "modules": info["modules"],
                         "tuned": info["tuned"] or "untuned (no tuning records for this model's kernels: expect it to be slow)"}}
     return build
 

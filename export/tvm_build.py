@@ -33,7 +33,7 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    target_dict = json.loads(target_json)
+    target_dict = _resolve_host_cpu(json.loads(target_json), cc)
     db_path = Path(db_dir) if db_dir else None
     tuning = db_path is not None and (tune_trials > 0 or (db_path / "database_workload.json").is_file())
     if tuning and target_dict["kind"] == "llvm" and "num-cores" not in target_dict:
@@ -50,7 +50,7 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
                                             relax.transform.CanonicalizeBindings(), relax.get_pipeline("zero")])(mod)
         if tune_trials > 0:  # appends to the database; a later compile reuses it without tuning
             builder = ms.builder.LocalBuilder(f_build=_build_candidate, f_export=partial(_export_candidate, cc),
-                                              max_workers=1, timeout_sec=120)
+                                              max_workers=os.cpu_count(), timeout_sec=120)
             if rpc_tracker:
                 host, port = rpc_tracker.rsplit(":", 1)
                 runner = ms.runner.RPCRunner(
@@ -78,8 +78,36 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
     device_modules = _module_kinds(executable.mod)
     _export_library(executable, out, cc)
-    return {"tvm": tvm.__version__, "target": str(target), "compile_seconds": round(time.time() - t0, 2),
-            "tuned": tuned, "modules": device_modules}
+    return {"tvm": tvm.__version__, "target": json.loads(str(target)), "compile_seconds": round(time.time() - t0, 2),
+            "tuned": tuned, "modules": device_modules, "cpu_features": _x86_features(target)}
+
+
+def _resolve_host_cpu(target_dict: dict, cc: str | None) -> dict:
+    """Turn mcpu "native" into the host's CPU name (e.g. znver4). TVM's LLVM rejects "native" for its
+    own triple and silently falls back to generic x86-64: SSE2 only, no AVX or FMA, about 4x slower."""
+    from tvm.target import codegen
+
+    if target_dict.get("kind") != "llvm" or target_dict.get("mcpu") != "native":
+        return target_dict
+    if cc:
+        raise SystemExit(f"mcpu 'native' means this build host's CPU; name the device's CPU to cross-compile with {cc}")
+    return {**target_dict, "mcpu": codegen.llvm_get_system_cpu()}
+
+
+# x86 vector extensions a library may use, as LLVM names them -> as Linux's /proc/cpuinfo names them
+X86_FEATURES = {"sse4.2": "sse4_2", "avx": "avx", "avx2": "avx2", "fma": "fma", "avx512f": "avx512f",
+                "avx512bw": "avx512bw", "avx512dq": "avx512dq", "avx512vl": "avx512vl", "avx512vnni": "avx512_vnni"}
+
+
+def _x86_features(target) -> list[str]:
+    """The /proc/cpuinfo flags an x86 CPU needs to run this library, so the runtime can refuse it on an
+    older CPU instead of dying of an illegal instruction."""
+    from tvm.target import codegen
+
+    host = target.host or target
+    if host.kind.name != "llvm" or not str(host.attrs.get("mtriple", "x86_64")).startswith("x86_64"):
+        return []
+    return sorted(flag for name, flag in X86_FEATURES.items() if name in codegen.llvm_get_cpu_features(host))
 
 
 def _build_candidate(mod, target, _params):

@@ -3,12 +3,14 @@
 One entry per artifact: format, backend, precision, target, file, size and sha256, input/output
 tensors (shape, layout, dtype, quantization), preprocessing, class labels, measured accuracy and
 status. The runtime trusts nothing it has not checked: the file must exist, have the recorded size
-and hash, and its backend must be known.
+and hash, its backend must be known, and an x86 TVM library's vector extensions (AVX2, AVX-512...)
+must be present on this CPU.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +93,21 @@ def verify(artifact: Artifact) -> None:
     if digest != entry["sha256"]:
         raise EdgehoundError(f"{path}: sha256 {digest[:16]}... does not match the manifest's "
                              f"{entry['sha256'][:16]}...: the file is corrupt or altered")
+    missing = missing_cpu_features(entry.get("tvm", {}).get("cpu_features", []))
+    if missing:
+        cpu = entry["tvm"].get("compiled_for", {}).get("mcpu", "another CPU")
+        raise EdgehoundError(f"{path}: compiled for {cpu}, which has "
+                             f"{', '.join(missing)}; this CPU lacks them (it would die of an illegal instruction). "
+                             f"Re-export it on this machine: edgehound export CHECKPOINT --targets {entry['name']}")
+
+
+def missing_cpu_features(needed: list[str], cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """Which of the x86 flags a TVM library needs this CPU lacks (none known off Linux x86: no check)."""
+    if not needed or platform.machine() not in ("x86_64", "AMD64"):
+        return []
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in needed if f not in flags]

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 
 import pytest
 
@@ -10,6 +11,7 @@ from edgehound.export.exporter import ExportOptions, export
 from edgehound.export.formats import DEFAULT_TARGETS, FORMATS, Format
 from edgehound.runtime.classifier import Classifier
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.manifest import missing_cpu_features
 from edgehound.util import sha256_file
 
 ENTRY_KEYS = {"name", "format", "file", "backend", "precision", "target", "devices", "size_bytes", "sha256", "input",
@@ -77,6 +79,12 @@ def test_tvm_libraries_are_built_for_their_targets(tiny_export):
     assert entries["tvm-cuda-sm87"]["tvm"]["target"]["arch"] == "sm_87"
     desktop = tiny_export / entries["tvm-cuda-sm90"]["file"]
     assert elf_machine(desktop) == 62 and "cuda" in entries["tvm-cuda-sm90"]["tvm"]["modules"]
+    # mcpu "native" is resolved to this CPU: TVM's LLVM would silently fall back to SSE2-only generic x86-64
+    compiled_for = entries["tvm-x86"]["tvm"]["compiled_for"]
+    assert compiled_for["mcpu"] not in ("", "native", "generic")
+    code = subprocess.run(["objdump", "-d", str(tiny_export / entries["tvm-x86"]["file"])], capture_output=True,
+                          text=True, check=True).stdout
+    assert "%ymm" in code or "%zmm" in code  # AVX registers: the kernels use the host's vector unit
     # the laptop-x86 database (committed or the session's) holds no kernel of this tiny model: still untuned
     assert "untuned" in str(entries["tvm-x86"]["tvm"]["tuned"])
     assert entries["tvm-aarch64"]["accuracy"]["accuracy"] is None  # cross-compiled: not run here, and says so
@@ -101,6 +109,18 @@ def test_corrupted_and_truncated_artifacts_are_refused(tiny_export, tmp_path):
     tfl.write_bytes(tfl.read_bytes()[:1000])
     with pytest.raises(EdgehoundError, match="truncated"):
         Classifier.load(copy / "model.tflite")
+
+
+def test_tvm_library_for_a_cpu_feature_this_host_lacks_is_refused_before_it_runs(tiny_export, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_export, copy)
+    manifest = manifest_of(copy)
+    entry = {e["name"]: e for e in manifest["artifacts"]}["tvm-x86"]
+    assert "avx2" in entry["tvm"]["cpu_features"] and not missing_cpu_features(entry["tvm"]["cpu_features"])
+    entry["tvm"]["cpu_features"].append("no_such_cpu_flag")  # as if built on a newer CPU than this one
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgehoundError, match="has no_such_cpu_flag; this CPU lacks them"):
+        Classifier.load(copy / "manifest.json", artifact="tvm-x86")
 
 
 def test_failed_target_leaves_nothing_and_others_complete(tiny_run, tmp_path, monkeypatch):
