@@ -78,8 +78,12 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
     device_modules = _module_kinds(executable.mod)
     _export_library(executable, out, cc)
-    return {"tvm": tvm.__version__, "target": json.loads(str(target)), "compile_seconds": round(time.time() - t0, 2),
+    info = {"tvm": tvm.__version__, "target": json.loads(str(target)), "compile_seconds": round(time.time() - t0, 2),
             "tuned": tuned, "modules": device_modules, "cpu_features": _x86_features(target)}
+    if "cuda" in device_modules and tvm.get_global_func("ffi.Module.create.cuda", allow_missing=True) is None:
+        # Without the NVIDIA driver here, TVM stores the kernels as CUDA C source, compiled when loaded.
+        info["cuda_kernels"] = "CUDA source: loading compiles it, which needs full apache-tvm and nvcc on the device"
+    return info
 
 
 def _resolve_host_cpu(target_dict: dict, cc: str | None) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -124,10 +125,15 @@ def litert_backend(path: str, threads: int | None = None, delegate: str | None =
 
 def tvm_backend(path: str, device: str = "cpu", **_) -> Predict:
     tvm = _need("tvm", "tvm")
+    if device == "cuda":
+        _load_tvm_cuda_runtime(tvm)
     try:
         lib = tvm.runtime.load_module(path)
     except Exception as e:  # TVM raises its own error types for a foreign or broken library
-        raise EdgehoundError(f"{path}: TVM cannot load it ({str(e).splitlines()[0]})") from None
+        hint = ""
+        if device == "cuda" and tvm.base._RUNTIME_ONLY:  # kernels stored as source compile at load time
+            hint = "; a library exported without the NVIDIA driver holds CUDA source, which needs full apache-tvm and nvcc here"
+        raise EdgehoundError(f"{path}: TVM cannot load it ({str(e).splitlines()[0]}){hint}") from None
     dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
     vm = importlib.import_module("tvm.runtime.vm").VirtualMachine(lib, dev)  # the VM alone, not the compiler
 
@@ -136,6 +142,24 @@ def tvm_backend(path: str, device: str = "cpu", **_) -> Predict:
         return np.concatenate([r.numpy() for r in rows])
 
     return predict
+
+
+def _load_tvm_cuda_runtime(tvm) -> None:
+    """TVM's CUDA runtime is a sidecar library (libtvm_runtime_cuda, linked to CUDA 13's libcudart)
+    that only the compiler's import loads: load it here, and say plainly when the GPU is not usable."""
+    loaded = tvm.base._LOADED_LIBS  # TVM's record of its loaded libraries, meant for such extensions
+    if "tvm_runtime_cuda" not in loaded:
+        from tvm_ffi.libinfo import load_lib_ctypes
+
+        lib_dir = Path(loaded["tvm_runtime"]._name).resolve().parent
+        try:
+            loaded["tvm_runtime_cuda"] = load_lib_ctypes(package="tvm", target_name="tvm_runtime_cuda",
+                                                         extra_lib_paths=[lib_dir], mode="RTLD_LOCAL")
+        except (OSError, RuntimeError) as e:
+            raise EdgehoundError(f"TVM's CUDA runtime does not load here ({str(e).splitlines()[0]}): it needs the "
+                                 "NVIDIA driver (libcuda) and CUDA 13's libcudart") from None
+    if not tvm.cuda(0).exist:
+        raise EdgehoundError("TVM's CUDA runtime is loaded but sees no GPU")
 
 
 BACKENDS = {"onnxruntime": onnxruntime_backend, "litert": litert_backend, "tvm": tvm_backend}
