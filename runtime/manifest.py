@@ -96,9 +96,9 @@ def verify(artifact: Artifact) -> None:
     missing = missing_cpu_features(entry.get("tvm", {}).get("cpu_features", []))
     if missing:
         cpu = entry["tvm"].get("compiled_for", {}).get("mcpu", "another CPU")
-        raise EdgehoundError(f"{path}: compiled for {cpu}, which has "
-                             f"{', '.join(missing)}; this CPU lacks them (it would die of an illegal instruction). "
-                             f"Re-export it on this machine: edgehound export CHECKPOINT --targets {entry['name']}")
+        raise EdgehoundError(f"{path}: compiled for {cpu}, it uses {', '.join(missing)}, which this CPU lacks "
+                             f"(it would die of an illegal instruction). Re-export it on this machine: "
+                             f"edgehound export CHECKPOINT --targets {entry['name']}")
 
 
 def missing_cpu_features(needed: list[str], cpuinfo: str = "/proc/cpuinfo") -> list[str]:

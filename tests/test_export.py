@@ -122,7 +122,7 @@ def test_tvm_library_for_a_cpu_feature_this_host_lacks_is_refused_before_it_runs
     assert "avx2" in entry["tvm"]["cpu_features"] and not missing_cpu_features(entry["tvm"]["cpu_features"])
     entry["tvm"]["cpu_features"].append("no_such_cpu_flag")  # as if built on a newer CPU than this one
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(EdgehoundError, match="has no_such_cpu_flag; this CPU lacks them"):
+    with pytest.raises(EdgehoundError, match="uses no_such_cpu_flag, which this CPU lacks"):
         Classifier.load(copy / "manifest.json", artifact="tvm-x86")
 
 
