@@ -111,7 +111,8 @@ def _x86_features(target) -> list[str]:
     host = target.host or target
     if host.kind.name != "llvm" or not str(host.attrs.get("mtriple", "x86_64")).startswith("x86_64"):
         return []
-    return sorted(flag for name, flag in X86_FEATURES.items() if name in codegen.llvm_get_cpu_features(host))
+    has = codegen.llvm_get_cpu_features(host)
+    return sorted(flag for name, flag in X86_FEATURES.items() if name in has)
 
 
 def _build_candidate(mod, target, _params):

@@ -260,7 +260,7 @@ def render(study: Study, rows: list[dict], figures: list[Path], md_dir: Path, da
         lines += [f"![{fig.stem}]({fig.relative_to(md_dir).as_posix()})", ""]
     lines += ["Reproduce one cell (any row, any seed) with `edgehound train`:", "", "```"]
     for lever, values in study.levers.items():
-        sets = " ".join([*map(shlex.quote, [*study.common]), "<setting>", *map(shlex.quote, values), "train.seed=<N>"])
+        sets = " ".join([*map(shlex.quote, study.common), "<setting>", *map(shlex.quote, values), "train.seed=<N>"])
         lines.append(f"# {lever}")
         lines.append(f"edgehound train --data {data} --config {study.base} --breeds <pair> --exclude tests/sample "
                      f"--out runs/study/<setting>/<pair>/{lever}/seed<N> --set {sets}")
