@@ -90,6 +90,7 @@ def test_tvm_libraries_are_built_for_their_targets(tiny_export):
     assert "%ymm" in code or "%zmm" in code  # AVX registers: the kernels use the host's vector unit
     # the laptop-x86 database (committed or the session's) holds no kernel of this tiny model: still untuned
     assert "untuned" in str(entries["tvm-x86"]["tvm"]["tuned"])
+    assert "winograd" not in entries["tvm-x86"]["tvm"]  # Winograd only where its kernels are tuned
     assert entries["tvm-aarch64"]["accuracy"]["accuracy"] is None  # cross-compiled: not run here, and says so
 
 
@@ -154,8 +155,11 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path):
     out, db = tmp_path / "tuned", tmp_path / "db"
     first = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=out, tune_trials=8, progress=False,
                                                        tuning_dir=db))
-    tuned = {e["name"]: e for e in first["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
+    built = {e["name"]: e for e in first["artifacts"]}["tvm-x86"]["tvm"]
+    tuned = built["tuned"]
     assert tuned["trials_this_run"] == 8 and tuned["records"] > 0 and tuned["measured_on"] == "this host"
+    # tuned CPU builds lower the 3x3 convolutions with >= 16 input channels to Winograd (tiny: the last three)
+    assert built["winograd"] == {"tile": 4, "convolutions": [[16, 16, 24, 24], [16, 32, 12, 12], [32, 32, 6, 6]]}
     # one database per device profile: tvm-x86 without --device belongs to the laptop-x86 profile
     assert (db / "laptop-x86" / "tvm-x86" / "database_tuning_record.json").is_file()
     again = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "other", progress=False,
@@ -180,6 +184,7 @@ def test_committed_tuning_database_compiles_the_shipped_seed_model(tmp_path):
     assert tuned["database"] == "laptop-x86/tvm-x86" and tuned["trials_this_run"] == 0 and tuned["records"] >= 500
     covered, _, total = tuned["kernels_tuned"].partition(" of ")
     assert int(covered) == int(total) > 0  # it was tuned on this very model
+    assert len(entry["tvm"]["winograd"]["convolutions"]) == 4  # every 3x3 conv but the RGB one
 
 
 def test_flatten_model_converts_and_runs_batches(tmp_path):
@@ -197,3 +202,57 @@ def test_flatten_model_converts_and_runs_batches(tmp_path):
     assert all(e["status"] == "ok" for e in m["artifacts"]), m["artifacts"]
     clf = Classifier.load(tmp_path / "exp", "tflite")
     assert len(clf.classify_batch(sample_photos("n02099601", 3))) == 3
+
+
+WINOGRAD_CHECK = r"""
+import json, sys
+import numpy as np, onnx, tvm
+from onnx import helper, numpy_helper
+from tvm import relax
+from tvm.relax.frontend.onnx import from_onnx
+from edgehound.export import tvm_winograd
+
+rng = np.random.default_rng(0)
+w1 = rng.standard_normal((24, 16, 3, 3)).astype("float32") * 0.2   # 16 -> 24 channels: lowered
+w2 = rng.standard_normal((8, 24, 3, 3)).astype("float32") * 0.2    # stride 2: left as a direct conv
+w3 = rng.standard_normal((5, 8, 3, 3)).astype("float32") * 0.2     # 8 input channels: left as a direct conv
+nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], pads=[1, 1, 1, 1]),
+         helper.make_node("Conv", ["a", "w2"], ["b"], pads=[1, 1, 1, 1], strides=[2, 2]),
+         helper.make_node("Conv", ["b", "w3"], ["out"], pads=[1, 1, 1, 1])]
+graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 16, 13, 11])],
+                          [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(w, n) for w, n in ((w1, "w1"), (w2, "w2"), (w3, "w3"))])
+nchw, nhwc, outputs = [], [], []
+x = rng.standard_normal((1, 16, 13, 11)).astype("float32")
+for passes in ([tvm_winograd.legalize(lowered=nchw)], tvm_winograd.cpu_passes(lowered=nhwc)):
+    mod = tvm.transform.Sequential(passes)(from_onnx(helper.make_model(graph), keep_params_in_input=False))
+    out = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](tvm.runtime.tensor(x))
+    outputs.append(out.numpy() if hasattr(out, "numpy") else out[0].numpy())
+
+def conv(x, w, stride=1):  # direct convolution, pad 1, in float64
+    k, c = w.shape[:2]
+    xp = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    h, wd = (x.shape[2] - 1) // stride + 1, (x.shape[3] - 1) // stride + 1
+    win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))[:, ::stride, ::stride][:, :h, :wd]
+    return np.einsum("chwab,kcab->khw", win, w)[None]
+
+expected = conv(conv(conv(x, w1), w2, 2), w3)
+print(json.dumps({"nchw": nchw, "nhwc": nhwc, "max_abs_diff": [float(np.abs(out - expected).max()) for out in outputs],
+                  "scale": float(np.abs(expected).max()), "shapes": [list(out.shape) for out in outputs]}))
+"""
+
+
+def test_winograd_lowering_matches_the_direct_convolution():
+    """Tuned TVM CPU builds convert to NHWC and lower 3x3 stride-1 convolutions to Winograd F(4x4, 3x3).
+    The result must equal the direct convolution to float32 rounding, also for sizes that leave partial
+    tiles (13 x 11), and strided or thin (RGB-like) convolutions must be left alone."""
+    from edgehound.export.tvm_env import tvm_python
+
+    result = subprocess.run([tvm_python(), "-c", WINOGRAD_CHECK], capture_output=True, text=True,
+                            cwd=SAMPLE.parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["nchw"] == []  # Winograd works on channels-last activations only ...
+    assert report["nhwc"] == [[16, 24, 13, 11]]  # ... which cpu_passes converts to; only the first conv qualifies
+    assert report["shapes"] == [[1, 5, 7, 6]] * 2
+    assert max(report["max_abs_diff"]) <= 1e-5 * report["scale"], report
