@@ -49,7 +49,7 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
         from tvm.s_tir import meta_schedule as ms
 
         passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
-        if target.kind.name == "llvm":  # CPU: 3x3 convolutions as Winograd, which pays once its kernels are tuned
+        if target.kind.name == "llvm":  # CPU: NHWC, 3x3 convolutions as Winograd (pays once its kernels are tuned)
             passes += tvm_winograd.cpu_passes(lowered=winograd)
         with target:  # the tutorial's pre-tuning passes: fuse first, so tuning sees the fused kernels
             mod = tvm.transform.Sequential([*passes, relax.get_pipeline("zero")])(mod)
@@ -62,7 +62,8 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
                     ms.runner.RPCConfig(host, int(port), rpc_key, session_timeout_sec=rpc_timeout),
                     ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False),
                     max_workers=1)
-            else:
+            else:  # time candidates on every core, as the runtime runs them (TVM's own default is half the CPUs)
+                os.environ.setdefault("TVM_NUM_THREADS", str(target_dict.get("num-cores", os.cpu_count())))
                 runner = ms.runner.LocalRunner(timeout_sec=60)
             ms.relax_integration.tune_relax(mod=mod, params={}, target=target, work_dir=str(db_path),
                                             max_trials_global=tune_trials, num_trials_per_iter=min(32, tune_trials),

@@ -123,7 +123,14 @@ def litert_backend(path: str, threads: int | None = None, delegate: str | None =
     return predict
 
 
-def tvm_backend(path: str, device: str = "cpu", **_) -> Predict:
+def tvm_backend(path: str, device: str = "cpu", threads: int | None = None, **_) -> Predict:
+    # TVM sizes its CPU thread pool, once per process, as half the logical CPUs on x86 (it assumes
+    # hyper-threading): one thread on a 2-core VM, where onnxruntime uses both. Ask for every CPU,
+    # like the LiteRT backend, unless the caller or TVM_NUM_THREADS says otherwise.
+    if threads:
+        os.environ["TVM_NUM_THREADS"] = str(threads)
+    else:
+        os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 1))
     tvm = _need("tvm", "tvm")
     if device == "cuda":
         _load_tvm_cuda_runtime(tvm)
