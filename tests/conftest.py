@@ -15,11 +15,16 @@ def sample_photos(wnid: str, n: int) -> list[Path]:
     return sorted((SAMPLE / wnid).glob("*.JPEG"))[:n]
 
 
+def session_env(tmp_path_factory) -> dict:
+    """Each test session uses its own image cache and tuning databases, never the user's or the repo's."""
+    base = tmp_path_factory.getbasetemp()
+    return {"EDGEHOUND_CACHE": str(base / "cache"), "EDGEHOUND_TUNING_DIR": str(base / "tuning")}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session uses its own image cache and tuning databases, never the user's or the repo's."""
-    monkeypatch.setenv("EDGEHOUND_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.setenv("EDGEHOUND_TUNING_DIR", str(tmp_path_factory.getbasetemp() / "tuning"))
+    for name, value in session_env(tmp_path_factory).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -51,7 +56,7 @@ def tiny_run(tmp_path_factory) -> Path:
     import subprocess
 
     out = tmp_path_factory.mktemp("tiny") / "run"
-    env = {**__import__("os").environ, "EDGEHOUND_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+    env = {**__import__("os").environ, **session_env(tmp_path_factory)}  # session fixtures run before autouse ones
     result = subprocess.run([*edgehound_cmd(), "train", "--data", str(SAMPLE), "--out", str(out), "--config", "tiny",
                              "--no-progress"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -64,7 +69,7 @@ def tiny_export(tiny_run, tmp_path_factory) -> Path:
     import subprocess
 
     out = tmp_path_factory.mktemp("export") / "tiny"
-    env = {**__import__("os").environ, "EDGEHOUND_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+    env = {**__import__("os").environ, **session_env(tmp_path_factory)}  # session fixtures run before autouse ones
     result = subprocess.run([*edgehound_cmd(), "export", str(tiny_run / "best.pt"), "--out", str(out), "--no-progress"],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
