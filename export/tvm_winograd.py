@@ -1,18 +1,20 @@
 """Winograd F(m x m, 3 x 3) for TVM's CPU targets: 3x3 convolutions as two cheap transforms around a
 batched matrix multiply (runs in TVM's environment, used by tvm_build).
 
-Why: MetaSchedule's direct convolutions reach about half of an x86 core's peak, while onnxruntime's
-hand-written MLAS kernels reach all of it. Winograd's F(4x4, 3x3) does the same convolution with 4x
-fewer multiplies (36 per 16 outputs and channel instead of 144), and its heavy part is a batched
-matrix multiply, which MetaSchedule tunes well (Lavin & Gray, "Fast Algorithms for Convolutional
-Neural Networks", 2016). The weights are transformed once, at compile time.
+Why: onnxruntime's MLAS runs direct convolutions at about this CPU's matmul peak, and MetaSchedule's
+tuned direct convolutions did not get there (0.7x of onnxruntime's speed on the seed model, both on
+two threads). Winograd's F(4x4, 3x3) does the same convolution with 4x fewer multiplies (36 per 16
+outputs and channel instead of 144), and its heavy part is one matrix multiply per tile position,
+which MetaSchedule tunes well (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+2016). The weights are transformed once, at compile time.
 
-Each convolution becomes five kernels, so MetaSchedule tunes each on its own: a strided copy that
-pads and splits the image into tile columns; the input transform B^T d B; the matrix multiply; the
-output transform A^T M A; a strided copy that crops the tiles back to NCHW (fused with the bias and
-ReLU). The transforms are small reductions with the matrices as input buffers, laid out so they run
-over contiguous rows. TOPI's conv2d_winograd_nchw was tried first and crashed MetaSchedule's tuning
-of a whole model with TVM 0.27 ("The block no longer exists in the IRModule").
+It works on channels-last (NHWC) activations, which cpu_passes() converts the model to, so every
+stage runs over contiguous channels. Each convolution becomes four kernels that MetaSchedule tunes
+on their own: the input transform B^T d B (padding inlined), the matrix multiply, the output
+transform A^T M A, and a copy of the tiles back into the image, fused with the bias and ReLU. The
+transforms are small reductions with the matrices as input buffers. TOPI's conv2d_winograd_nchw
+was tried first and crashed MetaSchedule's tuning of a whole model with TVM 0.27 ("The block no
+longer exists in the IRModule").
 
 Each output differs from the direct convolution by float32 rounding only: about 1e-5 of its
 magnitude for m=4 (tests/test_export.py checks it against a direct convolution).
@@ -61,7 +63,7 @@ def input_transform(data, BT, m: int, H: int, W: int):
 
 def batched_gemm(V, U):
     """M[e, p, k] = sum_c V[e, p, c] U[e, c, k]: one matrix multiply per tile position, output channels
-    innermost (MetaSchedule reached 2-3x the speed of the tiles-innermost layout here)."""
+    innermost (MetaSchedule tuned this far better here than a tiles-innermost layout)."""
     from tvm import te
 
     k_c = te.reduce_axis((0, V.shape[2]), name="c")
@@ -71,7 +73,7 @@ def batched_gemm(V, U):
 
 def output_transform(M, AT, m: int, nH: int, nW: int):
     """M [alpha * alpha, tiles, K] -> [nH, m, m, nW, K]: A^T M A of every tile, over contiguous channels;
-    the crop after it puts the pixels back in NCHW order."""
+    crop() puts the pixels back in image order."""
     from tvm import te
 
     alpha, K = m + 2, M.shape[2]
@@ -96,11 +98,12 @@ def _eligible(call, min_in_channels: int) -> bool:
     import tvm
 
     a, (data, weight) = call.attrs, call.args
-    if (str(a.data_layout), str(a.kernel_layout), str(a.out_layout)) != ("NHWC", "OHWI", "NHWC"):
+    layouts = (str(a.data_layout), str(a.kernel_layout), str(a.out_layout))
+    if layouts != ("NHWC", "OHWI", "NHWC") or not isinstance(weight, tvm.ir.expr.Constant):
         return False
-    ints = lambda values: [int(v) for v in values]  # noqa: E731
+    ints = lambda values: [int(v) for v in values]
     _, kh, kw, c = ints(weight.ty.shape)
-    return (isinstance(weight, tvm.ir.expr.Constant) and a.groups == 1 and ints(a.strides) == [1, 1]
+    return (a.groups == 1 and ints(a.strides) == [1, 1]
             and ints(a.dilation) == [1, 1] and ints(a.padding) == [1, 1, 1, 1] and (kh, kw) == (3, 3)
             and c >= min_in_channels and ints(data.ty.shape)[0] == 1 and data.ty.dtype == "float32"
             and str(a.out_dtype or "float32") == "float32")
@@ -127,15 +130,16 @@ def legalize(m: int = TILE, min_in_channels: int = MIN_IN_CHANNELS, lowered: lis
         U = relax.const(transform_weight(w, m))
         V = bb.emit(bb.call_te(input_transform, data, BT, m, H, W, primfunc_name_hint="winograd_input"))
         M = bb.emit(bb.call_te(batched_gemm, V, U, primfunc_name_hint="winograd_gemm"))
-        tiles = bb.emit(bb.call_te(output_transform, M, AT, m, -(-H // m), -(-W // m), primfunc_name_hint="winograd_output"))
+        nH, nW = -(-H // m), -(-W // m)
+        tiles = bb.emit(bb.call_te(output_transform, M, AT, m, nH, nW, primfunc_name_hint="winograd_output"))
         return bb.call_te(crop, tiles, H, W, primfunc_name_hint="winograd_crop")
 
     return relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d})
 
 
 def cpu_passes(lowered: list | None = None) -> list:
-    """What a tuned CPU build runs before fusion: activations channels-last (NHWC), so that Winograd's
-    copies read and write contiguous channels instead of transposing NCHW, then the lowering."""
+    """What a tuned CPU build runs before fusion: activations channels-last (NHWC), so that every
+    Winograd stage runs over contiguous channels, then the lowering."""
     from tvm import relax
 
     return [relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}), relax.transform.FoldConstant(),
