@@ -205,7 +205,7 @@ def test_flatten_model_converts_and_runs_batches(tmp_path):
 
 
 WINOGRAD_CHECK = r"""
-import json, sys
+import json
 import numpy as np, onnx, tvm
 from onnx import helper, numpy_helper
 from tvm import relax
@@ -230,7 +230,6 @@ for passes in ([tvm_winograd.legalize(lowered=nchw)], tvm_winograd.cpu_passes(lo
     outputs.append(out.numpy() if hasattr(out, "numpy") else out[0].numpy())
 
 def conv(x, w, stride=1):  # direct convolution, pad 1, in float64
-    k, c = w.shape[:2]
     xp = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
     h, wd = (x.shape[2] - 1) // stride + 1, (x.shape[3] - 1) // stride + 1
     win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))[:, ::stride, ::stride][:, :h, :wd]
