@@ -163,7 +163,7 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
                 "tvm": {"target": target, "compiled_for": info["target"], "cpu_features": info["cpu_features"],
                         "compile_seconds": info["compile_seconds"], "modules": info["modules"],
                         **({"cuda_kernels": info["cuda_kernels"]} if "cuda_kernels" in info else {}),
-                        **({"winograd": info["winograd"]} if info.get("winograd") else {}),
+                        **({"winograd": info["winograd"]} if "winograd" in info else {}),
                         "tuned": info["tuned"] or "untuned (no tuning records for this model's kernels: expect it to be slow)"}}
     return build
 

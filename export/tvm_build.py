@@ -85,8 +85,9 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
     device_modules = _module_kinds(executable.mod)
     _export_library(executable, out, cc)
     info = {"tvm": tvm.__version__, "target": json.loads(str(target)), "compile_seconds": round(time.time() - t0, 2),
-            "tuned": tuned, "modules": device_modules, "cpu_features": _x86_features(target),
-            "winograd": {"tile": tvm_winograd.TILE, "convolutions": winograd} if winograd else None}
+            "tuned": tuned, "modules": device_modules, "cpu_features": _x86_features(target)}
+    if winograd:
+        info["winograd"] = {"tile": tvm_winograd.TILE, "convolutions": winograd}
     if "cuda" in device_modules and tvm.get_global_func("ffi.Module.create.cuda", allow_missing=True) is None:
         # Without the NVIDIA driver here, TVM stores the kernels as CUDA C source, compiled when loaded.
         info["cuda_kernels"] = "CUDA source: loading compiles it, which needs full apache-tvm and nvcc on the device"
