@@ -40,6 +40,9 @@ def cmd_data_breeds(args) -> int:
 def cmd_data_download(args) -> int:
     from edgehound.train.download import download_stanford
 
+    bad = [item for item in args.sha256 if "=" not in item or not all(item.split("=", 1))]
+    if bad:
+        raise EdgehoundError(f"--sha256 {bad[0]!r}: expected NAME=HEX, e.g. images.tar=<64 hex digits>")
     checksums = dict(item.split("=", 1) for item in args.sha256)
     root = download_stanford(args.root, args.base_url, checksums, keep_archives=not args.remove_archives)
     print(f"Stanford Dogs ready in {root} (edgehound data info {root})")
@@ -81,6 +84,7 @@ def cmd_evaluate(args) -> int:
     from edgehound.runtime.metrics import format_report
     from edgehound.util import atomic_write_json
 
+    _in_tvm_env(args)
     report = _evaluate(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact)
     print(format_report(report))
     for name in report["skipped_files"]:
@@ -113,6 +117,32 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
                              progress=progress, split=meta["split"] if split else None)
     report["model"] = str(model)
     return report
+
+
+def _in_tvm_env(args) -> None:
+    """TVM artifacts run in TVM's environment, as bench and export run them: when this Python lacks TVM
+    (the laptop's .venv, which cannot hold it beside the export tools) and .venv-tvm or
+    $EDGEHOUND_TVM_PYTHON has it, the same command re-runs there. On a device with the runtime-tvm
+    extra, TVM is here and nothing happens."""
+    import importlib.util
+    import os
+
+    if Path(args.model).suffix == ".pt" or os.environ.get("EDGEHOUND_IN_TVM_ENV") \
+            or importlib.util.find_spec("tvm") is not None:
+        return
+    from edgehound.export.tvm_env import tvm_python
+    from edgehound.runtime.manifest import select_artifact
+
+    if select_artifact(args.model, args.artifact).backend != "tvm":
+        return
+    try:
+        python = tvm_python()
+    except EdgehoundError:
+        return  # no TVM environment anywhere: the backend's error says how to install one
+    os.environ["EDGEHOUND_IN_TVM_ENV"] = "1"  # once: never re-run again from there
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(python, [python, "-m", "edgehound.cli", *args.argv])
 
 
 def cmd_export(args) -> int:
@@ -158,18 +188,24 @@ def cmd_classify(args) -> int:
     from edgehound.runtime.errors import ImageError
     from edgehound.runtime.preprocess import IMAGE_SUFFIXES
 
+    _in_tvm_env(args)
     clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
     paths = []
     for item in map(Path, args.paths):
         if item.is_dir():
-            paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            paths += [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            for p in files:  # said, not silently dropped: a folder of GIFs must not look like an empty one
+                if p.suffix.lower() not in IMAGE_SUFFIXES:
+                    print(f"{p}: skipped: not a supported image type ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                          file=sys.stderr)
         else:
             paths.append(item)
     classified = failed = 0
     for path in paths:
         t0 = time.perf_counter()
         try:
-            label, confidence, scores = clf.classify(path)
+            prediction = clf.classify(path)
         except ImageError as e:
             failed += 1
             line = {"path": str(path), "error": str(e)}
@@ -178,13 +214,15 @@ def cmd_classify(args) -> int:
         ms = (time.perf_counter() - t0) * 1000
         classified += 1
         if args.json:
-            print(json.dumps({"path": str(path), "label": label, "confidence": round(confidence, 4), "ms": round(ms, 2),
-                              "scores": dict(zip(clf.labels, map(lambda v: round(float(v), 4), scores)))}), flush=True)
+            print(json.dumps({"path": str(path), "label": prediction.label, "confidence": round(prediction.confidence, 4),
+                              "ms": round(ms, 2),
+                              "scores": dict(zip(clf.labels, (round(float(v), 4) for v in prediction.scores))),
+                              "logits": [float(v) for v in prediction.logits]}), flush=True)
         else:
-            print(f"{path}\t{label}\t{confidence * 100:.1f}%\t{ms:.1f} ms", flush=True)
+            print(f"{path}\t{prediction.label}\t{prediction.confidence * 100:.1f}%\t{ms:.1f} ms", flush=True)
     print(f"{classified} classified, {failed} unreadable, with {clf.artifact.name} ({clf.artifact.backend})",
           file=sys.stderr)
-    return 0 if classified or not paths else 1
+    return 0 if classified else 1
 
 
 def cmd_camera(args) -> int:
@@ -198,6 +236,7 @@ def cmd_camera(args) -> int:
 
     signal.signal(signal.SIGTERM, stop)
 
+    _in_tvm_env(args)
     clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
     print(f"classifying {args.source} with {clf.artifact.name} ({clf.artifact.backend}); Ctrl-C to stop", file=sys.stderr)
     summary = run_camera(clf, args.source, headless=args.headless, record=args.record, every=args.every,
@@ -290,6 +329,20 @@ def _add_runtime_args(p: argparse.ArgumentParser, optional_model: bool = False) 
     p.add_argument("--device", choices=["cpu", "cuda"], help="TVM device (default cpu)")
 
 
+def _at_least(low: int):
+    """argparse type: an integer >= low (a clear usage error instead of a ZeroDivisionError later)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgehound", description="Train a dog-breed CNN, compile it for edge devices, "
                                 "and measure every artifact.")
@@ -379,10 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--source", required=True, metavar="SRC")
     cam.add_argument("--headless", action="store_true", help="no window: JSON lines on stdout")
     cam.add_argument("--record", metavar="OUT.mp4", help="save the annotated video")
-    cam.add_argument("--every", type=int, default=1, metavar="N", help="classify every Nth frame")
-    cam.add_argument("--smooth", type=int, default=5, metavar="K", help="average the label over the last K frames")
-    cam.add_argument("--max-frames", type=int, help="stop after N classified frames")
-    cam.add_argument("--reconnects", type=int, default=5, help="reconnect attempts when the source drops")
+    cam.add_argument("--every", type=_at_least(1), default=1, metavar="N", help="classify every Nth frame")
+    cam.add_argument("--smooth", type=_at_least(1), default=5, metavar="K", help="average the label over the last K frames")
+    cam.add_argument("--max-frames", type=_at_least(1), help="stop after N classified frames")
+    cam.add_argument("--reconnects", type=_at_least(0), default=5, help="reconnect attempts when the source drops")
     cam.set_defaults(func=cmd_camera)
 
     be = sub.add_parser("bench", help="latency, memory, size and accuracy of every artifact, with a report",
@@ -458,7 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except EdgehoundError as e:

@@ -1,4 +1,4 @@
-"""Small helpers shared by every stage: atomic writes and file hashes."""
+"""Small helpers shared by every stage: atomic writes, file hashes, the TOML parser."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (JetPack 6's Ubuntu 22.04): the same parser, as tomli
+    import tomli as tomllib  # noqa: F401  (re-exported: `from edgehound.util import tomllib`)
 
 
 _UMASK = os.umask(0)

@@ -277,11 +277,18 @@ def _remote_row(entry: dict, folder: Path, profile: dict, opts: BenchOptions) ->
         return {"status": "not run", "reason": f"{profile['name']} does not run {entry['name']}"}
     if reach["kind"] != "rpc" or entry["backend"] != "tvm":
         return {"status": "not run", "reason": f"{reach['kind']} reach for {entry['backend']} artifacts is not built yet"}
+    from edgehound.runtime.manifest import select_artifact, verify
+
+    try:  # the same checks as a local load: inside the folder, the recorded size and sha256
+        artifact = select_artifact(folder / MANIFEST, entry["name"])
+        verify(artifact)
+    except EdgehoundError as e:
+        return {"status": "error", "reason": str(e)}
     shape = entry["input"]["shape"]
     session_timeout = reach.get("timeout", 60)
     limit = session_timeout + 10  # the RPC session's own bound, plus starting TVM's interpreter
     cmd = [_python_for("tvm"), "-m", "edgehound.devices.rpc_bench", "--tracker", reach["tracker"], "--key", reach["key"],
-           "--lib", str(folder / entry["file"]), "--shape", ",".join(map(str, shape)), "--repeat", str(opts.runs),
+           "--lib", str(artifact.path), "--shape", ",".join(map(str, shape)), "--repeat", str(opts.runs),
            "--device", "cuda" if "cuda" in entry["name"] else "cpu", "--timeout", str(session_timeout)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)

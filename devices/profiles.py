@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import platform
-import tomllib
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.util import tomllib
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 TUNING_DIR = Path(__file__).with_name("tuning")  # committed MetaSchedule databases, one per profile and format

@@ -8,6 +8,7 @@ answer becomes a failure of that device alone.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import tempfile
@@ -37,21 +38,50 @@ def _run(cmd: list[str], what: str, timeout: float) -> str:
     return proc.stdout
 
 
+# Remote names travel through a shell (ssh) and scp's path syntax: only plain characters, checked
+# here, so nothing in a profile or a folder name can widen what gets removed or run.
+SAFE_REMOTE = re.compile(r"[A-Za-z0-9._/~+-]+")
+
+
+def _remote_paths(reach: dict, folder: Path) -> tuple[str, str, str]:
+    """(remote_dir, export_dir, results_dir) on the device, refusing anything that could escape remote_dir."""
+    remote_dir = str(reach.get("remote_dir", "edgehound-bench")).rstrip("/")
+    name = folder.resolve().name  # `.` or a manifest.json path still names the real folder
+    if not remote_dir or not SAFE_REMOTE.fullmatch(remote_dir) or ".." in remote_dir.split("/"):
+        raise EdgehoundError(f"reach.remote_dir {remote_dir!r}: use a plain folder path (letters, digits, . _ - / ~)")
+    if name in ("", ".", "..") or not SAFE_REMOTE.fullmatch(name) or "/" in name:
+        raise EdgehoundError(f"{folder}: the export folder's name {name!r} cannot be used on the device "
+                             "(letters, digits, . _ - only); copy it to a plainly named folder first")
+    return remote_dir, f"{remote_dir}/{name}", f"{remote_dir}/results-{name}"
+
+
+def _remote_command(program: str) -> str:
+    """reach.edgehound (a program and its arguments, e.g. "python3 -m edgehound.cli") as quoted shell
+    words, so it can add no shell syntax of its own; a leading ~/ still means the device user's home."""
+    words = [shlex.quote(w) for w in shlex.split(program)]
+    if not words:
+        raise EdgehoundError("reach.edgehound is empty")
+    if words[0].startswith("'~/"):  # quote() wraps ~/x as '~/x'
+        words[0] = '"$HOME"/' + shlex.quote(shlex.split(program)[0][2:])
+    return " ".join(words)
+
+
 def bench_over_ssh(profile: dict, folder: Path, bench_args: list[str]) -> dict:
     """results.json of `edgehound bench` run on the device, for the export folder copied there."""
     reach = profile["reach"]
-    host, port = reach["host"], str(reach.get("port", 22))
+    host, port = str(reach["host"]), str(reach.get("port", 22))
+    if not host or host.startswith("-") or any(c.isspace() for c in host):
+        raise EdgehoundError(f"reach.host {host!r}: not a host name (it would be read as an ssh option)")
     timeout = float(reach.get("timeout", 300))
-    remote_dir = reach.get("remote_dir", "edgehound-bench")
-    remote_edgehound = reach.get("edgehound", "edgehound")
-    ssh = ["ssh", "-p", port, *_ssh_options(reach), host]
-    scp = ["scp", "-q", "-r", "-P", port, *_ssh_options(reach)]
+    remote_dir, export_dir, out_dir = _remote_paths(reach, folder)
+    ssh = ["ssh", "-p", port, *_ssh_options(reach), "--", host]
+    scp = ["scp", "-q", "-r", "-P", port, *_ssh_options(reach), "--"]
     name = profile["name"]
-    export_dir, out_dir = f"{remote_dir}/{folder.name}", f"{remote_dir}/results-{folder.name}"
-    _run([*ssh, f"mkdir -p {shlex.quote(remote_dir)} && rm -rf {shlex.quote(export_dir)}"], f"{name}: ssh {host}", timeout)
-    _run([*scp, str(folder), f"{host}:{remote_dir}/"], f"{name}: copying {folder} to {host}", timeout)
-    command = " ".join([remote_edgehound, "bench", shlex.quote(export_dir), "--out", shlex.quote(out_dir),
-                        "--no-progress", *map(shlex.quote, bench_args)])
+    _run([*ssh, f"mkdir -p -- {shlex.quote(remote_dir)} && rm -rf -- {shlex.quote(export_dir)}"],
+         f"{name}: ssh {host}", timeout)
+    _run([*scp, str(folder.resolve()), f"{host}:{remote_dir}/"], f"{name}: copying {folder} to {host}", timeout)
+    command = " ".join([_remote_command(str(reach.get("edgehound", "edgehound"))), "bench", shlex.quote(export_dir),
+                        "--out", shlex.quote(out_dir), "--no-progress", *map(shlex.quote, bench_args)])
     _run([*ssh, command], f"{name}: edgehound bench on {host}", timeout)
     with tempfile.TemporaryDirectory() as tmp:
         _run([*scp, f"{host}:{out_dir}/results.json", tmp], f"{name}: fetching results from {host}", timeout)

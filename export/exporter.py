@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import traceback
@@ -146,8 +147,8 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     from edgehound.train.checkpoint import load_model, predictor
 
     model, meta = load_model(checkpoint_path)
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(opts.out)
+    out = _build_folder(final)
     spec = PreprocessSpec.from_dict(meta["preprocess"])
     formats = expand_targets(opts.targets)
 
@@ -206,8 +207,53 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     usable = [e for e in manifest["artifacts"] if e["status"] == "ok" and e.get("runs_here")]
     manifest["default"] = next((e["name"] for e in usable if e["format"] == "onnx"), usable[0]["name"] if usable else None)
     atomic_write_json(manifest_path, manifest)
+    if out != final:
+        _swap_in(out, final, manifest)
     manifest["failures"] = failures
     return manifest
+
+
+def _build_folder(final: Path) -> Path:
+    """Where this export writes. A new folder: in place, the manifest growing target by target. A folder
+    that already holds an export: a staging folder inside it, swapped in at the end (_swap_in), so a
+    killed re-export leaves the old manifest and its artifacts whole. Leftovers of killed exports
+    (staging folders, temp files of processes that are gone) are removed first."""
+    final.mkdir(parents=True, exist_ok=True)
+    for stale in final.glob(".*.tmp*"):
+        pid = stale.name.rsplit(".tmp", 1)[1].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+    if not (final / MANIFEST).is_file():
+        return final
+    staging = final / f".staging.tmp{os.getpid()}"
+    staging.mkdir()
+    return staging
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap_in(staging: Path, final: Path, manifest: dict) -> None:
+    """Move a finished re-export into place: artifacts first, the manifest last (the runtime reads
+    nothing but what the manifest lists), then drop the old export's files the new one does not have."""
+    old_manifest = json.loads((final / MANIFEST).read_text())
+    old_files = {e.get("file") for e in old_manifest.get("artifacts", []) if isinstance(e, dict)}
+    new_files = {e["file"] for e in manifest["artifacts"] if e.get("status") != "failed"}
+    for name in sorted(new_files):
+        os.replace(staging / name, final / name)
+    os.replace(staging / MANIFEST, final / MANIFEST)
+    shutil.rmtree(staging)
+    for name in sorted(f for f in old_files - new_files if isinstance(f, str)):
+        path = final / name
+        if path.parent == final and path.is_file():  # only plain files of the old export, in this folder
+            path.unlink()
 
 
 def _data_label(opts: ExportOptions, meta: dict) -> str:

@@ -72,7 +72,7 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
             batch = next(self.it, None)
             return None if batch is None else {"input": batch}
 
-    pre = dest.with_suffix(".pre.onnx")
+    pre = dest.with_name(dest.name + ".pre.onnx")  # keeps dest's .tmp<pid>: a killed export's leftover is found by it
     try:
         quant_pre_process(str(ctx.artifact_path("onnx")), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,

@@ -20,7 +20,8 @@ Predict = Callable[[np.ndarray], np.ndarray]
 INSTALL_HINT = {
     "onnxruntime": 'pip install "edgehound[runtime-onnx]"  (onnxruntime; onnxruntime-gpu on a Jetson/desktop GPU)',
     "litert": 'pip install "edgehound[runtime-tflite]"  (ai-edge-litert; tflite-runtime also works)',
-    "tvm": 'pip install "edgehound[runtime-tvm]"  (apache-tvm)',
+    "tvm": 'pip install "edgehound[runtime-tvm]" on a device; in a checkout set up with `make setup`, TVM '
+           "artifacts run in .venv-tvm by themselves (TVM cannot share the export extra's environment)",
 }
 
 
@@ -45,10 +46,12 @@ def onnxruntime_backend(path: str, threads: int | None = None, providers: list[s
     ort = _need("onnxruntime", "onnxruntime")
     options = ort.SessionOptions()
     options.enable_profiling = profile
-    if profile:  # the profile file goes to a temp folder and is removed once read
+    if profile:  # the profile file goes to a temp folder, removed with the session's predict function
+        import shutil
         import tempfile
 
-        options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="edgehound-ort-"), "profile")
+        profile_dir = tempfile.mkdtemp(prefix="edgehound-ort-")
+        options.profile_file_prefix = os.path.join(profile_dir, "profile")
     options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
     options.log_severity_level = 3
     available = ort.get_available_providers()
@@ -80,7 +83,11 @@ def onnxruntime_backend(path: str, threads: int | None = None, providers: list[s
         ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:n]
         return [{"op": op, "ms": round(ms, 3), "share": round(ms / total, 4)} for op, ms in ranked]
 
-    predict.providers = session.get_providers()
+    if profile:
+        import weakref
+
+        weakref.finalize(predict, shutil.rmtree, profile_dir, True)  # also at exit
+    predict.input_shape = list(session.get_inputs()[0].shape)  # dynamic dimensions are names or None
     predict.top_operators = top_operators if profile else None
     return predict
 
@@ -120,6 +127,7 @@ def litert_backend(path: str, threads: int | None = None, delegate: str | None =
         x = np.asarray(batch, np.float32)
         return np.concatenate([run_one(x[i:i + 1]) for i in range(len(x))])
 
+    predict.input_shape = [int(v) for v in inp["shape"]]
     return predict
 
 

@@ -54,9 +54,12 @@ class FrameSource:
 
     def open(self) -> None:
         if self.kind == "folder":
-            self._files = sorted(p for p in Path(self.spec).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in Path(self.spec).iterdir() if p.is_file() and not p.name.startswith("."))
+            self._files = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
             if not self._files:
-                raise EdgehoundError(f"{self.spec}: no images in this folder")
+                others = sorted({p.suffix.lower() or p.name for p in files})
+                raise EdgehoundError(f"{self.spec}: no images of a supported type ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                                     + (f"; it holds {len(files)} other files ({', '.join(others[:5])})" if files else ""))
             self.expected = len(self._files)
             return
         if self.kind == "picamera2":
@@ -220,6 +223,8 @@ def run_camera(clf: Classifier, source_spec: str, headless: bool = False, record
                backoff_s: float = 0.5, out=sys.stdout, log=None) -> dict:
     """Classify frames until the source ends, max_frames, or Ctrl-C. Returns the summary."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if record and not Path(record).resolve().parent.is_dir():
+        raise EdgehoundError(f"{record}: cannot record there: {Path(record).resolve().parent} is not a folder")
     source = FrameSource(source_spec)
     try:
         source.open()
@@ -266,6 +271,9 @@ def run_camera(clf: Classifier, source_spec: str, headless: bool = False, record
                     if writer is None:
                         writer = cv2.VideoWriter(record, cv2.VideoWriter_fourcc(*"mp4v"), 15.0,
                                                  (shown.shape[1], shown.shape[0]))
+                        if not writer.isOpened():  # OpenCV says nothing itself: the recording would be lost
+                            raise EdgehoundError(f"{record}: cannot write a video there (not writable, or no mp4v "
+                                                 "encoder in this OpenCV)")
                     writer.write(shown)
                 if not headless:
                     try:
@@ -292,4 +300,10 @@ def run_camera(clf: Classifier, source_spec: str, headless: bool = False, record
     summary = stats.summary()
     summary["interrupted"] = interrupted
     summary["error"] = capture.error
+    if not summary["error"] and not interrupted and stats.frames_classified == 0:
+        summary["error"] = f"{source_spec}: no frame could be classified ({stats.frames_read} read)"
+    if not summary["error"] and writer is not None and not (Path(record).is_file() and Path(record).stat().st_size):
+        summary["error"] = f"{record}: the recording was not written"
+    if writer is not None:
+        summary["recording"] = str(record)
     return summary

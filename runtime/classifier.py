@@ -22,6 +22,7 @@ class Prediction:
     label: str
     confidence: float
     scores: np.ndarray  # softmax probabilities, in the order of Classifier.labels
+    logits: np.ndarray | None = None  # the model's raw outputs (what export parity compares)
 
     def __iter__(self):  # label, confidence, scores = clf.classify(...)
         return iter((self.label, self.confidence, self.scores))
@@ -43,6 +44,11 @@ class Classifier:
         self.input_shape = entry["input"]["shape"]
         verify(artifact)
         self._predict = load_backend(artifact.backend, artifact.path, **backend_options)
+        actual = getattr(self._predict, "input_shape", None)  # what the file itself takes, where the backend says
+        if actual is not None and (len(actual) != len(self.input_shape) or any(
+                isinstance(a, int) and isinstance(m, int) and a != m for a, m in zip(actual[1:], self.input_shape[1:]))):
+            raise EdgehoundError(f"{artifact.path}: takes input {tuple(actual)}, but its manifest says "
+                                 f"{tuple(self.input_shape)}: the manifest does not describe this file")
 
     @classmethod
     def load(cls, source: str | Path, artifact: str | None = None, **backend_options) -> "Classifier":
@@ -56,7 +62,11 @@ class Classifier:
         if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
             raise EdgehoundError(f"{self.artifact.name}: input shape {tuple(batch.shape)} does not match the "
                                  f"artifact's (N, {', '.join(map(str, expected))})")
-        return self._predict(batch)
+        try:
+            return self._predict(batch)
+        except Exception as e:  # a backend's own error types: name the artifact, not a library's internals
+            raise EdgehoundError(f"{self.artifact.path}: {self.artifact.backend} failed on an input of shape "
+                                 f"{tuple(batch.shape)} ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from None
 
     def prepare(self, image) -> np.ndarray:
         """A path or an RGB uint8 frame -> the cropped, resized uint8 image the model sees."""
@@ -65,8 +75,9 @@ class Classifier:
 
     def classify_batch(self, images: list) -> list[Prediction]:
         batch = normalize(np.stack([self.prepare(im) for im in images]), self.spec)
-        probs = softmax(self.predict(batch))
-        return [Prediction(self.labels[int(p.argmax())], float(p.max()), p) for p in probs]
+        logits = self.predict(batch)
+        probs = softmax(logits)
+        return [Prediction(self.labels[int(p.argmax())], float(p.max()), p, z) for p, z in zip(probs, logits)]
 
     def classify(self, image) -> Prediction:
         """image: a file path or an RGB uint8 HxWx3 array (e.g. a camera frame converted from BGR)."""

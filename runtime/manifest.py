@@ -48,9 +48,36 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EdgehoundError(f"{path}: not valid JSON ({e})") from None
-    if manifest.get("schema") != SCHEMA_VERSION or not isinstance(manifest.get("artifacts"), list):
-        raise EdgehoundError(f"{path}: not an edgehound manifest (schema {manifest.get('schema')!r})")
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA_VERSION \
+            or not isinstance(manifest.get("artifacts"), list):
+        schema = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
+        raise EdgehoundError(f"{path}: not an edgehound manifest (schema {schema!r})")
+    for i, entry in enumerate(manifest["artifacts"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise EdgehoundError(f"{path}: artifacts[{i}] is not an artifact entry (an object with a name)")
     return manifest, path.parent
+
+
+# What the runtime reads from an entry before it loads the file: (key, type).
+REQUIRED = (("file", str), ("backend", str), ("size_bytes", int), ("sha256", str), ("input", dict),
+            ("preprocess", dict), ("classes", list))
+
+
+def _checked_entry(entry: dict, folder: Path) -> Artifact:
+    """The entry's artifact, once its fields have the right types and its file lies inside the folder."""
+    where = f"{folder / MANIFEST}: artifact {entry['name']!r}"
+    for key, kind in REQUIRED:
+        if not isinstance(entry.get(key), kind):
+            raise EdgehoundError(f"{where}: {key!r} is missing or not a {kind.__name__}")
+    shape = entry["input"].get("shape")
+    if not isinstance(shape, list) or len(shape) < 2:
+        raise EdgehoundError(f"{where}: input.shape {shape!r} is not a tensor shape")
+    file = entry["file"]
+    path = (folder / file).resolve()
+    # An artifact is a file of its own export folder: never an absolute path, '..' or a link out of it.
+    if Path(file).is_absolute() or ".." in Path(file).parts or not path.is_relative_to(folder.resolve()):
+        raise EdgehoundError(f"{where}: file {file!r} is outside the export folder; refusing to read it")
+    return Artifact(entry, folder / file)
 
 
 def select_artifact(source: str | Path, name: str | None = None) -> Artifact:
@@ -70,7 +97,7 @@ def select_artifact(source: str | Path, name: str | None = None) -> Artifact:
         entry = entries[name]
     if entry.get("status") == "failed":
         raise EdgehoundError(f"artifact {entry['name']!r} failed to build: {entry.get('reason', 'no reason recorded')}")
-    return Artifact(entry, folder / entry["file"])
+    return _checked_entry(entry, folder)
 
 
 def _first_usable(manifest: dict) -> str:

@@ -13,6 +13,9 @@ the runtime calls `preprocess`. Both end in the same two functions, so the tenso
 
 from __future__ import annotations
 
+import io
+import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +28,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROPS = ("center", "none")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+# A decoded image costs width x height x 3 bytes and more in OpenCV's buffers: a 30000x30000 PNG of
+# 875 KB would take gigabytes. 50 megapixels covers the largest phone photos (48-50 MP).
+MAX_PIXELS = int(os.environ.get("EDGEHOUND_MAX_PIXELS", 50_000_000))
+MIN_SIDE = 32  # smaller images hold no dog to classify (a 1x1 image is not a photo)
 
 
 @dataclass(frozen=True)
@@ -54,16 +61,53 @@ class PreprocessSpec:
         return cls(**d)
 
 
+def image_size(buf: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from the image's header, without decoding its pixels (None: not a format Pillow knows)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(buf.tobytes())) as im:
+                return im.size
+    except Image.DecompressionBombError:  # Pillow's own limit (far above ours): the image is huge either way
+        return (1 << 16, 1 << 16)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
 def decode_image(data: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
-    """Encoded image bytes -> RGB uint8 HxWx3. Greyscale and alpha images become 3-channel RGB."""
+    """Encoded image bytes -> RGB uint8 HxWx3. Greyscale and alpha images become 3-channel RGB.
+
+    Refused with an ImageError naming the file: more than MAX_PIXELS (checked from the header,
+    before any pixel is decoded), a side under MIN_SIDE pixels, a JPEG cut short."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
-    if buf[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in buf[-4096:].tobytes():
+    is_jpeg = buf[:2].tobytes() == b"\xff\xd8"
+    if is_jpeg and b"\xff\xd9" not in buf[-4096:].tobytes():
         # libjpeg decodes a truncated JPEG with a grey bottom and only a warning: refuse it instead
         raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
+    size = image_size(buf) if buf.size else None
+    if size is not None:
+        width, height = size
+        if width * height > MAX_PIXELS:
+            raise ImageError(f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
+                             f"{MAX_PIXELS / 1e6:.0f} (EDGEHOUND_MAX_PIXELS); not decoded")
+        if min(width, height) < MIN_SIDE:
+            raise ImageError(f"{name}: {width}x{height} is too small to classify (under {MIN_SIDE} px a side)")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if img is None or img.size == 0:
         raise ImageError(f"{name}: not a readable image (corrupt, truncated or not an image format)")
+    if is_jpeg and _grey_filled_bottom(img):
+        raise ImageError(f"{name}: truncated JPEG (its last rows are the decoder's grey fill: the data ends early)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _grey_filled_bottom(bgr: np.ndarray, rows: int = 8) -> bool:
+    """libjpeg fills the blocks of a baseline JPEG whose data ran out with exact mid-grey (128, 128, 128).
+    A bottom band of exact 128 under a picture that is not itself flat grey is that fill, not a photo."""
+    if bgr.shape[0] < 2 * rows:
+        return False
+    return bool((bgr[-rows:] == 128).all() and not (bgr[:rows] == 128).all())
 
 
 def load_image(path: str | Path) -> np.ndarray:

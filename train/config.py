@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.util import tomllib
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 

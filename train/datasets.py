@@ -160,6 +160,9 @@ def read_dataset(
     found = {s.wnid: breed_for_folder(s.wnid) for s in samples}
     if breeds:
         classes = [found.get(b) or resolve_breed(b) for b in breeds]  # a custom folder name, or a breed
+        twice = sorted({b.name for b in classes if sum(c.wnid == b.wnid for c in classes) > 1})
+        if twice:
+            raise EdgehoundError(f"--breeds names {', '.join(twice)} more than once (spellings of one breed)")
         missing = [b.name for b in classes if b.wnid not in found]
         if missing:
             raise EdgehoundError(f"{root}: no photos of {', '.join(missing)} (found: {_names(found)})")

@@ -13,7 +13,6 @@ import json
 import math
 import shlex
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.train.config import CONFIG_DIR, Config, load_config
-from edgehound.util import atomic_write_text
+from edgehound.util import atomic_write_text, tomllib
 
 ALL_LEVERS = "all"
 BEGIN, END = "<!-- study:begin (written by `edgehound study report`) -->", "<!-- study:end -->"

@@ -13,6 +13,7 @@ with the same weights as one that never stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -79,16 +80,40 @@ def _prepare_data(cfg: Config, opts: RunOptions):
                           cfg.data.per_class or None, opts.folds, opts.fold)
     for part in ("train", "val", "test"):  # unreadable photos are skipped everywhere
         setattr(split, part, np.array([i for i in getattr(split, part) if cache.ok[i]], dtype=np.int64))
+    if len(ds.classes) < 2:
+        raise EdgehoundError(f"{opts.data}: training needs at least two breeds, got {', '.join(b.name for b in ds.classes)}")
     if len(split.train) == 0 or len(split.val) == 0:
         raise EdgehoundError(f"{opts.data}: too few readable photos to train ({len(split.train)} train, {len(split.val)} val)")
     return ds, spec, cache, labels, split
 
 
+def photos_digest(ds) -> str:
+    """Which photos, with which labels, a run trains on: resuming on other photos or labels is refused."""
+    h = hashlib.sha256()
+    for s, label in zip(ds.samples, ds.labels()):
+        h.update(f"{s.path.relative_to(ds.root)}\t{label}\n".encode())
+    return h.hexdigest()
+
+
+def _check_same_data(last_path: Path, saved_meta: dict, ds, split_meta: dict) -> None:
+    """A resumed run must see the breeds in the same label order, the same photos and the same split."""
+    saved_classes = [c["wnid"] for c in saved_meta["classes"]]
+    classes = [b.wnid for b in ds.classes]
+    if saved_classes != classes:
+        raise EdgehoundError(f"{last_path}: was trained on breeds {', '.join(saved_classes)} (in this label order), "
+                             f"not {', '.join(classes)}; resume with the same --breeds, or use a new --out")
+    saved_split = saved_meta.get("split", {})
+    changed = [k for k in ("folds", "fold", "photos_digest") if k in saved_split and saved_split[k] != split_meta[k]]
+    if changed:
+        what = {"folds": "--folds", "fold": "--fold", "photos_digest": "the photos (--data, --exclude)"}
+        raise EdgehoundError(f"{last_path}: {', '.join(what[k] for k in changed)} differ from the run being resumed "
+                             f"(it used --data {saved_split.get('data')}); resume with the same data, or use a new --out")
+
+
 def train(cfg: Config, opts: RunOptions) -> dict:
     out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
-    ds, spec, cache, labels, split = _prepare_data(cfg, opts)
+    ds, spec, cache, labels, split = _prepare_data(cfg, opts)  # refusals come before --out is created
     names = [b.name for b in ds.classes]
     t = cfg.train
 
@@ -100,11 +125,16 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
     state = {"epoch": 0, "step": 0, "best_val": -1.0, "history": [], "sums": [0.0, 0, 0, 0.0]}
 
+    split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": t.seed,
+                  "test_frac": cfg.data.test_frac, "val_frac": cfg.data.val_frac, "per_class": cfg.data.per_class,
+                  "folds": opts.folds, "fold": opts.fold, "photos_digest": photos_digest(ds)}
+
     last_path, best_path = out / "last.pt", out / "best.pt"
     if opts.resume and last_path.is_file():
         saved = checkpoint.load(last_path)
         if saved["config_digest"] != cfg.digest():
             raise EdgehoundError(f"{last_path}: was trained with another config; use a new --out or drop --resume")
+        _check_same_data(last_path, json.loads(saved["meta"]), ds, split_meta)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
@@ -113,15 +143,12 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         print(f"resuming {out} at epoch {state['epoch'] + 1}, step {state['step']}/{steps_per_epoch}")
     elif not opts.resume and last_path.is_file():
         raise EdgehoundError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
 
     macs, params = count_macs(model, cfg.model.input_size)
     print(f"{cfg.name}: {params / 1e6:.2f} M params, {macs / 1e9:.3f} GMACs/image; "
           f"classes {', '.join(names)}; train {len(split.train)}, val {len(split.val)}, test {len(split.test)}"
           + (f"; {len(cache.skipped)} unreadable photos skipped" if cache.skipped else ""))
-
-    split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": t.seed,
-                  "test_frac": cfg.data.test_frac, "val_frac": cfg.data.val_frac, "per_class": cfg.data.per_class,
-                  "folds": opts.folds, "fold": opts.fold}
 
     def save_last():
         checkpoint.save(last_path, {

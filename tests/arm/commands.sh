@@ -1,0 +1,19 @@
+#!/bin/sh
+# classify, evaluate and camera --headless on tests/sample with each artifact named, outputs in OUT.
+# The emulated Pi and the x86 reference run this same script (tests/arm/emulated_pi.sh).
+#   tests/arm/commands.sh OUT ARTIFACT...
+set -eu
+out=$1; shift
+model=runtime/models/efficient
+mkdir -p "$out"
+for a in "$@"; do
+  t=$(date +%s)
+  edgehound classify $model tests/sample/n02099601 tests/sample/n02111889 --artifact "$a" --json \
+    > "$out/classify-$a.jsonl" 2> "$out/classify-$a.err"
+  edgehound evaluate $model --data tests/sample --artifact "$a" --no-progress --json "$out/evaluate-$a.json" \
+    > "$out/evaluate-$a.txt"
+  edgehound camera $model --artifact "$a" --source tests/sample/n02099601 --headless --smooth 1 --max-frames 12 \
+    > "$out/camera-$a.jsonl" 2> "$out/camera-$a.err"
+  echo "$a $(( $(date +%s) - t ))" >> "$out/seconds.txt"
+  echo "$a: $(tail -1 "$out/classify-$a.err"); $(head -1 "$out/evaluate-$a.txt") ($(( $(date +%s) - t )) s)"
+done
