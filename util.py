@@ -1,4 +1,4 @@
-"""Small helpers shared by every stage: atomic writes, file hashes, the TOML parser."""
+"""Small helpers shared by every stage: atomic writes, file hashes, the TOML parser, leftovers of killed runs."""
 
 from __future__ import annotations
 
@@ -49,3 +49,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process runs: a temp file named after a dead one is a killed command's leftover."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True

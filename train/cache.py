@@ -19,7 +19,7 @@ from tqdm import tqdm
 from edgehound.runtime.errors import ImageError
 from edgehound.runtime.preprocess import PreprocessSpec, load_image, prepare
 from edgehound.train.datasets import Sample
-from edgehound.util import atomic_write_text
+from edgehound.util import atomic_write_text, pid_alive
 
 
 def default_cache_dir() -> Path:
@@ -52,7 +52,22 @@ def load_cached(
         meta = json.loads(meta_path.read_text())
         return ImageCache(np.load(data_path, mmap_mode="r"), np.array(meta["ok"], bool), meta["skipped"])
 
+    for stale in cache_dir.glob(f"{key}.tmp*.npy"):  # a build of this cache that was killed
+        pid = stale.name[len(key) + 4:-4]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
     tmp_path = data_path.with_suffix(f".tmp{os.getpid()}.npy")
+    try:
+        images, ok, skipped = _build(samples, spec, tmp_path, progress)
+        os.replace(tmp_path, data_path)  # renaming a file that is still mapped is fine on POSIX
+    except BaseException:  # Ctrl-C or an error: no half-written cache file stays behind
+        tmp_path.unlink(missing_ok=True)
+        raise
+    atomic_write_text(meta_path, json.dumps({"ok": ok.tolist(), "skipped": sorted(skipped)}))
+    return ImageCache(np.load(data_path, mmap_mode="r"), ok, sorted(skipped))
+
+
+def _build(samples: list[Sample], spec: PreprocessSpec, tmp_path: Path, progress: bool):
     images = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=(len(samples), spec.size, spec.size, 3))
     ok = np.zeros(len(samples), bool)
     skipped: list[str] = []
@@ -67,7 +82,5 @@ def load_cached(
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # OpenCV releases the GIL
         list(tqdm(pool.map(work, range(len(samples))), total=len(samples), desc="decoding photos",
                   unit="img", disable=not progress, leave=False))
-    images.flush()  # renaming a file that is still mapped is fine on POSIX; readers map the final name
-    os.replace(tmp_path, data_path)
-    atomic_write_text(meta_path, json.dumps({"ok": ok.tolist(), "skipped": sorted(skipped)}))
-    return ImageCache(np.load(data_path, mmap_mode="r"), ok, sorted(skipped))
+    images.flush()
+    return images, ok, skipped
