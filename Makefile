@@ -1,11 +1,12 @@
 # `make demo`: set up and run the whole job on the bundled sample. `make test`: the test suite.
+# `make test-arm`: the runtime on an emulated Raspberry Pi (arm64 Debian under qemu; needs root).
 PYTHON ?= python3
 VENV ?= .venv
 TVM_VENV ?= .venv-tvm
 BIN := $(VENV)/bin
 RUN ?= runs/demo
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-arm clean
 
 # Two environments: TVM's compiler cannot share one with litert-torch (typing-extensions pins
 # conflict), so it gets .venv-tvm and export calls it as a subprocess.
@@ -32,6 +33,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest tests
+
+test-arm: setup
+	bash tests/arm/emulated_pi.sh
 
 clean:
 	rm -rf runs .pytest_cache

@@ -154,7 +154,8 @@ def cmd_export(args) -> int:
                          calib_data=Path(args.calib_data) if args.calib_data else None, calib_photos=args.calib_photos,
                          calibration=args.calibration, max_drop=args.max_drop, eval_limit=args.eval_limit,
                          tune_trials=args.tune_trials, progress=not args.no_progress,
-                         tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None)
+                         tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None,
+                         skip_missing_tools=not args.targets and not args.device)
     if args.device:
         from edgehound.devices.profiles import get_profile
 
@@ -169,6 +170,8 @@ def cmd_export(args) -> int:
           f"{len(failed)} failed)")
     for entry in failed:
         print(f"failed: {entry['name']}: {entry['reason']}")
+    for entry in manifest.get("skipped", []):
+        print(f"skipped: {entry['name']}: {entry['reason']} (name it in --targets to make this an error)")
     return 1 if failed else 0
 
 
@@ -492,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "OUT/manifest.json. Targets: " + ", ".join(FORMATS) + ".")
     ex.add_argument("checkpoint", help="training checkpoint (best.pt)")
     ex.add_argument("--out", required=True, help="export folder")
-    ex.add_argument("--targets", nargs="+", metavar="TARGET", help="default: " + " ".join(DEFAULT_TARGETS))
+    ex.add_argument("--targets", nargs="+", metavar="TARGET", help="default: " + " ".join(DEFAULT_TARGETS) +
+                    " (of these, targets whose tools this host lacks, such as a cross compiler, are skipped and listed)")
     ex.add_argument("--device", help="build exactly what this device profile runs (edgehound devices list)")
     ex.add_argument("--eval-data", help="held-out photos to score every artifact on (default: the checkpoint's test split)")
     ex.add_argument("--calib-data", help="photos to calibrate int8 on (default: the checkpoint's training split)")

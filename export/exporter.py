@@ -25,7 +25,7 @@ import numpy as np
 from edgehound.export.formats import Format, expand_targets
 from edgehound.export.tvm_env import tvm_python
 from edgehound.runtime.classifier import Classifier
-from edgehound.runtime.errors import EdgehoundError, ImageError
+from edgehound.runtime.errors import EdgehoundError, ImageError, ToolMissing
 from edgehound.runtime.evaluation import evaluate_samples
 from edgehound.runtime.manifest import MANIFEST, SCHEMA_VERSION
 from edgehound.runtime.preprocess import PreprocessSpec, load_image, normalize, prepare
@@ -54,6 +54,7 @@ class ExportOptions:
     tvm_targets: dict = field(default_factory=dict)  # format name -> TVM target, from a device profile
     device: dict | None = None  # the device profile of export --device (its name keys the tuning database)
     tuning_dir: Path | None = None  # root of the per-device tuning databases (default: devices/tuning)
+    skip_missing_tools: bool = False  # the default target list: skip (and list) targets this host cannot build
 
 
 @dataclass
@@ -194,6 +195,10 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     for fmt in formats:
         ctx.current = fmt.name
         entry = _build_one(fmt, ctx, out, meta, spec, checkpoint_path, checkpoint_sha256)
+        if entry.pop("tool_missing", False) and opts.skip_missing_tools:
+            manifest.setdefault("skipped", []).append({"name": fmt.name, "reason": entry["reason"]})
+            print(f"  {fmt.name}: skipped: {entry['reason']}")
+            continue
         manifest["artifacts"].append(entry)
         atomic_write_json(manifest_path, manifest)  # the runtime loads the artifact through the manifest
         if entry["status"] != "failed":
@@ -265,7 +270,7 @@ def _build_one(fmt: Format, ctx: ExportContext, out: Path, meta: dict, spec: Pre
     except Exception as e:  # any tool's failure becomes this target's failure, the others go on
         tmp.unlink(missing_ok=True)
         reason = str(e) if isinstance(e, EdgehoundError) else f"{type(e).__name__}: {e}"
-        entry.update(status="failed", reason=reason.strip()[:2000])
+        entry.update(status="failed", reason=reason.strip()[:2000], tool_missing=isinstance(e, ToolMissing))
         if os.environ.get("EDGEHOUND_DEBUG"):
             traceback.print_exc()
         return entry

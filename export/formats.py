@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from edgehound.export.tvm_env import tvm_python
-from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.errors import EdgehoundError, ToolMissing
 
 CPU_DEVICES = ("laptop-x86", "rpi4", "rpi5", "jetson-orin-nano", "jetson-nano")
 
@@ -147,7 +147,8 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
                "--target", json.dumps(target), "--out", str(dest), "--input-shape", ",".join(map(str, shape))]
         if cc:
             if shutil.which(cc) is None:
-                raise EdgehoundError(f"cross compiler {cc} not found (Debian: apt-get install gcc-aarch64-linux-gnu)")
+                raise ToolMissing(f"needs the cross compiler {cc}, not on this host (Debian: apt-get install "
+                                  "gcc-aarch64-linux-gnu)")
             cmd += ["--cc", cc]
         if db is not None:
             cmd += ["--db", str(db), "--tune-trials", str(ctx.tune_trials)]

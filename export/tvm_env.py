@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.errors import ToolMissing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,5 +20,5 @@ def tvm_python() -> str:
     for candidate in (Path.cwd() / ".venv-tvm/bin/python", REPO / ".venv-tvm/bin/python"):
         if candidate.is_file():
             return str(candidate)
-    raise EdgehoundError("TVM is not installed: run `make setup` (it creates .venv-tvm), or set "
+    raise ToolMissing("TVM is not installed: run `make setup` (it creates .venv-tvm), or set "
                          "EDGEHOUND_TVM_PYTHON to a Python that has apache-tvm")

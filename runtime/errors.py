@@ -7,3 +7,8 @@ class EdgehoundError(Exception):
 
 class ImageError(EdgehoundError):
     """An image file that cannot be read or decoded."""
+
+
+class ToolMissing(EdgehoundError):
+    """A build tool this host lacks (a cross compiler, TVM's environment): the default export skips
+    such a target and says so; a target asked for by name fails."""

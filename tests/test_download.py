@@ -105,3 +105,88 @@ def test_missing_file_is_a_clear_error(server, tmp_path):
     url, _ = server
     with pytest.raises(EdgehoundError, match="HTTP 404"):
         download_file(url + "nothing.tar", tmp_path / "nothing.tar", progress=False)
+
+
+def serve_once(handler_body):
+    """A loopback server whose GET is handler_body(handler, data); returns (url, stop)."""
+    from http.server import BaseHTTPRequestHandler
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            handler_body(self)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}/images.tar", httpd.shutdown
+
+
+def test_a_download_cut_off_mid_body_is_kept_as_partial_and_resumed(tmp_path):
+    data = bytes(range(256)) * 400  # 102,400 bytes
+    calls = []
+
+    def body(h):  # the first connection announces every byte and closes after half; the next honours Range
+        start = int(h.headers["Range"].split("=")[1].rstrip("-")) if h.headers.get("Range") else 0
+        calls.append(start)
+        h.send_response(206 if start else 200)
+        if start:
+            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        h.send_header("Content-Length", str(len(data) - start))
+        h.end_headers()
+        h.wfile.write(data[start:] if len(calls) > 1 else data[: len(data) // 2])
+        h.wfile.flush()
+        h.close_connection = True
+
+    url, stop = serve_once(body)
+    root = tmp_path / "stanford"
+    try:
+        with pytest.raises(EdgehoundError, match="cut off after 51200 of 102400 bytes"):
+            download_stanford(root, url.rsplit("/", 1)[0], progress=False)
+        assert not (root / "images.tar").exists() and not (root / "images.tar.sha256").exists()  # no hash trusted
+        assert (root / "images.tar.part").read_bytes() == data[:51200]  # kept for the resume
+        assert download_file(url, root / "images.tar", progress=False).read_bytes() == data
+        assert calls == [0, 51200]
+    finally:
+        stop()
+
+
+def test_a_server_that_ignores_range_restarts_the_file(tmp_path):
+    data = b"x" * 5000
+
+    def body(h):
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    url, stop = serve_once(body)
+    dest = tmp_path / "images.tar"
+    (tmp_path / "images.tar.part").write_bytes(b"stale bytes of another version")
+    try:
+        assert download_file(url, dest, progress=False).read_bytes() == data  # not appended to the stale part
+    finally:
+        stop()
+
+
+@pytest.mark.parametrize("total, ok", [(30, True), (10, False)])
+def test_http_416_means_complete_only_when_the_sizes_agree(tmp_path, total, ok):
+    def body(h):
+        h.send_response(416)
+        h.send_header("Content-Range", f"bytes */{total}")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    url, stop = serve_once(body)
+    dest = tmp_path / "images.tar"
+    (tmp_path / "images.tar.part").write_bytes(b"y" * 30)
+    try:
+        if ok:
+            assert download_file(url, dest, progress=False).read_bytes() == b"y" * 30
+        else:
+            with pytest.raises(EdgehoundError, match="HTTP 416.*does not match the server's file"):
+                download_file(url, dest, progress=False)
+            assert (tmp_path / "images.tar.part").exists()  # nothing deleted behind the user's back
+    finally:
+        stop()

@@ -8,6 +8,8 @@ extracts them to DIR/Images and DIR/Annotation, the layout `read_dataset` reads.
 
 from __future__ import annotations
 
+import http.client
+import re
 import shutil
 import tarfile
 import urllib.error
@@ -36,20 +38,29 @@ def download_file(url: str, dest: Path, sha256: str | None = None, progress: boo
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if have and response.status != 206:  # the server ignored Range: start over
                 have = 0
-            total = response.headers.get("Content-Length")
-            total = int(total) + have if total else None
+            elif have and _range_start(response.headers.get("Content-Range")) not in (None, have):
+                raise EdgehoundError(f"{url}: the server resumed at another byte than asked ({have}); "
+                                     f"remove {part} to download from the start")
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length else None  # this response's body; None: the server did not say
+            received = 0
             mode = "ab" if have else "wb"
-            with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                             desc=dest.name, disable=not progress, leave=False) as bar:
+            with open(part, mode) as f, tqdm(total=expected + have if expected else None, initial=have, unit="B",
+                                             unit_scale=True, desc=dest.name, disable=not progress, leave=False) as bar:
                 while chunk := response.read(1 << 16):
                     f.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
+            if expected is not None and received < expected:  # the connection closed early: keep it, resume later
+                raise EdgehoundError(f"{url}: download cut off after {have + received} of {have + expected} bytes; "
+                                     "run the command again to resume")
     except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # asked past the end: the part file is already complete
-            pass
-        else:
-            raise EdgehoundError(f"{url}: download failed (HTTP {e.code} {e.reason})") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        complete = _range_total(e.headers.get("Content-Range") if e.headers else None)
+        if not (e.code == 416 and have and complete == have):  # 416: asked past the end of a file we hold whole
+            raise EdgehoundError(f"{url}: download failed (HTTP {e.code} {e.reason})"
+                                 + (f"; {part} does not match the server's file: remove it and run again"
+                                    if e.code == 416 else "")) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
         raise EdgehoundError(f"{url}: download interrupted ({e}); run the command again to resume") from None
     if sha256 is not None:
         got = sha256_file(part)
@@ -58,6 +69,18 @@ def download_file(url: str, dest: Path, sha256: str | None = None, progress: boo
             raise EdgehoundError(f"{url}: checksum mismatch (expected sha256 {sha256}, got {got}); the partial file was removed")
     part.replace(dest)
     return dest
+
+
+def _range_start(content_range: str | None) -> int | None:
+    """N of a 'bytes N-M/T' Content-Range header."""
+    m = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", (content_range or "").strip())
+    return int(m.group(1)) if m else None
+
+
+def _range_total(content_range: str | None) -> int | None:
+    """T of a 'bytes */T' (or 'bytes N-M/T') Content-Range header: the whole file's size."""
+    m = re.fullmatch(r"bytes (?:\*|\d+-\d+)/(\d+)", (content_range or "").strip())
+    return int(m.group(1)) if m else None
 
 
 def extract(archive: Path, root: Path) -> None:

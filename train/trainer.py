@@ -73,6 +73,8 @@ def predict(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: Preproce
 
 def _prepare_data(cfg: Config, opts: RunOptions):
     ds = read_dataset(opts.data, opts.breeds, opts.exclude)
+    if len(ds.classes) < 2:
+        raise EdgehoundError(f"{opts.data}: training needs at least two breeds, got {', '.join(b.name for b in ds.classes)}")
     spec = PreprocessSpec(size=cfg.model.input_size, crop=cfg.data.crop, use_boxes=cfg.data.use_boxes)
     cache = load_cached(ds.samples, spec, opts.cache_dir, opts.progress)
     labels = ds.labels()
@@ -80,8 +82,6 @@ def _prepare_data(cfg: Config, opts: RunOptions):
                           cfg.data.per_class or None, opts.folds, opts.fold)
     for part in ("train", "val", "test"):  # unreadable photos are skipped everywhere
         setattr(split, part, np.array([i for i in getattr(split, part) if cache.ok[i]], dtype=np.int64))
-    if len(ds.classes) < 2:
-        raise EdgehoundError(f"{opts.data}: training needs at least two breeds, got {', '.join(b.name for b in ds.classes)}")
     if len(split.train) == 0 or len(split.val) == 0:
         raise EdgehoundError(f"{opts.data}: too few readable photos to train ({len(split.train)} train, {len(split.val)} val)")
     return ds, spec, cache, labels, split

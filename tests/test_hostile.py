@@ -1,0 +1,306 @@
+"""Hostile input: each case a defect once reproduced, now a clear error or the right result, never lost work."""
+
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import GOLDEN, SAMOYED, SAMPLE, edgehound_cmd, sample_photos, write_jpeg
+from edgehound.runtime.classifier import Classifier
+from edgehound.runtime.errors import EdgehoundError, ImageError
+from edgehound.runtime.preprocess import MAX_PIXELS, decode_image, load_image
+from edgehound.util import sha256_file
+
+BEAGLE = "n02088364"
+
+
+def cli(*args, cwd=None, timeout=600):
+    return subprocess.run([*edgehound_cmd(), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def copy_export(tiny_export, dest: Path) -> Path:
+    shutil.copytree(tiny_export, dest)
+    return dest
+
+
+def edit_manifest(folder: Path, change) -> Path:
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps(change(manifest)))
+    return path
+
+
+# ---- 1. the ssh device: nothing outside the export's own folder is removed, nothing is run from a profile
+
+def test_ssh_remote_paths_never_widen_what_is_removed(tmp_path, monkeypatch):
+    from edgehound.devices.ssh import _remote_command, _remote_paths
+
+    export = tmp_path / "my-export"
+    export.mkdir()
+    monkeypatch.chdir(export)  # `edgehound bench .` once made the remote command `rm -rf /home/pi/`
+    assert _remote_paths({"remote_dir": "/home/pi"}, Path(".")) == (
+        "/home/pi", "/home/pi/my-export", "/home/pi/results-my-export")
+    for bad in ("", "/", "a b", "x;rm -rf ~", "../up", "$(reboot)"):
+        with pytest.raises(EdgehoundError, match="remote_dir"):
+            _remote_paths({"remote_dir": bad}, export)
+    odd = tmp_path / "odd name"
+    odd.mkdir()
+    with pytest.raises(EdgehoundError, match="cannot be used on the device"):
+        _remote_paths({}, odd)
+    assert _remote_command("edgehound; rm -rf ~") == "'edgehound;' rm -rf '~'"  # words, never shell syntax
+    assert _remote_command("~/venv/bin/edgehound") == '"$HOME"/venv/bin/edgehound'
+    assert _remote_command("python3 -m edgehound.cli") == "python3 -m edgehound.cli"
+
+
+def test_ssh_host_that_looks_like_an_option_is_refused(tiny_export):
+    from edgehound.devices.ssh import bench_over_ssh
+
+    profile = {"name": "evil", "reach": {"kind": "ssh", "host": "-oProxyCommand=touch /tmp/pwned", "timeout": 5}}
+    with pytest.raises(EdgehoundError, match="would be read as an ssh option"):
+        bench_over_ssh(profile, tiny_export, [])
+
+
+# ---- 2. resume checks the data, not only the config
+
+def test_resume_with_other_breeds_or_photos_is_refused(tmp_path):
+    data = tmp_path / "data"
+    for wnid in (GOLDEN, SAMOYED, BEAGLE):
+        (data / wnid).mkdir(parents=True)
+        for p in sample_photos(wnid, 12):
+            shutil.copy(p, data / wnid / p.name)
+    out = tmp_path / "run"
+    base = ["train", "--data", data, "--out", out, "--config", "tiny", "--no-progress", "--set", "train.epochs=1"]
+    assert cli(*base).returncode == 0
+    swapped = cli(*base, "--resume", "--breeds", SAMOYED, GOLDEN)  # once: 22% accuracy on swapped labels
+    assert swapped.returncode == 2 and "was trained on breeds" in swapped.stderr, swapped.stderr
+    three = cli(*base, "--resume", "--breeds", GOLDEN, SAMOYED, BEAGLE)  # once: a size-mismatch traceback
+    assert three.returncode == 2 and "was trained on breeds" in three.stderr and "Traceback" not in three.stderr
+    next(iter((data / GOLDEN).iterdir())).unlink()
+    fewer = cli(*base, "--resume")
+    assert fewer.returncode == 2 and "the photos (--data, --exclude) differ" in fewer.stderr, fewer.stderr
+
+
+def test_training_needs_two_distinct_breeds_and_leaves_no_empty_folder(tmp_path):
+    one = cli("train", "--data", SAMPLE, "--out", tmp_path / "one", "--config", "tiny", "--breeds", "golden_retriever")
+    assert one.returncode == 2 and "at least two breeds" in one.stderr
+    same = cli("train", "--data", SAMPLE, "--out", tmp_path / "same", "--config", "tiny",
+               "--breeds", "golden_retriever", GOLDEN)
+    assert same.returncode == 2 and "more than once" in same.stderr
+    assert not (tmp_path / "one").exists() and not (tmp_path / "same").exists()  # refused: no empty --out
+
+
+# ---- 3. the camera never loses a recording or a whole run silently
+
+def test_camera_recording_to_an_unwritable_place_is_an_error(tiny_export, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for target in (tmp_path / "missing" / "out.mp4", blocker / "out.mp4", tmp_path):
+        result = cli("camera", tiny_export, "--source", SAMPLE / GOLDEN, "--headless", "--max-frames", "2",
+                     "--record", target)
+        assert result.returncode in (1, 2) and "edgehound: error:" in result.stderr, (target, result.stderr)
+        assert "Traceback" not in result.stderr
+    good = cli("camera", tiny_export, "--source", SAMPLE / GOLDEN, "--headless", "--max-frames", "3",
+               "--record", tmp_path / "ok.mp4")
+    assert good.returncode == 0 and (tmp_path / "ok.mp4").stat().st_size > 0
+
+
+def test_camera_on_only_unreadable_images_fails(tiny_export, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.jpg").write_bytes(b"not a jpeg at all")
+    result = cli("camera", tiny_export, "--source", folder, "--headless")
+    assert result.returncode == 1 and "no frame could be classified" in result.stderr
+    gifs = tmp_path / "gifs"
+    gifs.mkdir()
+    (gifs / "dog.gif").write_bytes(b"GIF89a")
+    result = cli("camera", tiny_export, "--source", gifs, "--headless")
+    assert result.returncode == 2 and "no images of a supported type" in result.stderr and ".gif" in result.stderr
+    zero = cli("camera", tiny_export, "--source", SAMPLE / GOLDEN, "--headless", "--every", "0")
+    assert zero.returncode == 2 and "must be at least 1" in zero.stderr and "Traceback" not in zero.stderr
+
+
+# ---- 4 and 7. a manifest is hostile input too
+
+@pytest.mark.parametrize("file", ["../outside.onnx", "/etc/passwd", "sub/../../outside.onnx"])
+def test_manifest_cannot_point_outside_its_folder(tiny_export, tmp_path, file):
+    folder = copy_export(tiny_export, tmp_path / "x")
+    outside = tmp_path / "outside.onnx"
+    shutil.copy(folder / "model.onnx", outside)
+
+    def point_out(m):
+        for e in m["artifacts"]:
+            if e["name"] == "onnx":
+                e["file"] = file
+                e["size_bytes"], e["sha256"] = outside.stat().st_size, sha256_file(outside)  # the hash "matches"
+        return m
+
+    edit_manifest(folder, point_out)
+    with pytest.raises(EdgehoundError, match="outside the export folder"):
+        Classifier.load(folder, "onnx")
+
+
+@pytest.mark.parametrize("case", ["list", "string entry", "no file", "size as text"])
+def test_malformed_manifests_are_clear_errors(tiny_export, tmp_path, case):
+    folder = copy_export(tiny_export, tmp_path / "x")
+    changes = {
+        "list": lambda m: m["artifacts"],
+        "string entry": lambda m: {**m, "artifacts": ["onnx"]},
+        "no file": lambda m: {**m, "artifacts": [{k: v for k, v in e.items() if k != "file"} for e in m["artifacts"]]},
+        "size as text": lambda m: {**m, "artifacts": [{**e, "size_bytes": "big"} for e in m["artifacts"]]},
+    }
+    edit_manifest(folder, changes[case])
+    result = cli("classify", folder, sample_photos(GOLDEN, 1)[0], "--artifact", "onnx")
+    assert result.returncode == 2 and "manifest.json" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("artifact", ["onnx", "tflite"])
+def test_manifest_input_shape_that_is_not_the_files_is_refused(tiny_export, tmp_path, artifact):
+    folder = copy_export(tiny_export, tmp_path / "x")
+
+    def grow(m):
+        for e in m["artifacts"]:
+            e["input"]["shape"] = [d * 2 if isinstance(d, int) and d > 3 else d for d in e["input"]["shape"]]
+            e["preprocess"]["size"] *= 2
+        return m
+
+    edit_manifest(folder, grow)
+    result = cli("classify", folder, sample_photos(GOLDEN, 1)[0], "--artifact", artifact)
+    assert result.returncode == 2 and "the manifest does not describe this file" in result.stderr, result.stderr
+
+
+def test_download_checksum_without_a_name_is_a_usage_error(tmp_path):
+    result = cli("data", "download", "--root", tmp_path, "--sha256", "deadbeef")
+    assert result.returncode == 2 and "expected NAME=HEX" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---- 5 and 8. images: size limits before decoding, truncation, silly sizes
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that announces width x height: the header a decompression bomb carries."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    idat = zlib.compress(b"\0" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_huge_images_are_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header_only(30000, 30000))
+    t0 = time.perf_counter()
+    with pytest.raises(ImageError, match="900 megapixels, over the limit"):
+        load_image(bomb)
+    assert time.perf_counter() - t0 < 2  # refused from the header, nothing decoded
+    assert MAX_PIXELS == 50_000_000
+
+
+def test_truncated_jpeg_with_its_end_marker_added_back_is_refused():
+    data = sample_photos(GOLDEN, 1)[0].read_bytes()
+    assert decode_image(data).shape[2] == 3
+    with pytest.raises(ImageError, match="truncated JPEG"):
+        decode_image(data[: len(data) * 3 // 4] + b"\xff\xd9")
+    with pytest.raises(ImageError, match="truncated JPEG"):
+        decode_image(data[: len(data) * 3 // 4])
+    grey = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+    assert decode_image(grey).shape == (64, 64, 3)  # a flat grey picture is not a truncated one
+
+
+def test_tiny_images_are_refused(tmp_path, tiny_export):
+    one = write_jpeg(tmp_path / "one.jpg", np.full((1, 1, 3), 200, np.uint8))
+    with pytest.raises(ImageError, match="too small to classify"):
+        load_image(one)
+    result = cli("classify", tiny_export, one)
+    assert result.returncode == 1 and "too small" in result.stdout
+
+
+# ---- 9. nothing skipped without a word
+
+def test_classify_names_unsupported_files_and_fails_when_nothing_was_classified(tiny_export, tmp_path):
+    folder = tmp_path / "gifs"
+    folder.mkdir()
+    (folder / "a.gif").write_bytes(b"GIF89a")
+    (folder / "b.GIF").write_bytes(b"GIF89a")
+    result = cli("classify", tiny_export, folder)
+    assert result.returncode == 1 and "a.gif: skipped: not a supported image type" in result.stderr
+    assert "b.GIF: skipped" in result.stderr and "0 classified" in result.stderr
+
+
+# ---- 6 and 10. a killed command leaves the previous good state and no leftovers
+
+def test_killed_reexport_keeps_the_old_export_whole(tiny_run, tiny_export, tmp_path):
+    folder = copy_export(tiny_export, tmp_path / "x")
+    before = (folder / "manifest.json").read_bytes()
+    proc = subprocess.Popen([*edgehound_cmd(), "export", str(tiny_run / "best.pt"), "--out", str(folder),
+                             "--targets", "onnx", "onnx-int8", "tflite", "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(folder.glob(".staging.tmp*/model.onnx")):  # the new export is under way
+        assert proc.poll() is None and time.monotonic() < deadline, "the export ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (folder / "manifest.json").read_bytes() == before  # the old export is still whole and loads
+    for entry in json.loads(before)["artifacts"]:
+        if entry["status"] == "ok":
+            assert sha256_file(folder / entry["file"]) == entry["sha256"], entry["name"]
+    Classifier.load(folder, "onnx-int8").classify(sample_photos(GOLDEN, 1)[0])
+
+    again = cli("export", tiny_run / "best.pt", "--out", folder, "--targets", "onnx", "--no-progress")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [e["name"] for e in manifest["artifacts"]] == ["onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.onnx"]  # old files and leftovers gone
+
+
+def test_killed_cache_build_leaves_no_temp_file(tmp_path):
+    from edgehound.runtime.preprocess import PreprocessSpec
+    from edgehound.train.cache import _key, load_cached
+    from edgehound.train.datasets import read_dataset
+
+    samples = read_dataset(SAMPLE, [GOLDEN, SAMOYED]).samples[:4]
+    spec = PreprocessSpec(size=32)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"{_key(samples, spec)}.tmp{dead.pid}.npy"  # what a killed build leaves
+    stale.write_bytes(b"half")
+    load_cached(samples, spec, tmp_path, progress=False)
+    assert not stale.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_onnxruntime_profile_folder_is_removed(tiny_export, tmp_path):
+    script = f"""
+import numpy as np
+from edgehound.runtime.backends import load_backend
+predict = load_backend("onnxruntime", {str(tiny_export / "model.onnx")!r}, profile=True)
+predict(np.zeros((1, 3, 96, 96), np.float32))
+assert predict.top_operators()
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert not list(tmp_path.glob("edgehound-ort-*"))  # gone once the process ended
+
+
+# ---- 11. packaging: the Python versions of the devices
+
+def test_python_requirement_matches_what_the_code_imports():
+    from edgehound.util import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.10"  # JetPack 6 ships Ubuntu 22.04's Python 3.10
+    assert any(d.startswith("tomli") and "python_version < '3.11'" in d for d in project["dependencies"])
+    repo = Path(__file__).parents[1]
+    direct = [p for p in repo.glob("[!.]*/*.py") if "import tomllib" in p.read_text()]
+    assert direct == [], f"import tomllib through edgehound.util (tomli on 3.10): {direct}"
