@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,7 +63,8 @@ class PreprocessSpec:
 
 
 def image_size(buf: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from the image's header, without decoding its pixels (None: not a format Pillow knows)."""
+    """(width, height) from the image's header, without decoding its pixels (None: not a format Pillow
+    knows). Pillow's own bomb limit is far above ours; past it, the size comes from its message."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -70,8 +72,9 @@ def image_size(buf: np.ndarray) -> tuple[int, int] | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(buf.tobytes())) as im:
                 return im.size
-    except Image.DecompressionBombError:  # Pillow's own limit (far above ours): the image is huge either way
-        return (1 << 16, 1 << 16)
+    except Image.DecompressionBombError as e:
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        return (int(pixels.group(1)), 1) if pixels else (1 << 32, 1)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
 
@@ -90,7 +93,7 @@ def decode_image(data: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
     if size is not None:
         width, height = size
         if width * height > MAX_PIXELS:
-            raise ImageError(f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
+            raise ImageError(f"{name}: {width * height / 1e6:.0f} megapixels, over the limit of "
                              f"{MAX_PIXELS / 1e6:.0f} (EDGEHOUND_MAX_PIXELS); not decoded")
         if min(width, height) < MIN_SIDE:
             raise ImageError(f"{name}: {width}x{height} is too small to classify (under {MIN_SIDE} px a side)")

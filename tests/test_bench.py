@@ -135,3 +135,24 @@ def test_every_shipped_model_has_a_baseline():
 @pytest.mark.parametrize("baseline", REPO_BASELINES, ids=[p.stem for p in REPO_BASELINES])
 def test_shipped_models_meet_their_committed_baselines(baseline):
     assert gates.check(baseline) == []
+
+
+def test_gate_fails_on_a_missing_file_and_on_one_fp32_photo(export_copy, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    doc = gates.write_baseline(baseline, export_copy / "manifest.json", SAMPLE, ["n02099601", "n02111889"],
+                               tolerance_pp=2.0)
+    one_photo = 1 / doc["artifacts"]["onnx"]["n"]
+    for name in ("onnx", "onnx-int8"):  # as if the baseline had one photo more right
+        doc["artifacts"][name]["accuracy"] += one_photo
+    baseline.write_text(json.dumps(doc))
+    failures = gates.check(baseline, export_copy / "manifest.json")
+    assert [f.split(":")[0] for f in failures] == ["onnx"]  # fp32 is exact; int8 keeps its 2 pp
+    assert "> 0.0 pp for fp32" in failures[0]
+
+    doc["artifacts"]["onnx"]["accuracy"] -= one_photo
+    baseline.write_text(json.dumps(doc))
+    (export_copy / "model.x86_64.so").unlink()  # size-gated only (TVM): its absence must still fail
+    (export_copy / "model.u55-128.tflite").unlink()
+    failures = gates.check(baseline, export_copy / "manifest.json")
+    assert sorted(f.split(":")[0] for f in failures) == ["tvm-x86", "vela-u55-128"]
+    assert all("its file is missing" in f for f in failures)

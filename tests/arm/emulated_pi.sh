@@ -53,14 +53,18 @@ if [ ! -e "$root/.edgehound-root" ]; then
 fi
 chroot "$root" /usr/bin/python3 -c 'import platform, sys; print("emulated:", platform.machine(), sys.version.split()[0])'
 
-# 4. this host's pip settings (index, CA bundle) inside the root, then the runtime as a Pi user installs it:
-#    a copy of the tracked files, `pip install ".[runtime-...]"` in a venv (kept between runs)
-for f in /etc/pip.conf /etc/ssl/certs/ca-certificates.crt; do
-  [ -f "$f" ] && { mkdir -p "$root$(dirname "$f")"; cp "$f" "$root$f"; }
-done
+# 4. this host's CA bundle inside the root (a proxy's certificate, where there is one), then the runtime
+#    as a Pi user installs it: a copy of the tracked files, `pip install ".[runtime-...]"` in a venv
+#    (kept between runs), from PyPI's aarch64 wheels
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+rm -f "$root/etc/pip.conf"
 rm -rf "$root/src/edgehound"; mkdir -p "$root/src/edgehound"
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$root/src/edgehound"
-in_root() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/opt/pi/bin:/usr/bin:/bin LANG=C.UTF-8 \
+# Commands run chrooted with /proc and /sys mounted in a mount namespace of their own: the mounts
+# vanish with the command, so a killed run leaves none behind under the cached root.
+in_root() { unshare --mount --propagation private sh -c 'r=$1; shift; mount -t proc proc "$r/proc" &&
+  mount -t sysfs sysfs "$r/sys" && exec chroot "$r" "$@"' sh "$root" \
+  /usr/bin/env -i HOME=/root PATH=/opt/pi/bin:/usr/bin:/bin LANG=C.UTF-8 \
   PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 "$@"; }
 mkdir -p "$out"
 say "installing edgehound[runtime-tflite,runtime-onnx,runtime-tvm] from aarch64 wheels"
