@@ -127,14 +127,13 @@ def _in_tvm_env(args) -> None:
     import importlib.util
     import os
 
-    if Path(args.model).suffix == ".pt" or os.environ.get("EDGEHOUND_IN_TVM_ENV") \
-            or importlib.util.find_spec("tvm") is not None:
-        return
-    from edgehound.export.tvm_env import tvm_python
     from edgehound.runtime.manifest import select_artifact
 
-    if select_artifact(args.model, args.artifact).backend != "tvm":
+    if Path(args.model).suffix == ".pt" or os.environ.get("EDGEHOUND_IN_TVM_ENV") \
+            or select_artifact(args.model, args.artifact).backend != "tvm" or importlib.util.find_spec("tvm"):
         return
+    from edgehound.export.tvm_env import tvm_python
+
     try:
         python = tvm_python()
     except EdgehoundError:

@@ -54,9 +54,10 @@ class BenchOptions:
 def latency_stats(ms: list[float]) -> dict:
     a = np.sort(np.asarray(ms, float))
     n = len(a)
-    # 95% CI of the median from order statistics: ranks n/2 -+ 1.96 sqrt(n)/2
+    # 95% CI of the median from order statistics (Conover): the 1-based ranks floor(n/2 - 1.96 sqrt(n)/2)
+    # and ceil(1 + n/2 + 1.96 sqrt(n)/2), here as 0-based indices
     half = 1.96 * math.sqrt(n) / 2
-    lo, hi = max(0, int(math.floor(n / 2 - half))), min(n - 1, int(math.ceil(n / 2 + half)))
+    lo, hi = max(0, math.floor(n / 2 - half) - 1), min(n - 1, math.ceil(1 + n / 2 + half) - 1)
     return {"n": n, "mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
             "p99": float(np.percentile(a, 99)), "min": float(a[0]), "max": float(a[-1]), "std": float(a.std()),
             "median_ci95": [float(a[lo]), float(a[hi])], "fps": 1000.0 / float(a.mean())}

@@ -84,9 +84,52 @@ def test_a_broken_artifact_is_a_row_with_its_reason(export_copy, tmp_path):
 
 
 def test_latency_stats_and_pareto():
-    s = latency_stats(list(np.arange(1, 101, dtype=float)))
-    assert s["p50"] == 50.5 and s["min"] == 1 and s["max"] == 100 and s["median_ci95"] == [41.0, 61.0]
+    import math
+
+    n = 100
+    s = latency_stats(list(np.arange(1, n + 1, dtype=float)))  # the value at 1-based rank r is r itself
+    half = 1.96 * math.sqrt(n) / 2  # the textbook ranks of the median's 95% interval (Conover)
+    assert s["median_ci95"] == [float(math.floor(n / 2 - half)), float(math.ceil(1 + n / 2 + half))] == [40.0, 61.0]
+    assert s["p50"] == 50.5 and s["min"] == 1 and s["max"] == 100
     assert pareto_front([(1, 90), (2, 95), (3, 94), (0.5, 80)]) == [3, 0, 1]
+
+
+def test_median_interval_covers_the_true_median_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    true_median = np.log(2)  # of the exponential distribution with rate 1
+    covered = [lo <= true_median <= hi for lo, hi in
+               (latency_stats(list(rng.exponential(size=100)))["median_ci95"] for _ in range(2000))]
+    assert 0.93 <= np.mean(covered) <= 0.975
+
+
+def _row(name, p50, drop, status="ok", halfwidth=0.01):
+    return {"name": name, "status": status, "drop_pp": drop, "size_bytes": 1000, "peak_rss_mb": 50.0,
+            "latency": {"p50": p50, "p90": p50 * 1.1, "median_ci95": [p50 * (1 - halfwidth), p50 * (1 + halfwidth)]}}
+
+
+def test_pick_is_the_fastest_ok_row_within_the_budget(tmp_path):
+    from edgehound.benchmarks.bench import pick
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"schema": 1, "default": "onnx", "artifacts": []}))
+    rows = [_row("pytorch", 1.0, 0.0), _row("onnx", 10.0, 0.0), _row("tflite-int8", 6.0, 0.8),
+            _row("onnx-int8", 4.0, 1.5), _row("tvm-x86", 3.0, 0.0, status="error")]
+    results = {"rows": rows, "device": "local", "host": {"cpu": "test"}, "created": "now"}
+    choice = pick(results, manifest, max_drop=1.0)  # pytorch, over budget and broken rows never win
+    assert choice["artifact"] == "tflite-int8" and json.loads(manifest.read_text())["default"] == "tflite-int8"
+    assert pick(results, manifest, max_drop=2.0)["artifact"] == "onnx-int8"
+    with pytest.raises(Exception, match="no artifact ran within"):
+        pick({**results, "rows": [_row("onnx", 10.0, 5.0)]}, manifest, max_drop=1.0)
+
+
+def test_compare_flags_a_real_slowdown_but_not_noise():
+    from edgehound.benchmarks.bench import RESULTS_SCHEMA, compare
+
+    old = {"schema": RESULTS_SCHEMA, "rows": [_row("onnx", 10.0, 0.0), _row("tflite", 10.0, 0.0)]}
+    new = {"schema": RESULTS_SCHEMA, "rows": [_row("onnx", 15.0, 0.0), _row("tflite", 10.2, 0.0)]}
+    flags = {c["name"]: c["p50"] for c in compare(new, old)}
+    assert flags["onnx"]["ratio"] == pytest.approx(1.5) and flags["onnx"]["flag"]
+    assert flags["tflite"]["ratio"] == pytest.approx(1.02) and not flags["tflite"]["flag"]
 
 
 def _rewrite_entry(folder, name):

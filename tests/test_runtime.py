@@ -205,3 +205,54 @@ def test_camera_on_a_folder_and_a_missing_source(tiny_export):
     bad = subprocess.run([*edgehound_cmd(), "camera", str(tiny_export), "--source", "/nowhere/cam.mp4", "--headless"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no such camera, file, folder or URL" in bad.stderr
+
+
+def test_camera_labels_are_the_classifiers_and_smoothing_averages(tiny_export, tmp_path):
+    """Each frame's label and confidence equal Classifier.classify on the same photo (so the BGR->RGB swap
+    and the preprocessing are right), and --smooth K is the argmax of the last K frames' mean scores."""
+    import shutil
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    photos = [p for pair in zip(sample_photos(GOLDEN, 5), sample_photos(SAMOYED, 5)) for p in pair]
+    for i, p in enumerate(photos):
+        shutil.copy(p, folder / f"{i:02d}.jpg")
+    clf = Classifier.load(tiny_export, "onnx")
+    expected = [clf.classify(p) for p in sorted(folder.iterdir())]
+
+    _, frames, _ = camera(tiny_export, folder, "--artifact", "onnx", "--smooth", "1")
+    assert [f["frame_label"] for f in frames] == [e.label for e in expected]
+    assert [f["label"] for f in frames] == [e.label for e in expected]
+    assert np.allclose([f["confidence"] for f in frames], [e.confidence for e in expected], atol=2e-4)
+
+    _, frames, _ = camera(tiny_export, folder, "--artifact", "onnx", "--smooth", "3")
+    scores = np.array([e.scores for e in expected])
+    smoothed = [scores[max(0, i - 2):i + 1].mean(0) for i in range(len(scores))]
+    assert [f["label"] for f in frames] == [clf.labels[int(s.argmax())] for s in smoothed]
+    assert np.allclose([f["confidence"] for f in frames], [s.max() for s in smoothed], atol=2e-4)
+
+
+BLOCK_HEAVY = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError("blocked for this test: " + name)
+sys.meta_path.insert(0, Block())
+from edgehound.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["classify", "camera"])
+def test_runtime_commands_run_where_the_training_stack_cannot_import(tiny_export, command):
+    """A device has no torch, onnx, TensorFlow, TVM's compiler, matplotlib or rich: the CLI must not need them."""
+    blocked = {"torch", "onnx", "onnxscript", "tensorflow", "tvm", "tvm_ffi", "litert_torch", "matplotlib", "rich",
+               "jax"}
+    args = {"classify": [str(tiny_export), str(SAMPLE / GOLDEN), "--artifact", "tflite-int8"],
+            "camera": [str(tiny_export), "--source", str(SAMPLE / GOLDEN), "--headless", "--max-frames", "3",
+                       "--artifact", "onnx"]}[command]
+    result = subprocess.run([sys.executable, "-c", BLOCK_HEAVY.format(blocked=blocked), command, *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "blocked for this test" not in result.stderr
