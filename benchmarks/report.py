@@ -26,8 +26,18 @@ HEADERS = ["device", "artifact", "precision", "backend", "size MB", "accuracy %"
 
 
 def print_table(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # a device with only a runtime extra: the same table, plain
+        rows = [HEADERS] + table_rows(results)
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(HEADERS))]
+        for r in rows:
+            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        for r in results["rows"]:
+            if r.get("reason"):
+                print(f"{r['name']}: {r['reason']}")
+        return
 
     table = Table(title=f"{results['model'].get('config')} on {results['host']['cpu']} ({results['device']})")
     for h in HEADERS:
@@ -65,6 +75,14 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def write_report(results: dict, out: Path) -> None:
+    try:
+        images = _plots(results, out)
+    except ImportError:  # a device with only a runtime extra: the report without its plots
+        images = None
+    _write_html(results, out, images)
+
+
+def _plots(results: dict, out: Path) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +128,10 @@ def write_report(results: dict, out: Path) -> None:
         ax.set_ylabel("peak RSS, MB")
         ax.set_title("Memory vs size")
         images.append(_save(fig, out, "memory_size.png", "Peak memory vs file size"))
+    return images
 
+
+def _write_html(results: dict, out: Path, images: list[tuple[str, str]] | None) -> None:
     h = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>edgehound bench</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -127,7 +148,9 @@ def write_report(results: dict, out: Path) -> None:
     notes = [f"<li><b>{h(r['name'])}</b>: {h(str(r['reason']))}</li>" for r in results["rows"] if r.get("reason")]
     if notes:
         parts.append("<ul>" + "".join(notes) + "</ul>")
-    for file, caption in images:
+    if images is None:
+        parts.append("<p>No plots: matplotlib is not installed here (pip install \"edgehound[bench]\").</p>")
+    for file, caption in images or []:
         parts.append(f"<figure><img src='{file}' alt='{h(caption)}'><figcaption>{h(caption)}</figcaption></figure>")
     for r in results["rows"]:
         if r.get("top_operators"):

@@ -61,7 +61,9 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
 
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[ctx.calibration]
-    calib = ctx.calibration_batches(layout="NCHW")
+    # Entropy and percentile collect histograms per batch and stack them: batches must all be one size
+    # (a shorter last batch fails inside onnxruntime with "inhomogeneous shape"), so those take one photo each.
+    calib = ctx.calibration_batches(layout="NCHW", batch=8 if ctx.calibration == "minmax" else 1)
 
     class Reader(CalibrationDataReader):
         def __init__(self):

@@ -146,6 +146,47 @@ def test_failed_target_leaves_nothing_and_others_complete(tiny_run, tmp_path, mo
     assert [f["name"] for f in m["failures"]] == ["broken"]
 
 
+def test_an_artifact_off_parity_fails_its_target_and_the_export(tiny_run, tmp_path, monkeypatch):
+    import dataclasses
+
+    import onnx
+    from onnx import numpy_helper
+
+    from edgehound.cli import main
+    from edgehound.export import formats
+
+    def drifting_onnx(ctx, dest):  # a converter bug: the last layer's first bias off by 1e-2
+        info = formats.build_onnx(ctx, dest)
+        model = onnx.load(dest)
+        bias = next(i for i in reversed(model.graph.initializer)
+                    if list(i.dims) == [2] and i.data_type == onnx.TensorProto.FLOAT)
+        value = numpy_helper.to_array(bias).copy()
+        value[0] += 1e-2
+        bias.CopyFrom(numpy_helper.from_array(value, bias.name))
+        onnx.save(model, dest)
+        return info
+
+    monkeypatch.setitem(FORMATS, "onnx", dataclasses.replace(FORMATS["onnx"], build=drifting_onnx))
+    out = tmp_path / "x"
+    assert main(["export", str(tiny_run / "best.pt"), "--out", str(out), "--targets", "onnx", "--no-progress"]) == 1
+    entry = manifest_of(out)["artifacts"][0]
+    assert entry["status"] == "failed" and entry["reason"].startswith("parity: max |logit diff| 1.00e-02 > 1e-04")
+    assert entry["parity"]["passed"] is False
+
+
+@pytest.mark.parametrize("calibration", ["entropy", "percentile"])
+def test_other_calibrations_and_the_u65_npu(tiny_run, tmp_path, calibration):
+    targets = ["onnx-int8"] + (["vela-u65-256"] if calibration == "entropy" else [])
+    m = export(tiny_run / "best.pt", ExportOptions(targets=targets, out=tmp_path / "x", calibration=calibration,
+                                                   eval_limit=20, progress=False))
+    entries = {e["name"]: e for e in m["artifacts"]}
+    assert entries["onnx-int8"]["status"] == "ok" and entries["onnx-int8"]["calibration"]["method"] == calibration
+    assert entries["onnx-int8"]["accuracy"]["n"] == 20
+    if "vela-u65-256" in entries:
+        vela = entries["vela-u65-256"]
+        assert vela["status"] == "ok" and vela["vela"]["npu_operators"] > 0 and vela["vela"]["cycles"] > 0
+
+
 def test_unknown_target_is_a_clear_error(tiny_run, tmp_path):
     with pytest.raises(EdgehoundError, match="unknown target 'tensorrt'"):
         export(tiny_run / "best.pt", ExportOptions(targets=["tensorrt"], out=tmp_path / "x", progress=False))

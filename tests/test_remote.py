@@ -174,3 +174,68 @@ def test_every_format_over_ssh_merges_into_one_report(tiny_export, ssh_device, t
     gone = bench(tiny_export, tmp_path / "gone", "--device", str(profile))
     assert gone["rows"][0]["status"] == "error" and "sshbox: ssh" in gone["rows"][0]["reason"]
     assert time.monotonic() - t0 < 60
+
+
+# None in sys.modules is Python's "not installed": import raises ModuleNotFoundError, find_spec says None.
+RUNTIME_ONLY = """import sys
+sys.modules.update(dict.fromkeys({blocked!r}))
+"""
+
+
+def test_a_device_with_only_the_runtime_extra_benchmarks_over_ssh(tiny_export, ssh_device, tmp_path):
+    """The README's promise: the device needs only a runtime extra. Its Python (and every worker it starts)
+    cannot import torch, onnx, TensorFlow, TVM, matplotlib, rich or psutil."""
+    import sys
+
+    profile, _ = ssh_device
+    site = tmp_path / "device-site"
+    site.mkdir()
+    blocked = {"torch", "onnx", "onnxscript", "tensorflow", "tvm", "tvm_ffi", "litert_torch", "matplotlib", "rich",
+               "psutil", "jax"}
+    (site / "sitecustomize.py").write_text(RUNTIME_ONLY.format(blocked=blocked))
+    text = profile.read_text().replace(f'edgehound = "{sys.executable} -m edgehound.cli"',
+                                       f'edgehound = "env PYTHONPATH={site} {sys.executable} -m edgehound.cli"')
+    assert text != profile.read_text()
+    profile.write_text(text)
+    res = bench(tiny_export, tmp_path / "ssh", "--artifacts", "onnx", "tflite-int8", "--device", str(profile))
+    rows = {r["name"]: r for r in res["rows"]}
+    for name in ("onnx", "tflite-int8"):
+        assert rows[name]["status"] == "ok" and rows[name]["latency"]["n"] == 10 and rows[name]["peak_rss_mb"] > 0
+    report = (tmp_path / "device" / f"results-{tiny_export.name}" / "report.html").read_text()
+    assert "No plots: matplotlib is not installed here" in report
+
+
+def test_a_device_that_accepts_and_then_hangs_is_a_timeout(tiny_export, tmp_path):
+    """A host whose TCP port accepts and never speaks ssh: a failure of that device within its timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    profile = tmp_path / "hang.toml"
+    profile.write_text(f'''name = "hang"
+description = "accepts, then says nothing"
+arch = "x86_64"
+formats = ["onnx"]
+reach = {{ kind = "ssh", host = "127.0.0.1", port = {listener.getsockname()[1]}, timeout = 4, connect_timeout = 30 }}
+''')
+    try:
+        t0 = time.monotonic()
+        res = bench(tiny_export, tmp_path / "b", "--artifacts", "onnx", "--device", str(profile))
+        assert time.monotonic() - t0 < 60
+    finally:
+        listener.close()
+    row = res["rows"][0]
+    assert row["status"] == "error" and row["reason"] == "hang: ssh 127.0.0.1: no answer within 4 s"
+
+
+def test_bench_from_dot_copies_the_real_folder_and_keeps_its_neighbours(tiny_export, ssh_device, tmp_path):
+    """`bench .` once made the device command `rm -rf <remote_dir>/`: now the folder keeps its name."""
+    profile, _ = ssh_device
+    neighbour = tmp_path / "device" / "keep-me.txt"
+    neighbour.parent.mkdir(parents=True)
+    neighbour.write_text("the user's file")
+    result = subprocess.run([*edgehound_cmd(), "bench", ".", "--out", str(tmp_path / "b"), "--runs", "5", "--warmup",
+                             "1", "--no-progress", "--artifacts", "onnx", "--device", str(profile)],
+                            capture_output=True, text=True, timeout=300, cwd=tiny_export)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert neighbour.read_text() == "the user's file"
+    assert (tmp_path / "device" / tiny_export.name / "manifest.json").is_file()

@@ -59,6 +59,14 @@ def test_killed_training_resumes_exactly(tmp_path):
     assert [m["epoch"] for m in metrics] == [1, 2]
     s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (straight, killed))
     assert s1["test"] == s2["test"]
+    last_a, last_b = (checkpoint.load(d / "last.pt") for d in (straight, killed))  # the whole training state too
+    assert all(torch.equal(last_a["model"][k], last_b["model"][k]) for k in last_a["model"])
+    opt_a, opt_b = last_a["optimizer"]["state"], last_b["optimizer"]["state"]
+    assert opt_a.keys() == opt_b.keys() and all(torch.equal(opt_a[i]["exp_avg"], opt_b[i]["exp_avg"]) for i in opt_a)
+    timing = ("seconds", "images_per_s")  # the only figures a kill may change
+    history = [[{k: v for k, v in row.items() if k not in timing} for row in json.loads(x["state"])["history"]]
+               for x in (last_a, last_b)]
+    assert history[0] == history[1] and [r["train_loss"] for r in history[0]] == [m["train_loss"] for m in metrics]
 
 
 def test_corrupt_photos_are_skipped_counted_and_named(tmp_path, pair_folder):
