@@ -199,3 +199,11 @@ def test_gate_fails_on_a_missing_file_and_on_one_fp32_photo(export_copy, tmp_pat
     failures = gates.check(baseline, export_copy / "manifest.json")
     assert sorted(f.split(":")[0] for f in failures) == ["tvm-x86", "vela-u55-128"]
     assert all("its file is missing" in f for f in failures)
+
+
+def test_bench_by_duration_and_threads(export_copy, tmp_path):
+    _, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "--duration", "1", "--threads", "1")
+    row = {r["name"]: r for r in res["rows"]}["onnx"]
+    assert res["settings"]["duration"] == 1.0 and res["settings"]["threads"] == 1
+    assert row["status"] == "ok" and row["latency"]["n"] != 20  # timed for a second, not --runs 20
+    assert row["latency"]["n"] * row["latency"]["mean"] <= 1000 * 1.5  # about a second of runs

@@ -134,14 +134,15 @@ def test_failed_target_leaves_nothing_and_others_complete(tiny_run, tmp_path, mo
 
     monkeypatch.setitem(FORMATS, "broken", Format("broken", ".bin", "onnxruntime", "fp32", "nowhere", (), broken))
     out = tmp_path / "exp"
-    m = export(tiny_run / "best.pt", ExportOptions(targets=["broken", "onnx", "onnx-int8"], out=out, max_drop=-1.0,
+    m = export(tiny_run / "best.pt", ExportOptions(targets=["broken", "onnx", "onnx-int8"], out=out, max_drop=-100.0,
                                                    progress=False))
     entries = {e["name"]: e for e in m["artifacts"]}
     assert entries["broken"]["status"] == "failed" and "converter crashed" in entries["broken"]["reason"]
     assert not (out / "model.bin").exists() and not list(out.glob(".*tmp*"))
-    assert entries["onnx"]["status"] == "rejected" or entries["onnx"]["accuracy"]["drop_pp"] <= -1.0
-    # --max-drop -1 rejects anything that is not at least 1 pp better than PyTorch: the mechanism, not the model
-    assert entries["onnx-int8"]["status"] == "rejected" and "--max-drop" in entries["onnx-int8"]["reason"]
+    # --max-drop -100 rejects anything not 100 pp better than PyTorch, i.e. everything: the mechanism, not the
+    # model (a tiny model's int8 artifact can score a few points above its fp32 one on 50 photos)
+    for name in ("onnx", "onnx-int8"):
+        assert entries[name]["status"] == "rejected" and "--max-drop" in entries[name]["reason"]
     assert (out / "model.int8.onnx").exists()  # kept on disk for inspection
     assert [f["name"] for f in m["failures"]] == ["broken"]
 

@@ -253,3 +253,80 @@ def test_runtime_commands_run_where_the_training_stack_cannot_import(tiny_export
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ModuleNotFoundError" not in result.stderr
+
+
+FAKE_PICAMERA2 = '''"""A stand-in for picamera2: frames from photos, in the byte order the real one gives for "RGB888"
+(B, G, R in memory, as OpenCV expects), and a camera that stops delivering after DROP_AFTER frames."""
+import os
+import cv2
+
+PHOTOS = os.environ["FAKE_PICAMERA_PHOTOS"].split(os.pathsep)
+DROP_AFTER = int(os.environ.get("FAKE_PICAMERA_DROP_AFTER", "0"))
+
+
+class Picamera2:
+    read = 0  # frames delivered by every instance: a reconnect does not revive a dead camera
+
+    def __init__(self):
+        pass
+
+    def create_video_configuration(self, main):
+        assert main == {"format": "RGB888"}
+        return main
+
+    def configure(self, config):
+        pass
+
+    def start(self):
+        pass
+
+    def capture_array(self):
+        Picamera2.read += 1
+        if DROP_AFTER and Picamera2.read > DROP_AFTER:
+            return None
+        return cv2.imread(PHOTOS[(Picamera2.read - 1) % len(PHOTOS)])
+'''
+
+
+def fake_picamera(tmp_path, photos, drop_after=0):
+    site = tmp_path / "fake-site"
+    site.mkdir(exist_ok=True)
+    (site / "picamera2.py").write_text(FAKE_PICAMERA2)
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(site), "FAKE_PICAMERA_PHOTOS": os.pathsep.join(map(str, photos)),
+            "FAKE_PICAMERA_DROP_AFTER": str(drop_after)}
+
+
+def test_picamera2_frames_are_classified_in_the_right_colour_order(tiny_export, tmp_path):
+    photos = sample_photos(GOLDEN, 2) + sample_photos(SAMOYED, 2)
+    env = fake_picamera(tmp_path, photos)
+    result = subprocess.run([*edgehound_cmd(), "camera", str(tiny_export), "--artifact", "onnx", "--source", "picamera2",
+                             "--headless", "--smooth", "1", "--max-frames", "12"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    frames, summary = [x for x in lines if "frame" in x], lines[-1]["summary"]
+    clf = Classifier.load(tiny_export, "onnx")
+    expected = [clf.classify(p) for p in photos]
+    for f in frames:  # a live source: the newest frame wins, so frame ids skip; each is still the right photo
+        e = expected[(f["frame"] - 1) % len(photos)]
+        assert f["frame_label"] == e.label and abs(f["confidence"] - e.confidence) < 2e-4
+    ids = [f["frame"] for f in frames]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == 12
+    assert summary["frames_read"] >= summary["frames_classified"] == 12
+
+
+def test_a_live_source_that_drops_is_reconnected_with_exponential_backoff(tiny_export, tmp_path):
+    import time
+
+    env = fake_picamera(tmp_path, sample_photos(GOLDEN, 1), drop_after=2)
+    t0 = time.monotonic()
+    result = subprocess.run([*edgehound_cmd(), "camera", str(tiny_export), "--source", "picamera2", "--headless",
+                             "--reconnects", "3"], capture_output=True, text=True, timeout=120, env=env)
+    elapsed = time.monotonic() - t0
+    delays = [line.split("reconnecting in ")[1].split(" s")[0] for line in result.stderr.splitlines()
+              if "reconnecting in" in line]
+    assert delays == ["0.5", "1.0", "2.0"], result.stderr  # 0.5 s doubling, once per attempt
+    assert elapsed >= 3.5  # it really waited between attempts
+    assert result.returncode == 1 and "source lost after 3 reconnect attempts" in result.stderr
