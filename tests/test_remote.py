@@ -193,8 +193,11 @@ def test_a_device_with_only_the_runtime_extra_benchmarks_over_ssh(tiny_export, s
     blocked = {"torch", "onnx", "onnxscript", "tensorflow", "tvm", "tvm_ffi", "litert_torch", "matplotlib", "rich",
                "psutil", "jax"}
     (site / "sitecustomize.py").write_text(RUNTIME_ONLY.format(blocked=blocked))
+    import os
+
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     text = profile.read_text().replace(f'edgehound = "{sys.executable} -m edgehound.cli"',
-                                       f'edgehound = "env PYTHONPATH={site} {sys.executable} -m edgehound.cli"')
+                                       f'edgehound = "env PYTHONPATH={path} {sys.executable} -m edgehound.cli"')
     assert text != profile.read_text()
     profile.write_text(text)
     res = bench(tiny_export, tmp_path / "ssh", "--artifacts", "onnx", "tflite-int8", "--device", str(profile))

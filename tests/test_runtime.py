@@ -294,7 +294,8 @@ def fake_picamera(tmp_path, photos, drop_after=0):
     (site / "picamera2.py").write_text(FAKE_PICAMERA2)
     import os
 
-    return {**os.environ, "PYTHONPATH": str(site), "FAKE_PICAMERA_PHOTOS": os.pathsep.join(map(str, photos)),
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "FAKE_PICAMERA_PHOTOS": os.pathsep.join(map(str, photos)),
             "FAKE_PICAMERA_DROP_AFTER": str(drop_after)}
 
 
