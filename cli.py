@@ -261,17 +261,25 @@ def cmd_bench(args) -> int:
                         warmup=args.warmup, runs=args.runs, duration=args.duration, profile=args.profile,
                         compare=Path(args.compare) if args.compare else None, pick=args.pick, max_drop=args.max_drop,
                         device=args.device, merge=[Path(m) for m in args.merge],
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, sequential=args.sequential, rounds=args.rounds,
+                        baseline=args.baseline)
     results = bench(opts)
     print_table(results)
     print(f"peak {results['peak_gflops']:.1f} GFLOP/s (numpy matmul)"
           + (f"; roofline {results['roofline_ms']:.3f} ms/image" if results.get("roofline_ms") else ""))
     for item in results.get("compare", []):
         flags = [f"{k} x{v['ratio']:.2f}" + (" (!)" if v["flag"] else "") for k, v in item.items() if isinstance(v, dict) and "ratio" in v]
+        if item.get("ratio"):
+            r = item["ratio"]
+            flags.append(f"vs {r['to']} {r['old']:.2f}x -> {r['new']:.2f}x" + (" (!)" if r["flag"] else ""))
         print(f"compare {item['name']}: " + ", ".join(flags))
     if results.get("pick"):
         p = results["pick"]
         print(f"picked {p['artifact']} (p50 {p['p50_ms']:.2f} ms, drop {p['drop_pp']:+.2f} pp) as the manifest's default")
+        if p.get("runner_up") and not p["runner_up"]["told_apart"]:
+            print(f"note: {p['artifact']} and {p['runner_up']['artifact']} cannot be told apart (paired ratio "
+                  f"{p['runner_up']['ratio']:.2f}, 95% interval {p['runner_up']['ci95'][0]:.2f}-"
+                  f"{p['runner_up']['ci95'][1]:.2f})")
     print(f"results: {Path(args.out) / 'results.json'}, report: {Path(args.out) / 'report.html'}")
     return 0
 
@@ -454,13 +462,20 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--warmup", type=int, default=10)
     be.add_argument("--runs", type=int, default=100, help="timed runs per artifact (default 100)")
     be.add_argument("--duration", type=float, help="time each artifact for this many seconds instead of --runs")
+    be.add_argument("--rounds", type=_at_least(2), default=20, help="interleaved rounds: all models stay loaded and "
+                    "each round times every one for runs/rounds runs in a random order, so ratios share the machine's "
+                    "state (default 20)")
+    be.add_argument("--sequential", action="store_true", help="time each artifact at once, one after the other "
+                    "(the old mode: ratios then depend on when each was timed)")
+    be.add_argument("--baseline", default="onnx", help="the artifact every ratio is to (default onnx)")
     be.add_argument("--profile", action="store_true", help="add the top operators by time (onnxruntime)")
     be.add_argument("--compare", metavar="OLD.json", help="ratios against an earlier results.json of this host")
     be.add_argument("--device", default="local", help="device profile to run on (rpc profiles: TVM artifacts "
                     "over TVM's RPC tracker); default: this host")
     be.add_argument("--merge", nargs="*", default=[], metavar="RESULTS.json",
                     help="earlier results (e.g. other devices) to include in this report")
-    be.add_argument("--pick", action="store_true", help="write the fastest artifact within --max-drop into the manifest")
+    be.add_argument("--pick", action="store_true", help="write the fastest artifact within --max-drop into the "
+                    "manifest (rewrites its 'default' and 'pick' in place)")
     be.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget for --pick, in points (default 1.0)")
     be.add_argument("--no-progress", action="store_true")
     be.set_defaults(func=cmd_bench)

@@ -13,9 +13,11 @@ import json
 import math
 import os
 import platform
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,9 @@ class BenchOptions:
     max_drop: float = 1.0
     device: str = "local"  # a device profile name; rpc profiles run TVM artifacts remotely
     progress: bool = True
+    sequential: bool = False  # each model timed at once in turn (the old mode), not in interleaved rounds
+    rounds: int = 20  # interleaved rounds: each model gets runs/rounds runs (or duration/rounds s) per round
+    baseline: str = "onnx"  # the row every ratio is to
     also: list[Path] | None = None  # more export folders measured in the same run (rows named <folder>/<artifact>)
 
 
@@ -156,6 +161,7 @@ def bench(opts: BenchOptions) -> dict:
             more = _bench_here(other_manifest, other_folder, profile, opts)
             results["models"][other_folder.name] = more["model"]
             results["rows"] += [{**r, "name": f"{other_folder.name}/{r['name']}"} for r in more["rows"]]
+    _ratios(results, opts.baseline)  # before merging: only rows timed in the same rounds are paired
     for earlier in opts.merge or []:  # rows of other devices, so one report covers them all
         old = json.loads(Path(earlier).read_text())
         results["rows"] += [{**r, "device": r.get("device", old.get("device", "local"))} for r in old["rows"]]
@@ -212,7 +218,8 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
         jobs.append((e, {"kind": "artifact", "manifest": str(folder / MANIFEST), "artifact": e["name"],
                          "backend": e["backend"]}))
     timeout = 600 + (opts.duration or 0)
-    for entry, job in tqdm(jobs, desc="benchmarking", unit="model", disable=not opts.progress, leave=False):
+    runnable = []  # (row, entry, job) measured on this host, below
+    for entry, job in jobs:
         row = _row_base(entry)
         row["device"] = opts.device
         if entry.get("status") == "failed":
@@ -224,18 +231,29 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
         else:
             job.update(photo=photo, threads=opts.threads, warmup=opts.warmup, runs=opts.runs, duration=opts.duration,
                        samples=samples, profile=opts.profile)
-            measured = _run_worker(job, _python_for(entry["backend"]), timeout)
-            if not measured["ok"]:
-                row.update(status="error", reason=measured["error"])
-            else:
-                row.update(_figures(measured))
-                if entry.get("status") == "rejected":
-                    row["status"] = "rejected"
-                    row["reason"] = entry.get("reason")
+            runnable.append((row, entry, job))
+        results["rows"].append(row)
+    if opts.sequential:
+        measured = [_run_worker(job, _python_for(entry["backend"]), timeout)
+                    for _, entry, job in tqdm(runnable, desc="benchmarking", unit="model", disable=not opts.progress,
+                                              leave=False)]
+    else:
+        measured = interleaved([([_python_for(entry["backend"]), "-m", "edgehound.benchmarks.worker", "--serve"], job)
+                                for _, entry, job in runnable], opts.rounds, opts.runs, opts.duration, timeout,
+                               opts.progress)
+    for (row, entry, _), m in zip(runnable, measured):
+        if not m["ok"]:
+            row.update(status="error", reason=m["error"])
+            continue
+        row.update(_figures(m))
+        if entry.get("status") == "rejected":
+            row["status"] = "rejected"
+            row["reason"] = entry.get("reason")
+    for row, (entry, _) in zip(results["rows"], jobs):
         if row.get("accuracy") is None and entry.get("accuracy", {}).get("accuracy") is not None:
             row["accuracy"] = entry["accuracy"]["accuracy"]
             row["accuracy_source"] = "export manifest"
-        results["rows"].append(row)
+    results["settings"]["mode"] = "sequential" if opts.sequential else f"interleaved, {opts.rounds} rounds"
     _drops(results)
     macs = model.get("macs")
     if macs:
@@ -244,6 +262,113 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
             if row.get("latency"):
                 row["roofline_ratio"] = row["latency"]["p50"] / results["roofline_ms"]
     return results
+
+
+class ServedWorker:
+    """A worker process that keeps its model loaded and times bursts on request (worker.serve)."""
+
+    def __init__(self, cmd: list[str], job: dict, timeout: float):
+        self.timeout = timeout
+        self.tmp = tempfile.TemporaryDirectory()
+        job_path = Path(self.tmp.name) / "job.json"
+        job_path.write_text(json.dumps(job))
+        self.stderr = open(Path(self.tmp.name) / "stderr.txt", "w+")
+        self.proc = subprocess.Popen([*cmd, str(job_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)  # end of file: the worker is gone
+
+    def ask(self, request: dict | None = None) -> dict:
+        """Send a request (None: wait for the load report) and return the worker's answer."""
+        try:
+            if request is not None:
+                self.proc.stdin.write(json.dumps(request) + "\n")
+                self.proc.stdin.flush()
+            line = self.lines.get(timeout=self.timeout)
+        except queue.Empty:
+            self.close()
+            return {"ok": False, "error": f"timed out after {self.timeout:.0f} s"}
+        except OSError:
+            line = None
+        if line is None:
+            self.proc.wait()
+            self.stderr.seek(0)
+            tail = self.stderr.read().strip().splitlines()[-1:] or [f"exit code {self.proc.returncode}"]
+            return {"ok": False, "error": f"worker died: {tail[0][:300]}"}
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.stderr.close()
+        self.tmp.cleanup()
+
+
+def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, duration: float | None,
+                timeout: float, progress: bool = False, seed: int = 0) -> list[dict]:
+    """Measure several models under the same machine state: load each in its own process (one after
+    the other, so load times do not compete), then time them in rounds, each round giving every
+    model a burst in a fresh random order. A drift of the machine's speed then lands in every model's
+    bursts of that round alike, and per-round ratios cancel it. Returns worker.measure's figures per
+    model plus its per-round medians (round_p50_ms)."""
+    from tqdm import tqdm
+
+    workers, answers = [], []
+    for cmd, job in starts:
+        worker = ServedWorker(cmd, job, timeout)
+        workers.append(worker)
+        answers.append(worker.ask())
+    burst = {"seconds": duration / rounds} if duration else {"runs": max(1, math.ceil(runs / rounds))}
+    latencies = [[] for _ in workers]
+    round_p50 = [[] for _ in workers]
+    rng = np.random.default_rng(seed)
+    for _ in tqdm(range(rounds), desc="benchmarking (interleaved rounds)", disable=not progress, leave=False):
+        for i in rng.permutation(len(workers)):
+            if not answers[i]["ok"]:
+                continue
+            reply = workers[i].ask(burst)
+            if not reply["ok"]:
+                answers[i] = reply
+                continue
+            latencies[i] += reply["latencies_ms"]
+            round_p50[i].append(float(np.median(reply["latencies_ms"])))
+    out = []
+    for worker, answer, lat, p50 in zip(workers, answers, latencies, round_p50):
+        finished = worker.ask({"finish": True}) if answer["ok"] else answer
+        worker.close()
+        if not finished["ok"]:
+            out.append(finished)
+            continue
+        out.append({"ok": True, **answer["loaded"], "latencies_ms": lat, "round_p50_ms": p50, **finished["finished"]})
+    return out
+
+
+def paired_ratio(a: list[float], b: list[float], resamples: int = 2000, seed: int = 0) -> dict:
+    """a / b from per-round medians of two models timed in the same rounds: the median of the per-round
+    ratios, and its 95% bootstrap interval over rounds. "no difference" when the interval holds 1."""
+    r = np.asarray(a, float) / np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    boots = np.median(r[rng.integers(0, len(r), (resamples, len(r)))], axis=1)
+    lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
+    verdict = "no difference" if lo <= 1 <= hi else ("faster" if hi < 1 else "slower")
+    return {"value": float(np.median(r)), "ci95": [lo, hi], "rounds": len(r), "verdict": verdict}
+
+
+def _ratios(results: dict, baseline: str) -> None:
+    """Each timed row's paired ratio to the baseline row (default onnx) of its own model."""
+    rows = results["rows"]
+    for row in rows:
+        folder = row["name"].rsplit("/", 1)[0] + "/" if "/" in row["name"] else ""
+        base = next((b for b in rows if b["name"] == folder + baseline and b.get("round_p50_ms")), None)
+        if base is None or not row.get("round_p50_ms") or len(row["round_p50_ms"]) != len(base["round_p50_ms"]):
+            continue
+        row["ratio"] = {"to": base["name"], **paired_ratio(row["round_p50_ms"], base["round_p50_ms"])}
 
 
 def _bench_over_ssh(profile: dict, folder: Path, opts: BenchOptions) -> dict:
@@ -328,6 +453,8 @@ def _figures(m: dict) -> dict:
         row.update(accuracy=m["accuracy"]["accuracy"], accuracy_n=m["accuracy"]["n"], accuracy_source="measured")
     if m.get("top_operators"):
         row["top_operators"] = m["top_operators"]
+    if m.get("round_p50_ms"):
+        row["round_p50_ms"] = [round(v, 4) for v in m["round_p50_ms"]]
     return row
 
 
@@ -342,7 +469,9 @@ def _drops(results: dict) -> None:
 
 
 def compare(new: dict, old: dict) -> list[dict]:
-    """Ratios new/old per artifact and metric; latency flagged when beyond both runs' noise."""
+    """Ratios new/old per artifact and metric; latency flagged when beyond both runs' noise; with
+    interleaved rounds in both runs, each artifact's ratio to the baseline, flagged when the two
+    runs' intervals do not overlap (the figure that holds across a noisy machine)."""
     if old.get("schema") != RESULTS_SCHEMA:
         raise EdgehoundError(f"--compare: not an edgehound results.json (schema {old.get('schema')!r})")
     old_rows = {r["name"]: r for r in old["rows"]}
@@ -361,6 +490,11 @@ def compare(new: dict, old: dict) -> list[dict]:
                 ratio = new_v / old_v
                 item[key] = {"new": new_v, "old": old_v, "ratio": ratio,
                              "flag": (abs(ratio - 1) > noise) if key in ("p50", "p90") else abs(ratio - 1) > NOISE_FLOOR}
+        if r.get("ratio") and o.get("ratio") and r["ratio"]["to"] == o["ratio"]["to"]:
+            # ratios to the same baseline travel across runs and machines, absolute times do not
+            (lo, hi), (old_lo, old_hi) = r["ratio"]["ci95"], o["ratio"]["ci95"]
+            item["ratio"] = {"to": r["ratio"]["to"], "new": r["ratio"]["value"], "old": o["ratio"]["value"],
+                             "change": r["ratio"]["value"] / o["ratio"]["value"], "flag": hi < old_lo or lo > old_hi}
         if r.get("accuracy") is not None and o.get("accuracy") is not None:
             item["accuracy"] = {"new": r["accuracy"], "old": o["accuracy"],
                                 "delta_pp": (r["accuracy"] - o["accuracy"]) * 100}
@@ -374,15 +508,22 @@ def _rel_halfwidth(lat: dict) -> float:
 
 
 def pick(results: dict, manifest_path: Path, max_drop: float) -> dict:
-    """The fastest artifact within the accuracy budget, written into the manifest as its default."""
+    """The fastest artifact within the accuracy budget, written into the manifest as its default. With
+    interleaved rounds, "fastest" is by paired ratio, and the pick says when the runner-up cannot be
+    told apart from it (their own paired ratio's interval holds 1)."""
     candidates = [r for r in results["rows"] if r["status"] == "ok" and r["name"] != "pytorch" and r.get("latency")
                   and r.get("drop_pp") is not None and r["drop_pp"] <= max_drop]
     if not candidates:
         raise EdgehoundError(f"no artifact ran within --max-drop {max_drop} pp")
-    best = min(candidates, key=lambda r: r["latency"]["p50"])
+    candidates.sort(key=lambda r: r["ratio"]["value"] if r.get("ratio") else r["latency"]["p50"])
+    best = candidates[0]
     choice = {"artifact": best["name"], "p50_ms": best["latency"]["p50"], "drop_pp": best["drop_pp"],
               "max_drop": max_drop, "device": results["device"], "host": results["host"]["cpu"],
               "at": results["created"]}
+    if len(candidates) > 1 and best.get("round_p50_ms") and candidates[1].get("round_p50_ms"):
+        versus = paired_ratio(best["round_p50_ms"], candidates[1]["round_p50_ms"])
+        choice["runner_up"] = {"artifact": candidates[1]["name"], "ratio": versus["value"], "ci95": versus["ci95"],
+                               "told_apart": versus["verdict"] != "no difference"}
     manifest = json.loads(manifest_path.read_text())
     manifest["default"] = best["name"]
     manifest["pick"] = choice

@@ -17,12 +17,24 @@ def table_rows(results: dict) -> list[list[str]]:
         status = r["status"] + (" (untuned)" if r.get("untuned") else "")
         rows.append([r.get("device", "local"), r["name"], r["precision"], r["backend"], fmt((r.get("size_bytes") or 0) / 1e6 or None, ".2f"),
                      fmt(r["accuracy"] * 100 if r.get("accuracy") is not None else None, ".2f"),
-                     fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), fmt(lat.get("fps"), ".1f"),
-                     fmt(r.get("peak_rss_mb"), ".0f"), status])
+                     fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), _ratio_text(r.get("ratio")),
+                     fmt(lat.get("fps"), ".1f"), fmt(r.get("peak_rss_mb"), ".0f"), status])
     return rows
 
 
-HEADERS = ["device", "artifact", "precision", "backend", "size MB", "accuracy %", "p50 ms", "p90 ms", "FPS", "peak MB", "status"]
+HEADERS = ["device", "artifact", "precision", "backend", "size MB", "accuracy %", "p50 ms", "p90 ms", "ratio [95% CI]",
+           "FPS", "peak MB", "status"]
+
+
+def _ratio_text(ratio: dict | None) -> str:
+    """0.51x [0.49-0.53] to the baseline, or '=' for the baseline itself; 'no difference' when the interval holds 1."""
+    if not ratio:
+        return "-"
+    lo, hi = ratio["ci95"]
+    if lo == hi == ratio["value"] == 1.0:
+        return "1 (baseline)"
+    text = f"{ratio['value']:.2f}x [{lo:.2f}-{hi:.2f}]"
+    return text + " same" if ratio["verdict"] == "no difference" else text
 
 
 def print_table(results: dict) -> None:
@@ -44,7 +56,7 @@ def print_table(results: dict) -> None:
         table.add_column(h, justify="left" if h in ("device", "artifact", "precision", "backend", "status") else "right")
     for row in table_rows(results):
         table.add_row(*row)
-    console = Console(width=160)
+    console = Console(width=190)
     console.print(table)
     for r in results["rows"]:
         if r.get("reason"):

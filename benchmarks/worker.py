@@ -1,6 +1,7 @@
 """Measure one model in a fresh process, so its memory figures are its own.
 
-    python -m edgehound.benchmarks.worker JOB.json RESULT.json
+    python -m edgehound.benchmarks.worker JOB.json RESULT.json     (sequential: every run at once)
+    python -m edgehound.benchmarks.worker --serve JOB.json         (interleaved: bursts on request, see serve)
 
 JOB: {"kind": "artifact" | "pytorch", "manifest", "artifact", "checkpoint", "photo", "threads",
       "warmup", "runs", "duration", "samples": [...] | null, "profile": bool}
@@ -64,51 +65,102 @@ def _load(job: dict):
     return clf.predict, clf.spec, clf.classes, getattr(clf._predict, "top_operators", None)
 
 
-def measure(job: dict) -> dict:
-    from edgehound.runtime.evaluation import evaluate_samples
-    from edgehound.runtime.preprocess import preprocess
-    from edgehound.train.datasets import Sample
+class Measured:
+    """One loaded model: timed on demand, then finished with its accuracy and peak memory."""
 
-    rss_before = rss_mb()
-    t0 = time.perf_counter()
-    predict, spec, classes, top_operators = _load(job)
-    load_s = time.perf_counter() - t0
-    rss_loaded = rss_mb()
-    x = preprocess(job["photo"], spec)[None]  # a real photo, batch 1
+    def __init__(self, job: dict):
+        from edgehound.runtime.preprocess import preprocess
 
-    t0 = time.perf_counter()
-    predict(x)
-    first_ms = (time.perf_counter() - t0) * 1000
-    for _ in range(job["warmup"]):
-        predict(x)
-    latencies = []
-    deadline = time.perf_counter() + job["duration"] if job.get("duration") else None
-    while (len(latencies) < job["runs"]) if deadline is None else (time.perf_counter() < deadline):
+        self.job = job
+        self.rss_before = rss_mb()
         t0 = time.perf_counter()
-        predict(x)
-        latencies.append((time.perf_counter() - t0) * 1000)
-    result = {"load_s": load_s, "first_inference_ms": first_ms, "latencies_ms": latencies,
-              "rss_before_mb": rss_before, "rss_loaded_mb": rss_loaded}
-    if job.get("samples"):
-        samples = [Sample.from_dict(s) for s in job["samples"]]
-        report = evaluate_samples(predict, classes, spec, samples, progress=False)
-        result["accuracy"] = {"accuracy": report["accuracy"], "n": report["n"], "skipped": report["skipped"]}
-    if top_operators is not None:
-        result["top_operators"] = top_operators()
-    result["peak_rss_mb"] = peak_rss_mb()
-    return result
+        self.predict, self.spec, self.classes, self.top_operators = _load(job)
+        self.load_s = time.perf_counter() - t0
+        self.rss_loaded = rss_mb()
+        self.x = preprocess(job["photo"], self.spec)[None]  # a real photo, batch 1
+        t0 = time.perf_counter()
+        self.predict(self.x)
+        self.first_ms = (time.perf_counter() - t0) * 1000
+        for _ in range(job["warmup"]):
+            self.predict(self.x)
+
+    def loaded(self) -> dict:
+        return {"load_s": self.load_s, "first_inference_ms": self.first_ms, "rss_before_mb": self.rss_before,
+                "rss_loaded_mb": self.rss_loaded}
+
+    def time_runs(self, runs: int | None = None, seconds: float | None = None) -> list[float]:
+        """Latencies (ms) of `runs` inferences, or of as many as fit in `seconds`."""
+        latencies = []
+        deadline = time.perf_counter() + seconds if seconds else None
+        while (len(latencies) < runs) if deadline is None else (time.perf_counter() < deadline):
+            t0 = time.perf_counter()
+            self.predict(self.x)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        return latencies
+
+    def finish(self) -> dict:
+        from edgehound.runtime.evaluation import evaluate_samples
+        from edgehound.train.datasets import Sample
+
+        result = {}
+        if self.job.get("samples"):
+            samples = [Sample.from_dict(s) for s in self.job["samples"]]
+            report = evaluate_samples(self.predict, self.classes, self.spec, samples, progress=False)
+            result["accuracy"] = {"accuracy": report["accuracy"], "n": report["n"], "skipped": report["skipped"]}
+        if self.top_operators is not None:
+            result["top_operators"] = self.top_operators()
+        result["peak_rss_mb"] = peak_rss_mb()
+        return result
+
+
+def measure(job: dict) -> dict:
+    """The sequential mode: load, time every run at once, finish."""
+    m = Measured(job)
+    latencies = m.time_runs(job["runs"], job.get("duration"))
+    return {**m.loaded(), "latencies_ms": latencies, **m.finish()}
+
+
+def serve(job: dict) -> int:
+    """The interleaved mode: load, say so, then time bursts on request until told to finish.
+
+    Protocol (one JSON object per line): out {"ok": true, "loaded": {...}}; in {"runs": N} or
+    {"seconds": S}, out {"ok": true, "latencies_ms": [...]}; in {"finish": true}, out {"ok": true,
+    "finished": {...}}. Any failure: {"ok": false, "error": "..."} and exit. The protocol has stdout
+    to itself: whatever a library prints goes to stderr.
+    """
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+
+    def say(obj: dict) -> None:
+        protocol.write(json.dumps(obj) + "\n")
+
+    try:
+        m = Measured(job)
+        say({"ok": True, "loaded": m.loaded()})
+        for line in sys.stdin:
+            request = json.loads(line)
+            if request.get("finish"):
+                say({"ok": True, "finished": m.finish()})
+                return 0
+            say({"ok": True, "latencies_ms": m.time_runs(request.get("runs"), request.get("seconds"))})
+    except Exception as e:  # reported as the row's status; the benchmark goes on with the others
+        say({"ok": False, "error": f"{type(e).__name__}: {e}".strip()[:1000]})
+    return 0
 
 
 def main(argv=None) -> int:
-    job_path, result_path = (argv or sys.argv[1:])[:2]
+    argv = argv or sys.argv[1:]
+    if argv[0] == "--serve":
+        return serve(json.loads(Path(argv[1]).read_text()))
+    job_path, result_path = argv[:2]
     job = json.loads(Path(job_path).read_text())
     try:
         result = {"ok": True, **measure(job)}
     except Exception as e:  # reported as the row's status; the benchmark goes on with the others
         result = {"ok": False, "error": f"{type(e).__name__}: {e}".strip()[:1000]}
-    tmp = Path(result_path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, result_path)
+    from edgehound.util import atomic_write_json
+
+    atomic_write_json(result_path, result)
     return 0
 
 
