@@ -324,11 +324,13 @@ def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, du
         worker = ServedWorker(cmd, job, timeout)
         workers.append(worker)
         answers.append(worker.ask())
-    burst = {"seconds": duration / rounds} if duration else {"runs": max(1, math.ceil(runs / rounds))}
+    if not duration:
+        rounds = max(1, min(rounds, runs))  # exactly `runs` in all: the first runs % rounds rounds get one more
     latencies = [[] for _ in workers]
     round_p50 = [[] for _ in workers]
     rng = np.random.default_rng(seed)
-    for _ in tqdm(range(rounds), desc="benchmarking (interleaved rounds)", disable=not progress, leave=False):
+    for k in tqdm(range(rounds), desc="benchmarking (interleaved rounds)", disable=not progress, leave=False):
+        burst = {"seconds": duration / rounds} if duration else {"runs": runs // rounds + (k < runs % rounds)}
         for i in rng.permutation(len(workers)):
             if not answers[i]["ok"]:
                 continue

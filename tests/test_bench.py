@@ -212,8 +212,9 @@ def test_bench_by_duration_and_threads(export_copy, tmp_path):
 FAKE_WORKER = """
 import json, random, sys, time
 delay = float(sys.argv[1]) / 1000
-def machine_speed():  # the whole machine slows down 3x every other 0.25 s: the same for every worker
-    return 3.0 if int(time.monotonic() / 0.25) % 2 else 1.0
+random.seed(sys.argv[2])  # each worker's own jitter, the same in every run of the test
+def machine_speed():  # the whole machine slows down 3x every other second: the same for every worker
+    return 3.0 if int(time.monotonic()) % 2 else 1.0
 print(json.dumps({"ok": True, "loaded": {"load_s": 0.0, "first_inference_ms": 0.0, "rss_before_mb": 1.0,
                                          "rss_loaded_mb": 1.0}}), flush=True)
 for line in sys.stdin:
@@ -230,18 +231,18 @@ for line in sys.stdin:
 """
 
 
-@pytest.mark.parametrize("slow_ms, truth", [(4.0, 2.0), (2.0, 1.0)])
+@pytest.mark.parametrize("slow_ms, truth", [(20.0, 2.0), (10.0, 1.0)])
 def test_interleaved_ratio_interval_holds_the_truth_under_machine_noise(slow_ms, truth):
-    """Two fake workers with known delays (2 ms and slow_ms) on a machine whose speed swings 3x: the
+    """Two fake workers with known delays (10 ms and slow_ms) on a machine whose speed swings 3x: the
     paired ratio's interval holds the true ratio, and says "no difference" exactly when they are equal."""
     import sys
 
     from edgehound.benchmarks.bench import interleaved, paired_ratio
 
-    starts = [([sys.executable, "-c", FAKE_WORKER, str(ms)], {}) for ms in (2.0, slow_ms)]
-    fast, slow = interleaved(starts, rounds=24, runs=72, duration=None, timeout=60)
-    assert fast["ok"] and slow["ok"] and len(fast["round_p50_ms"]) == len(slow["round_p50_ms"]) == 24
-    assert len(fast["latencies_ms"]) == 72
+    starts = [([sys.executable, "-c", FAKE_WORKER, str(ms), seed], {}) for ms, seed in ((10.0, "a"), (slow_ms, "b"))]
+    fast, slow = interleaved(starts, rounds=30, runs=90, duration=None, timeout=60)
+    assert fast["ok"] and slow["ok"] and len(fast["round_p50_ms"]) == len(slow["round_p50_ms"]) == 30
+    assert len(fast["latencies_ms"]) == 90
     ratio = paired_ratio(slow["round_p50_ms"], fast["round_p50_ms"])
     lo, hi = ratio["ci95"]
     assert lo <= truth <= hi and hi - lo < 0.5 * truth, ratio
@@ -254,7 +255,7 @@ def test_a_worker_that_dies_is_its_rows_error_and_the_others_go_on():
     from edgehound.benchmarks.bench import interleaved
 
     dying = "import sys; print('{\"ok\": true, \"loaded\": {}}', flush=True); sys.stderr.write('segfault-ish\\n'); sys.exit(3)"
-    starts = [([sys.executable, "-c", FAKE_WORKER, "1.0"], {}), ([sys.executable, "-c", dying], {})]
+    starts = [([sys.executable, "-c", FAKE_WORKER, "1.0", "a"], {}), ([sys.executable, "-c", dying], {})]
     alive, dead = interleaved(starts, rounds=3, runs=3, duration=None, timeout=30)
     assert alive["ok"] and len(alive["round_p50_ms"]) == 3
     assert not dead["ok"] and "worker died: segfault-ish" in dead["error"]
