@@ -213,8 +213,10 @@ FAKE_WORKER = """
 import json, random, sys, time
 delay = float(sys.argv[1]) / 1000
 random.seed(sys.argv[2])  # each worker's own jitter, the same in every run of the test
-def machine_speed():  # the whole machine slows down 3x every other second: the same for every worker
-    return 3.0 if int(time.monotonic()) % 2 else 1.0
+start = float(sys.argv[3])
+def machine_speed():  # the whole machine gets slower and slower, and 2x slower every other second on top
+    t = time.time() - start
+    return (1 + 0.5 * t) * (2.0 if int(t) % 2 else 1.0)
 print(json.dumps({"ok": True, "loaded": {"load_s": 0.0, "first_inference_ms": 0.0, "rss_before_mb": 1.0,
                                          "rss_loaded_mb": 1.0}}), flush=True)
 for line in sys.stdin:
@@ -233,13 +235,18 @@ for line in sys.stdin:
 
 @pytest.mark.parametrize("slow_ms, truth", [(20.0, 2.0), (10.0, 1.0)])
 def test_interleaved_ratio_interval_holds_the_truth_under_machine_noise(slow_ms, truth):
-    """Two fake workers with known delays (10 ms and slow_ms) on a machine whose speed swings 3x: the
-    paired ratio's interval holds the true ratio, and says "no difference" exactly when they are equal."""
+    """Two fake workers with known delays (10 ms and slow_ms) on a machine that slows down steadily (and
+    swings 2x on top): the paired ratio's interval holds the true ratio, and says "no difference"
+    exactly when they are equal. Timed one after the other instead, the later one would look slower."""
     import sys
 
     from edgehound.benchmarks.bench import interleaved, paired_ratio
 
-    starts = [([sys.executable, "-c", FAKE_WORKER, str(ms), seed], {}) for ms, seed in ((10.0, "a"), (slow_ms, "b"))]
+    import time
+
+    start = str(time.time())  # one machine: every worker sees the same slowdown at the same moment
+    starts = [([sys.executable, "-c", FAKE_WORKER, str(ms), seed, start], {})
+              for ms, seed in ((10.0, "a"), (slow_ms, "b"))]
     fast, slow = interleaved(starts, rounds=30, runs=90, duration=None, timeout=60)
     assert fast["ok"] and slow["ok"] and len(fast["round_p50_ms"]) == len(slow["round_p50_ms"]) == 30
     assert len(fast["latencies_ms"]) == 90
@@ -255,7 +262,10 @@ def test_a_worker_that_dies_is_its_rows_error_and_the_others_go_on():
     from edgehound.benchmarks.bench import interleaved
 
     dying = "import sys; print('{\"ok\": true, \"loaded\": {}}', flush=True); sys.stderr.write('segfault-ish\\n'); sys.exit(3)"
-    starts = [([sys.executable, "-c", FAKE_WORKER, "1.0", "a"], {}), ([sys.executable, "-c", dying], {})]
+    import time
+
+    starts = [([sys.executable, "-c", FAKE_WORKER, "1.0", "a", str(time.time())], {}),
+              ([sys.executable, "-c", dying], {})]
     alive, dead = interleaved(starts, rounds=3, runs=3, duration=None, timeout=30)
     assert alive["ok"] and len(alive["round_p50_ms"]) == 3
     assert not dead["ok"] and "worker died: segfault-ish" in dead["error"]
