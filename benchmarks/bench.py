@@ -1,9 +1,11 @@
 """`edgehound bench`: which artifact should run on this device, how fast, in how much memory, how accurately.
 
-Every artifact (and PyTorch eager, the baseline) is measured in its own fresh process: load time,
-first inference, steady-state latency (mean, p50/p90/p99, min, max, std, 95% CI of the median),
-FPS, peak RSS and RSS growth, file size, accuracy and drop. Artifacts that cannot run here are
-rows with their reason, never left out. Results: a terminal table, results.json, report.html.
+Every artifact (and PyTorch eager) is measured in its own process: load time, first inference,
+steady-state latency (mean, p50/p90/p99, min, max, std, 95% CI of the median), FPS, peak RSS and
+RSS growth, file size, accuracy and drop. The models are timed in interleaved rounds (see
+`interleaved`), and each row's speed is a paired ratio to the baseline row with its interval, the
+figure that survives a machine whose speed drifts. Artifacts that cannot run here are rows with
+their reason, never left out. Results: a terminal table, results.json, report.html.
 """
 
 from __future__ import annotations
