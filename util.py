@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,6 +50,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def remove_leftovers(folder: Path, pattern: str) -> None:
+    """Remove what killed commands left in folder: temp files and folders matching pattern, named
+    '...tmp<pid>...' after a process that is gone (a live one's are still being written)."""
+    for stale in folder.glob(pattern):
+        pid = stale.name.rsplit(".tmp", 1)[-1].split(".")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
 
 
 def pid_alive(pid: int) -> bool:

@@ -58,12 +58,13 @@ def _remote_paths(reach: dict, folder: Path) -> tuple[str, str, str]:
 def _remote_command(program: str) -> str:
     """reach.edgehound (a program and its arguments, e.g. "python3 -m edgehound.cli") as quoted shell
     words, so it can add no shell syntax of its own; a leading ~/ still means the device user's home."""
-    words = [shlex.quote(w) for w in shlex.split(program)]
+    words = shlex.split(program)
     if not words:
         raise EdgehoundError("reach.edgehound is empty")
-    if words[0].startswith("'~/"):  # quote() wraps ~/x as '~/x'
-        words[0] = '"$HOME"/' + shlex.quote(shlex.split(program)[0][2:])
-    return " ".join(words)
+    quoted = [shlex.quote(w) for w in words]
+    if words[0].startswith("~/"):
+        quoted[0] = '"$HOME"/' + shlex.quote(words[0][2:])
+    return " ".join(quoted)
 
 
 def bench_over_ssh(profile: dict, folder: Path, bench_args: list[str]) -> dict:

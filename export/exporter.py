@@ -30,7 +30,7 @@ from edgehound.runtime.evaluation import evaluate_samples
 from edgehound.runtime.manifest import MANIFEST, SCHEMA_VERSION
 from edgehound.runtime.preprocess import PreprocessSpec, load_image, normalize, prepare
 from edgehound.train.datasets import read_dataset, split_samples
-from edgehound.util import atomic_write_json, pid_alive, sha256_file
+from edgehound.util import atomic_write_json, remove_leftovers, sha256_file
 
 ONNX_PARITY_TOLERANCE = 1e-4  # max |logit difference| for ONNX fp32 vs PyTorch
 FP32_PARITY_TOLERANCE = 1e-3  # other fp32 backends (different kernels, different summation order)
@@ -224,10 +224,7 @@ def _build_folder(final: Path) -> Path:
     killed re-export leaves the old manifest and its artifacts whole. Leftovers of killed exports
     (staging folders, temp files of processes that are gone) are removed first."""
     final.mkdir(parents=True, exist_ok=True)
-    for stale in final.glob(".*.tmp*"):
-        pid = stale.name.rsplit(".tmp", 1)[1].split(".")[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+    remove_leftovers(final, ".*.tmp*")
     if not (final / MANIFEST).is_file():
         return final
     staging = final / f".staging.tmp{os.getpid()}"

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from edgehound.runtime.errors import ImageError
 from edgehound.runtime.preprocess import PreprocessSpec, load_image, prepare
 from edgehound.train.datasets import Sample
-from edgehound.util import atomic_write_text, pid_alive
+from edgehound.util import atomic_write_text, remove_leftovers
 
 
 def default_cache_dir() -> Path:
@@ -52,10 +52,7 @@ def load_cached(
         meta = json.loads(meta_path.read_text())
         return ImageCache(np.load(data_path, mmap_mode="r"), np.array(meta["ok"], bool), meta["skipped"])
 
-    for stale in cache_dir.glob(f"{key}.tmp*.npy"):  # a build of this cache that was killed
-        pid = stale.name[len(key) + 4:-4]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            stale.unlink(missing_ok=True)
+    remove_leftovers(cache_dir, f"{key}.tmp*.npy")  # a build of this cache that was killed
     tmp_path = data_path.with_suffix(f".tmp{os.getpid()}.npy")
     try:
         images, ok, skipped = _build(samples, spec, tmp_path, progress)
