@@ -242,7 +242,7 @@ def cmd_camera(args) -> int:
     clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
     print(f"classifying {args.source} with {clf.artifact.name} ({clf.artifact.backend}); Ctrl-C to stop", file=sys.stderr)
     summary = run_camera(clf, args.source, headless=args.headless, record=args.record, every=args.every,
-                         smooth=args.smooth, max_frames=args.max_frames, max_reconnects=args.reconnects)
+                         smooth_s=args.smooth, takeover=args.takeover, max_frames=args.max_frames, max_reconnects=args.reconnects)
     print(json.dumps({"summary": summary}) if args.headless else _summary_text(summary), flush=True)
     if summary["error"]:
         print(f"edgehound: error: {summary['error']}", file=sys.stderr)
@@ -353,6 +353,24 @@ def _at_least(low: int):
     return parse
 
 
+def _number_in(low: float, high: float, what: str):
+    """argparse type: a number in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{what} must be in [{low:g}, {high:g}], got {text}")
+        return value
+
+    return parse
+
+
+_seconds = _number_in(0, 3600, "seconds")
+_probability = _number_in(0, 1, "a probability")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgehound", description="Train a dog-breed CNN, compile it for edge devices, "
                                 "and measure every artifact.")
@@ -443,7 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--headless", action="store_true", help="no window: JSON lines on stdout")
     cam.add_argument("--record", metavar="OUT.mp4", help="save the annotated video")
     cam.add_argument("--every", type=_at_least(1), default=1, metavar="N", help="classify every Nth frame")
-    cam.add_argument("--smooth", type=_at_least(1), default=5, metavar="K", help="average the label over the last K frames")
+    cam.add_argument("--smooth", type=_seconds, default=0.3, metavar="SECONDS",
+                     help="average the scores over the last SECONDS of frames (a video's own frame times; a folder "
+                     "is one photo per second; 0: no smoothing)")
+    cam.add_argument("--takeover", type=_probability, default=0.6, metavar="P",
+                     help="a frame that names another breed with a confidence above P replaces the average at once (1: never)")
     cam.add_argument("--max-frames", type=_at_least(1), help="stop after N classified frames")
     cam.add_argument("--reconnects", type=_at_least(0), default=5, help="reconnect attempts when the source drops")
     cam.set_defaults(func=cmd_camera)

@@ -33,8 +33,9 @@ def get_profile(name: str) -> dict:
 
 
 def tuning_database(profile: str, fmt: str, root: Path | None = None) -> Path:
-    """Where the MetaSchedule database of one device profile and TVM format lives; tuning appends to
-    it and every later compile for that device (any model) reuses it."""
+    """Where the MetaSchedule databases of one device profile and TVM format live, one folder per CPU
+    they were measured on (<cpu>/, named by tvm_build.tuning_key); tuning appends to the CPU's
+    database and every later compile for that CPU (any model) reuses it."""
     root = Path(root or os.environ.get("EDGEHOUND_TUNING_DIR") or TUNING_DIR)
     return root / profile / fmt
 

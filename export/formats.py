@@ -142,8 +142,8 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
         shape = [1, 3, ctx.size, ctx.size]
         # One MetaSchedule database per device profile (and format), shared by every model compiled for it.
         profile_name = ctx.device["name"] if ctx.device else FORMATS[ctx.current].devices[0]
-        db = tuning_database(profile_name, ctx.current, ctx.tuning_dir)
-        if not ctx.tune_trials and not (db / "database_workload.json").is_file():
+        db = tuning_database(profile_name, ctx.current, ctx.tuning_dir)  # with one folder per CPU inside
+        if not ctx.tune_trials and not any(db.glob("*/database_workload.json")):
             db = None
         cmd = [tvm_python(), "-m", "edgehound.export.tvm_build", "--onnx", str(ctx.artifact_path("onnx")),
                "--target", json.dumps(target), "--out", str(dest), "--input-shape", ",".join(map(str, shape))]
@@ -167,8 +167,17 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
                         "compile_seconds": info["compile_seconds"], "modules": info["modules"],
                         **({"cuda_kernels": info["cuda_kernels"]} if "cuda_kernels" in info else {}),
                         **({"winograd": info["winograd"]} if "winograd" in info else {}),
-                        "tuned": info["tuned"] or "untuned (no tuning records for this model's kernels: expect it to be slow)"}}
+                        "tuned": info["tuned"] or _untuned(info)}}
     return build
+
+
+def _untuned(info: dict) -> str:
+    cpu = info["target"].get("mcpu") or info["target"].get("arch") or "this target"
+    elsewhere = info.get("tuned_on_other_cpus")
+    if elsewhere:  # another CPU's timings choose the wrong kernels (a znver4 database ran 1.5x slower on a Xeon)
+        return (f"untuned for {cpu}: the device's tuning records were measured on {', '.join(elsewhere)} "
+                "(tune here with --tune-trials): expect it to be slow")
+    return "untuned (no tuning records for this model's kernels: expect it to be slow)"
 
 
 def build_vela(accelerator: str):

@@ -5,7 +5,7 @@
 TVM is kept out of the main environment (its tvm-ffi needs typing-extensions >= 4.13, which
 litert-torch's xdsl forbids), so export calls this module with TVM's interpreter (see tvm_env.py).
 It prints one JSON line describing what it built. Chained as in TVM's tutorials: import
-(relax.frontend.onnx) -> optional MetaSchedule tuning (one database per device profile,
+(relax.frontend.onnx) -> optional MetaSchedule tuning (one database per device profile and CPU,
 appended to and reused) -> relax.get_default_pipeline(target) -> tvm.compile -> export_library (cross-compiled
 with --cc for another architecture). Tuned CPU builds first convert the activations to NHWC and lower
 3x3 convolutions to Winograd (tvm_winograd.py): 4x fewer multiplies, in kernels MetaSchedule tunes well.
@@ -37,7 +37,9 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
     from edgehound.export import tvm_winograd
 
     target_dict = _resolve_host_cpu(json.loads(target_json), cc)
-    db_path = Path(db_dir) if db_dir else None
+    # Timings belong to the CPU they were measured on: one database per CPU under the device's folder.
+    cpu = tuning_key(target_dict)
+    db_path = Path(db_dir) / cpu if db_dir else None
     tuning = db_path is not None and (tune_trials > 0 or (db_path / "database_workload.json").is_file())
     if tuning and target_dict["kind"] == "llvm" and "num-cores" not in target_dict:
         target_dict["num-cores"] = os.cpu_count()  # MetaSchedule needs it; same value when reusing the database
@@ -77,7 +79,7 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
         records = (db_path / "database_tuning_record.json").read_text().count("\n")
         where = f"rpc {rpc_key}@{rpc_tracker}" if rpc_tracker else "this host"
         if covered:
-            tuned = {"database": f"{db_path.parent.name}/{db_path.name}", "trials_this_run": tune_trials,
+            tuned = {"database": "/".join(db_path.parts[-3:]), "cpu": cpu, "trials_this_run": tune_trials,
                      "records": records, "kernels_tuned": f"{covered} of {len(tasks)}",
                      "measured_on": where if tune_trials else "database reused, no new trials"}
     with target:
@@ -86,12 +88,22 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
     _export_library(executable, out, cc)
     info = {"tvm": tvm.__version__, "target": json.loads(str(target)), "compile_seconds": round(time.time() - t0, 2),
             "tuned": tuned, "modules": device_modules, "cpu_features": _x86_features(target)}
+    if db_dir and not tuned:  # say so when the device has records, but from other CPUs
+        info["tuned_on_other_cpus"] = sorted(d.name for d in Path(db_dir).glob("*/") if d.name != cpu
+                                             and (d / "database_workload.json").is_file())
     if winograd:
         info["winograd"] = {"tile": tvm_winograd.TILE, "convolutions": winograd}
     if "cuda" in device_modules and tvm.get_global_func("ffi.Module.create.cuda", allow_missing=True) is None:
         # Without the NVIDIA driver here, TVM stores the kernels as CUDA C source, compiled when loaded.
         info["cuda_kernels"] = "CUDA source: loading compiles it, which needs full apache-tvm and nvcc on the device"
     return info
+
+
+def tuning_key(target_dict: dict) -> str:
+    """The name of the processor a target's kernels are tuned for: LLVM's CPU name (znver3,
+    sapphirerapids, cortex-a72) or the GPU architecture (sm_87)."""
+    name = target_dict.get("mcpu") or target_dict.get("arch") or target_dict.get("kind", "generic")
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in str(name)) or "generic"
 
 
 def _resolve_host_cpu(target_dict: dict, cc: str | None) -> dict:

@@ -2,7 +2,9 @@
 
 A backend is a callable: float32 batch in the artifact's layout -> float32 scores (N x classes).
 Quantized I/O (int8/uint8 input or output with scale and zero point) is handled here, so callers
-always pass normalised float32 and get float32 logits back.
+may always pass normalised float32 and get float32 logits back. A backend whose model takes
+integers says how in `predict.input_quantization`; a batch already of that type (from
+preprocess.normalize with it: no float work per pixel) is passed as it is.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def litert_backend(path: str, threads: int | None = None, delegate: str | None =
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
 
     def run_one(x: np.ndarray) -> np.ndarray:
-        if inp["dtype"] in (np.int8, np.uint8):
+        if inp["dtype"] in (np.int8, np.uint8) and x.dtype != inp["dtype"]:
             scale, zp = inp["quantization"]
             x = quantize(x, np.dtype(inp["dtype"]).name, scale, zp)
         interp.set_tensor(inp["index"], x)
@@ -124,10 +126,13 @@ def litert_backend(path: str, threads: int | None = None, delegate: str | None =
 
     def predict(batch: np.ndarray) -> np.ndarray:
         # The graph is exported for batch 1 (a flatten bakes the batch into a reshape): one image at a time.
-        x = np.asarray(batch, np.float32)
+        x = batch if batch.dtype == inp["dtype"] else np.asarray(batch, np.float32)
         return np.concatenate([run_one(x[i:i + 1]) for i in range(len(x))])
 
     predict.input_shape = [int(v) for v in inp["shape"]]
+    if inp["dtype"] in (np.int8, np.uint8):
+        scale, zp = inp["quantization"]
+        predict.input_quantization = {"dtype": np.dtype(inp["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
     return predict
 
 

@@ -4,6 +4,9 @@ Capture runs in its own thread so grabbing a frame and classifying one overlap. 
 (webcam, RTSP/HTTP stream, picamera2) keeps only the newest frame: the classifier never falls
 behind real time. A video file or a folder hands over every frame in order. When a source drops,
 the loop says so and reconnects with exponential back-off; Ctrl-C ends it cleanly with a summary.
+
+Every frame carries a time in seconds (a video's own frame times, the capture time of a live
+source, one second per photo of a folder), so smoothing is the same at any frame rate.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from edgehound.runtime.classifier import Classifier, softmax
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.runtime.preprocess import IMAGE_SUFFIXES, load_image, normalize
+from edgehound.runtime.preprocess import IMAGE_SUFFIXES, load_image
 
 
 class FrameSource:
@@ -32,6 +35,8 @@ class FrameSource:
         self.kind = self._kind(spec)
         self.live = self.kind in ("webcam", "stream", "picamera2")
         self.position = 0  # frames delivered so far (to resume a file where it broke)
+        self.timestamp = 0.0  # seconds: the last frame's time (see the module's docstring)
+        self._fps = 0.0
         self.expected: int | None = None  # frame count a file announces
         self._cap = None
         self._files: list[Path] = []
@@ -78,6 +83,7 @@ class FrameSource:
         if self.kind == "file":
             count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
             self.expected = count if count > 0 else None
+            self._fps = self._cap.get(cv2.CAP_PROP_FPS) or 30.0
             if self.position:
                 self._cap.set(cv2.CAP_PROP_POS_FRAMES, self.position)
 
@@ -87,17 +93,20 @@ class FrameSource:
             while self.position < len(self._files):
                 path = self._files[self.position]
                 self.position += 1
+                self.timestamp = float(self.position)  # a slideshow: one second per photo
                 try:
                     return cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR)
                 except EdgehoundError as e:
                     print(f"skipped: {e}", file=sys.stderr)
             return None
         if self.kind == "picamera2":
+            self.timestamp = time.monotonic()
             return self._picam.capture_array()  # RGB888 in picamera2 is BGR in memory, as OpenCV expects
         ok, frame = self._cap.read() if self._cap is not None else (False, None)
         if not ok or frame is None:
             return None
         self.position += 1
+        self.timestamp = self.position / self._fps if self.kind == "file" else time.monotonic()
         return frame
 
     def finished(self) -> bool:
@@ -142,7 +151,20 @@ class Stats:
             "share_of_frame_time": {k: round(sum(v) / loop_total, 3) for k, v in
                                     (("wait_for_capture", self.wait_ms), ("preprocess", self.preprocess_ms),
                                      ("inference", self.inference_ms))},
+            "peak_rss_mb": peak_rss_mb(),
         }
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (Linux's VmHWM; unlike getrusage's maxrss it does not
+    count what a parent held before the exec that started this process)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 class CaptureThread(threading.Thread):
@@ -155,6 +177,7 @@ class CaptureThread(threading.Thread):
         self.cond = threading.Condition()
         self.frame: np.ndarray | None = None
         self.frame_id = 0
+        self.frame_time = 0.0
         self.done = False
         self.error: str | None = None
         self.stop_event = threading.Event()
@@ -189,26 +212,47 @@ class CaptureThread(threading.Thread):
                 if not self.source.live:  # files: wait until the classifier took the last frame
                     while self.frame is not None and not self.stop_event.is_set():
                         self.cond.wait(0.1)
-                self.frame, self.frame_id = frame, self.frame_id + 1
+                self.frame, self.frame_id, self.frame_time = frame, self.frame_id + 1, self.source.timestamp
                 self.cond.notify_all()
         with self.cond:
             self.done = True
             self.cond.notify_all()
 
-    def take(self) -> tuple[np.ndarray | None, int]:
-        """The newest frame not yet taken (blocks until one comes or the source ends)."""
+    def take(self) -> tuple[np.ndarray | None, int, float]:
+        """The newest frame not yet taken, its number and time (blocks until one comes or the source ends)."""
         with self.cond:
             while self.frame is None and not self.done:
                 self.cond.wait(0.1)
-            frame, fid = self.frame, self.frame_id
+            frame, fid, t = self.frame, self.frame_id, self.frame_time
             self.frame = None
             self.cond.notify_all()
-            return frame, fid
+            return frame, fid, t
 
     def stop(self) -> None:
         self.stop_event.set()
         with self.cond:
             self.cond.notify_all()
+
+
+class Smoother:
+    """The mean of the class scores over the last `window_s` seconds of frames, so one odd frame does
+    not flip the label. A frame whose own label differs from the smoothed one with a confidence above
+    `takeover` starts a new window at once: when the camera turns to another dog the label follows
+    within a frame instead of lagging for most of a window (takeover 1: never)."""
+
+    def __init__(self, window_s: float = 0.3, takeover: float = 0.6):
+        self.window_s, self.takeover = window_s, takeover
+        self.frames: deque[tuple[float, np.ndarray]] = deque()
+
+    def update(self, t: float, scores: np.ndarray) -> np.ndarray:
+        if self.frames:
+            current = np.mean([s for _, s in self.frames], axis=0)
+            if scores.argmax() != current.argmax() and scores.max() > self.takeover:
+                self.frames.clear()
+        self.frames.append((t, scores))
+        while len(self.frames) > 1 and self.frames[0][0] <= t - self.window_s:  # keep (t - window, t] and the newest
+            self.frames.popleft()
+        return np.mean([s for _, s in self.frames], axis=0)
 
 
 def annotate(frame: np.ndarray, label: str, confidence: float, fps: float) -> np.ndarray:
@@ -219,7 +263,7 @@ def annotate(frame: np.ndarray, label: str, confidence: float, fps: float) -> np
 
 
 def run_camera(clf: Classifier, source_spec: str, headless: bool = False, record: str | None = None,
-               every: int = 1, smooth: int = 5, max_frames: int | None = None, max_reconnects: int = 5,
+               every: int = 1, smooth_s: float = 0.3, takeover: float = 0.6, max_frames: int | None = None, max_reconnects: int = 5,
                backoff_s: float = 0.5, out=sys.stdout, log=None) -> dict:
     """Classify frames until the source ends, max_frames, or Ctrl-C. Returns the summary."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -234,29 +278,28 @@ def run_camera(clf: Classifier, source_spec: str, headless: bool = False, record
     capture = CaptureThread(source, stats, max_reconnects, backoff_s, log)
     capture.start()
     writer = None
-    recent = deque(maxlen=max(1, smooth))
+    smoother = Smoother(smooth_s, takeover)
     label, confidence, fps_window = "", 0.0, deque(maxlen=30)
     interrupted = False
     try:
         while max_frames is None or stats.frames_classified < max_frames:
             t_loop = time.perf_counter()
-            frame, frame_id = capture.take()
+            frame, frame_id, frame_time = capture.take()
             t_got = time.perf_counter()
             if frame is None:
                 break
             stats.wait_ms.append((t_got - t_loop) * 1000)
             if (frame_id - 1) % every == 0:
-                # crop and resize the BGR frame, then swap channels inside normalize's copy: identical to
-                # converting the whole frame to RGB first (resizing works per channel), on far fewer pixels
-                batch = normalize(clf.prepare(frame)[None, ..., ::-1], clf.spec)
+                # crop and resize the BGR frame, then swap channels: identical to converting the whole
+                # frame to RGB first (resizing works per channel), on far fewer pixels
+                batch = clf.to_input(cv2.cvtColor(clf.prepare(frame), cv2.COLOR_BGR2RGB)[None])
                 t_pre = time.perf_counter()
                 probs = softmax(clf.predict(batch))[0]
                 t_inf = time.perf_counter()
                 stats.preprocess_ms.append((t_pre - t_got) * 1000)
                 stats.inference_ms.append((t_inf - t_pre) * 1000)
                 stats.frames_classified += 1
-                recent.append(probs)
-                mean = np.mean(recent, axis=0)  # smooth over the last few frames
+                mean = smoother.update(frame_time, probs)
                 label, confidence = clf.labels[int(mean.argmax())], float(mean.max())
                 fps_window.append(t_inf)
                 fps = (len(fps_window) - 1) / (fps_window[-1] - fps_window[0]) if len(fps_window) > 1 else 0.0

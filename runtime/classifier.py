@@ -44,6 +44,8 @@ class Classifier:
         self.input_shape = entry["input"]["shape"]
         verify(artifact)
         self._predict = load_backend(artifact.backend, artifact.path, **backend_options)
+        # a model that takes integers gets them straight from the pixels (preprocess.normalize)
+        self.input_quantization = getattr(self._predict, "input_quantization", None)
         actual = getattr(self._predict, "input_shape", None)  # what the file itself takes, where the backend says
         if actual is not None and (len(actual) != len(self.input_shape) or any(
                 isinstance(a, int) and isinstance(m, int) and a != m for a, m in zip(actual[1:], self.input_shape[1:]))):
@@ -57,7 +59,7 @@ class Classifier:
         return cls(select_artifact(source, artifact), **backend_options)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Normalised float32 batch in the artifact's layout -> logits (N x classes)."""
+        """Normalised float32 batch in the artifact's layout (or `to_input`'s) -> logits (N x classes)."""
         expected = tuple(self.input_shape[1:])
         if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
             raise EdgehoundError(f"{self.artifact.name}: input shape {tuple(batch.shape)} does not match the "
@@ -73,8 +75,13 @@ class Classifier:
         rgb = load_image(image) if isinstance(image, (str, Path)) else image
         return prepare(rgb, self.spec)
 
+    def to_input(self, images: np.ndarray) -> np.ndarray:
+        """Prepared uint8 RGB images (NxHxWx3) -> the model's input batch: normalised float32, or
+        directly the integers of a model with quantized input."""
+        return normalize(images, self.spec, self.input_quantization)
+
     def classify_batch(self, images: list) -> list[Prediction]:
-        batch = normalize(np.stack([self.prepare(im) for im in images]), self.spec)
+        batch = self.to_input(np.stack([self.prepare(im) for im in images]))
         logits = self.predict(batch)
         probs = softmax(logits)
         return [Prediction(self.labels[int(p.argmax())], float(p.max()), p, z) for p, z in zip(probs, logits)]

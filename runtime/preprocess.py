@@ -13,6 +13,7 @@ the runtime calls `preprocess`. Both end in the same two functions, so the tenso
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -149,16 +150,31 @@ def prepare(rgb: np.ndarray, spec: PreprocessSpec, box=None) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(region, (spec.size, spec.size), interpolation=interp))
 
 
-def normalize(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """uint8 images NxHxWx3 (or one HxWx3) -> float32 normalised, in the spec's layout."""
+def normalize(images: np.ndarray, spec: PreprocessSpec, quantization: dict | None = None) -> np.ndarray:
+    """uint8 images NxHxWx3 (or one HxWx3) -> normalised model input in the spec's layout: float32, or,
+    for a model that takes quantized input (quantization: dtype, scale, zero_point), its integers.
+
+    One table lookup per pixel (cv2.LUT, pixel_table): the same numbers as computing
+    (x - mean) / std in float32 and then quantizing, at a tenth of the time."""
     batch = images[None] if images.ndim == 3 else images
-    mean = np.asarray(spec.mean, np.float32) * 255.0
-    inv_std = 1.0 / (np.asarray(spec.std, np.float32) * 255.0)
-    out = (batch.astype(np.float32) - mean) * inv_std
+    n, h, w, c = batch.shape
+    table = pixel_table(spec.mean, spec.std, **(quantization or {}))
+    out = cv2.LUT(np.ascontiguousarray(batch).reshape(n * h, w, c), table).reshape(n, h, w, c)
     if spec.layout == "NCHW":
-        out = out.transpose(0, 3, 1, 2)
-    out = np.ascontiguousarray(out)
+        out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
     return out[0] if images.ndim == 3 else out
+
+
+@functools.lru_cache(maxsize=8)
+def pixel_table(mean: tuple, std: tuple, dtype: str = "float32", scale: float = 1.0, zero_point: int = 0) -> np.ndarray:
+    """256 x 1 x 3: each channel's model input for each 8-bit value, (v - mean*255) / (std*255) in
+    float32, quantized with the model's scale and zero point when it takes integers."""
+    values = np.arange(256, dtype=np.float32)[:, None, None]
+    table = (values - np.asarray(mean, np.float32) * 255.0) * (1.0 / (np.asarray(std, np.float32) * 255.0))
+    if dtype != "float32":  # as onnxruntime and LiteRT quantize a float input: round half to even, clip
+        info = np.iinfo(dtype)
+        table = np.clip(np.round(table / np.float32(scale)) + zero_point, info.min, info.max).astype(dtype)
+    return table.reshape(256, 1, 3)
 
 
 def preprocess(image: np.ndarray | str | Path, spec: PreprocessSpec, box=None) -> np.ndarray:

@@ -49,6 +49,76 @@ def test_runtime_preprocessing_is_trainings(tiny_export, tmp_path):
     assert np.array_equal(normalize(clf.prepare(bgr)[None, ..., ::-1], clf.spec), normalize(runtime[:1], clf.spec))
 
 
+def test_int8_input_straight_from_pixels_is_the_float_paths(tiny_export):
+    """A model with int8 input gets its integers from one table lookup per pixel (no float work):
+    the same integers the backend makes from the normalised float input, so the same logits."""
+    from edgehound.runtime.preprocess import normalize
+
+    clf = Classifier.load(tiny_export, "tflite-int8")
+    q = clf.input_quantization
+    assert q["dtype"] == "int8" and q["scale"] > 0
+    images = np.stack([clf.prepare(p) for p in sample_photos(GOLDEN, 3) + sample_photos(SAMOYED, 3)])
+    direct = clf.to_input(images)
+    assert direct.dtype == np.int8 and direct.shape == (6, *clf.input_shape[1:])
+    from edgehound.runtime.backends import quantize
+
+    as_float = normalize(images, clf.spec)
+    assert np.array_equal(direct, quantize(as_float, "int8", q["scale"], q["zero_point"]))
+    assert np.array_equal(clf.predict(direct), clf.predict(as_float))
+    assert Classifier.load(tiny_export, "onnx").input_quantization is None  # float input: normalised floats
+
+
+def test_smoothing_follows_a_change_of_scene_within_its_window():
+    from edgehound.runtime.camera import Smoother
+
+    a, b, unsure_b = np.array([0.9, 0.1]), np.array([0.1, 0.9]), np.array([0.45, 0.55])
+    fps = 30.0
+    # no takeover: the label changes once the new scene's frames outweigh the old ones in the window
+    s = Smoother(window_s=0.5, takeover=1.0)
+    labels = [int(s.update(i / fps, a if i < 30 else unsure_b).argmax()) for i in range(60)]
+    switch = labels.index(1, 30)
+    assert 30 < switch <= 30 + 0.5 * fps and all(x == 1 for x in labels[switch:])
+    # a confident new label takes over on its first frame; an unsure one waits for the window
+    s = Smoother(window_s=0.5, takeover=0.6)
+    labels = [int(s.update(i / fps, a if i < 30 else b).argmax()) for i in range(40)]
+    assert labels[29] == 0 and labels[30] == 1
+    # the window is time, not frames: at 10 FPS 0.5 s hold 5 frames, at 30 FPS 15
+    for rate, held in ((10.0, 5), (30.0, 15)):
+        s = Smoother(window_s=0.5, takeover=1.0)
+        for i in range(40):
+            s.update(i / rate, a)
+        assert len(s.frames) == held
+    s = Smoother(window_s=0.0)  # 0: no smoothing, the newest frame alone
+    s.update(0.0, a)
+    assert np.array_equal(s.update(0.1, unsure_b), unsure_b)
+
+
+def test_smoothed_label_keeps_up_on_a_video_whose_scene_changes(tmp_path):
+    """The issue's video: a new held-out photo every 8 frames at 30 FPS, through the shipped model's
+    int8 artifact. Per-frame and smoothed accuracy are both measured; the time window with takeover
+    stays within 3 pp of per-frame, where a 0.5 s window without takeover lags behind every change."""
+    from conftest import REPO
+    from edgehound.benchmarks.camera_study import run_camera_process, scene_video, score
+
+    model = REPO / "runtime" / "models" / "efficient"
+    labels = [c["name"] for c in Classifier.load(model, "tflite-int8").classes]
+    photos = [(p, label) for pair in zip(sample_photos(GOLDEN, 12), sample_photos(SAMOYED, 12))
+              for label, p in enumerate(pair)]
+    photos = [photos[i] for i in np.random.default_rng(0).permutation(len(photos))]
+    truth = scene_video(photos, tmp_path / "scenes.mp4", frames_per_photo=8)
+    records, summary = run_camera_process(model, "tflite-int8", tmp_path / "scenes.mp4", [])
+    timed = score(records, truth, labels)
+    lagging = score(run_camera_process(model, "tflite-int8", tmp_path / "scenes.mp4",
+                                       ["--smooth", "0.5", "--takeover", "1"])[0], truth, labels)
+    print("per-frame", timed["per_frame_accuracy"], "smoothed", timed["smoothed_accuracy"],
+          "0.5 s window without takeover", lagging["smoothed_accuracy"])
+    assert timed["frames"] == len(truth) == 192 and summary["frames_classified"] == 192
+    assert timed["per_frame_accuracy"] >= 0.8  # held-out photos: the shipped model knows these breeds
+    assert timed["smoothed_accuracy"] >= timed["per_frame_accuracy"] - 0.03
+    assert lagging["smoothed_accuracy"] < timed["smoothed_accuracy"] - 0.05
+    assert summary["peak_rss_mb"] is None or 20 < summary["peak_rss_mb"] < 1000
+
+
 def test_batch_and_single_agree_and_shapes_are_checked(tiny_export):
     clf = Classifier.load(tiny_export / "manifest.json", "tflite-int8")
     photos = sample_photos(GOLDEN, 3)
@@ -209,7 +279,8 @@ def test_camera_on_a_folder_and_a_missing_source(tiny_export):
 
 def test_camera_labels_are_the_classifiers_and_smoothing_averages(tiny_export, tmp_path):
     """Each frame's label and confidence equal Classifier.classify on the same photo (so the BGR->RGB swap
-    and the preprocessing are right), and --smooth K is the argmax of the last K frames' mean scores."""
+    and the preprocessing are right). A folder is a slideshow of one photo per second, so --smooth 3
+    (with no takeover) is the argmax of the last 3 photos' mean scores."""
     import shutil
 
     folder = tmp_path / "frames"
@@ -225,7 +296,7 @@ def test_camera_labels_are_the_classifiers_and_smoothing_averages(tiny_export, t
     assert [f["label"] for f in frames] == [e.label for e in expected]
     assert np.allclose([f["confidence"] for f in frames], [e.confidence for e in expected], atol=2e-4)
 
-    _, frames, _ = camera(tiny_export, folder, "--artifact", "onnx", "--smooth", "3")
+    _, frames, _ = camera(tiny_export, folder, "--artifact", "onnx", "--smooth", "3", "--takeover", "1")
     scores = np.array([e.scores for e in expected])
     smoothed = [scores[max(0, i - 2):i + 1].mean(0) for i in range(len(scores))]
     assert [f["label"] for f in frames] == [clf.labels[int(s.argmax())] for s in smoothed]
@@ -303,7 +374,7 @@ def test_picamera2_frames_are_classified_in_the_right_colour_order(tiny_export, 
     photos = sample_photos(GOLDEN, 2) + sample_photos(SAMOYED, 2)
     env = fake_picamera(tmp_path, photos)
     result = subprocess.run([*edgehound_cmd(), "camera", str(tiny_export), "--artifact", "onnx", "--source", "picamera2",
-                             "--headless", "--smooth", "1", "--max-frames", "12"],
+                             "--headless", "--smooth", "0", "--max-frames", "12"],
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
