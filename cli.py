@@ -242,12 +242,26 @@ def cmd_camera(args) -> int:
     clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
     print(f"classifying {args.source} with {clf.artifact.name} ({clf.artifact.backend}); Ctrl-C to stop", file=sys.stderr)
     summary = run_camera(clf, args.source, headless=args.headless, record=args.record, every=args.every,
-                         smooth_s=args.smooth, takeover=args.takeover, max_frames=args.max_frames, max_reconnects=args.reconnects)
+                         smooth_s=args.smooth, takeover=args.takeover, capture_size=_capture_size(args.capture_size, clf),
+                         max_frames=args.max_frames, max_reconnects=args.reconnects)
     print(json.dumps({"summary": summary}) if args.headless else _summary_text(summary), flush=True)
     if summary["error"]:
         print(f"edgehound: error: {summary['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _capture_size(text: str, clf) -> tuple[int, int] | None:
+    from edgehound.runtime.camera import capture_size_for
+
+    if text == "full":
+        return None
+    if text == "auto":
+        return capture_size_for(clf.spec.size)
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 32 and int(height) >= 32):
+        raise EdgehoundError(f"--capture-size: expected WIDTHxHEIGHT (e.g. 320x240), auto or full, got {text!r}")
+    return int(width), int(height)
 
 
 def cmd_bench(args) -> int:
@@ -466,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "is one photo per second; 0: no smoothing)")
     cam.add_argument("--takeover", type=_probability, default=0.6, metavar="P",
                      help="a frame that names another breed with a confidence above P replaces the average at once (1: never)")
+    cam.add_argument("--capture-size", default="auto", metavar="WxH|auto|full",
+                     help="the frame size to ask a webcam or picamera2 for (auto: the smallest 4:3 mode at least the "
+                     "model's input size, e.g. 320x240 for a 160 px model; full: the camera's default)")
     cam.add_argument("--max-frames", type=_at_least(1), help="stop after N classified frames")
     cam.add_argument("--reconnects", type=_at_least(0), default=5, help="reconnect attempts when the source drops")
     cam.set_defaults(func=cmd_camera)

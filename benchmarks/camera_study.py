@@ -5,10 +5,10 @@ often the per-frame and the smoothed label are right when the scene changes.
         --data ../shared/data/imagewoof2-320 --photos 100 --frames-per-photo 8 --out runs/camera-study
 
 The video shows held-out photos (the test part of the model's training split, read from its
-checkpoint) one after the other, each for --frames-per-photo frames at 30 FPS and 640x480, as a
-camera panning from dog to dog would. `edgehound camera --headless` runs on it in its own process
-(it reports its own peak RSS), and every JSON line is scored against the photo
-on screen. The summary goes to OUT/summary.json.
+checkpoint) one after the other, each for --frames-per-photo frames at 30 FPS (640x480 unless
+--frame-size says otherwise), as a camera panning from dog to dog would. `edgehound camera
+--headless` runs on it in its own process (it reports its own peak RSS), and every JSON line is
+scored against the photo on screen. The summary goes to OUT/summary.json.
 """
 
 from __future__ import annotations
@@ -27,21 +27,21 @@ from edgehound.runtime.manifest import read_manifest
 from edgehound.runtime.preprocess import load_image
 from edgehound.util import atomic_write_json
 
-FPS, WIDTH, HEIGHT = 30.0, 640, 480
+FPS = 30.0
 
 
 def scene_video(photos: list[tuple[Path, int]], path: Path, frames_per_photo: int, noise: float = 0.0,
-                seed: int = 0) -> list[int]:
-    """Write the photos as a 640x480 video, each for frames_per_photo frames, with Gaussian noise of
+                size: tuple[int, int] = (640, 480), seed: int = 0) -> list[int]:
+    """Write the photos as a video of `size`, each for frames_per_photo frames, with Gaussian noise of
     standard deviation `noise` (in 0-255 pixel units) drawn anew for every frame, as a camera's sensor
     adds it; returns the true class per frame."""
     rng = np.random.default_rng(seed)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, size)
     if not writer.isOpened():
         raise EdgehoundError(f"{path}: this OpenCV cannot write mp4v video")
     truth = []
     for photo, label in photos:
-        frame = cv2.resize(cv2.cvtColor(load_image(photo), cv2.COLOR_RGB2BGR), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(cv2.cvtColor(load_image(photo), cv2.COLOR_RGB2BGR), size, interpolation=cv2.INTER_AREA)
         for _ in range(frames_per_photo):
             noisy = frame if not noise else np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
             writer.write(noisy)
@@ -92,18 +92,20 @@ def main(argv=None) -> int:
                    help="which part of the split to show: choose camera settings on val, report on test")
     p.add_argument("--frames-per-photo", type=int, default=8)
     p.add_argument("--noise", type=float, default=0.0, help="sensor noise per frame, standard deviation in pixel units")
+    p.add_argument("--frame-size", default="640x480", help="WxH of the video's frames (what the camera delivers)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--camera-args", default="", help="extra arguments for `edgehound camera`, e.g. '--smooth 0.3'")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     photos, labels = held_out_photos(a.model, a.data, a.photos, a.part)
     video = a.out / "scenes.mp4"
-    truth = scene_video(photos, video, a.frames_per_photo, a.noise)
+    size = tuple(int(v) for v in a.frame_size.split("x"))
+    truth = scene_video(photos, video, a.frames_per_photo, a.noise, size)
     records, summary = run_camera_process(a.model, a.artifact, video, a.camera_args.split())
     result = {"model": str(a.model), "artifact": a.artifact, "part": a.part,
               "video": {"photos": len(photos), "frames": len(truth),
-              "frames_per_photo": a.frames_per_photo, "noise": a.noise, "fps": FPS, "size": [WIDTH, HEIGHT]},
-              **score(records, truth, labels), "peak_rss_mb": summary["peak_rss_mb"],
+              "frames_per_photo": a.frames_per_photo, "noise": a.noise, "fps": FPS, "size": list(size)},
+              **score(records, truth, labels), "peak_rss_mb": summary.get("peak_rss_mb"),
               "camera_args": a.camera_args, "summary": summary}
     atomic_write_json(a.out / "summary.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "summary"}))

@@ -202,31 +202,46 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path):
     assert tuned["trials_this_run"] == 8 and tuned["records"] > 0 and tuned["measured_on"] == "this host"
     # tuned CPU builds lower the 3x3 convolutions with >= 16 input channels to Winograd (tiny: the last three)
     assert built["winograd"] == {"tile": 4, "convolutions": [[16, 16, 24, 24], [16, 32, 12, 12], [32, 32, 6, 6]]}
-    # one database per device profile: tvm-x86 without --device belongs to the laptop-x86 profile
-    assert (db / "laptop-x86" / "tvm-x86" / "database_tuning_record.json").is_file()
+    # one database per device profile and CPU: tvm-x86 without --device belongs to the laptop-x86 profile,
+    # and "native" is this host's CPU by LLVM's name
+    cpu = tuned["cpu"]
+    assert cpu not in ("native", "") and cpu == built["compiled_for"]["mcpu"]
+    assert (db / "laptop-x86" / "tvm-x86" / cpu / "database_tuning_record.json").is_file()
     again = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "other", progress=False,
                                                        tuning_dir=db))
     entry = {e["name"]: e for e in again["artifacts"]}["tvm-x86"]
     assert entry["tvm"]["tuned"]["trials_this_run"] == 0 and entry["tvm"]["tuned"]["records"] == tuned["records"]
     assert entry["status"] == "ok" and entry["parity"]["max_abs_logit_diff"] <= 1e-3
+    # records timed on another CPU are not used here (they pick the wrong kernels), and the manifest says so
+    (db / "laptop-x86" / "tvm-x86" / cpu).rename(db / "laptop-x86" / "tvm-x86" / "some-other-cpu")
+    elsewhere = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "elsewhere",
+                                                           progress=False, tuning_dir=db))
+    note = {e["name"]: e for e in elsewhere["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
+    assert note.startswith(f"untuned for {cpu}:") and "measured on some-other-cpu" in note
 
 
-def test_committed_tuning_database_compiles_the_shipped_seed_model(tmp_path):
-    """The laptop-x86 database in the repository loads with the pinned TVM and covers the shipped
-    seed-architecture model's kernels: a compile applies its records with no new trials."""
+@pytest.mark.parametrize("model, cpu", [("seed-improved", "znver4"), ("efficient", "znver3")])
+def test_committed_tuning_records_cover_the_shipped_models(model, cpu, tmp_path):
+    """The laptop-x86 records in the repository load with the pinned TVM and cover every kernel of the
+    shipped model tuned on that CPU: a compile for that CPU (whatever this host is) applies them with
+    no new trials. seed-improved was tuned on an AMD Zen 4, efficient on a Zen 3."""
+    import subprocess
+
     from edgehound.devices.profiles import TUNING_DIR
+    from edgehound.export.tvm_env import tvm_python
 
-    repo = SAMPLE.parents[1]
-    out = export(repo / "runtime" / "models" / "seed-improved" / "best.pt",
-                 ExportOptions(targets=["tvm-x86"], out=tmp_path / "seed", eval_data=SAMPLE, eval_limit=20,
-                               parity_photos=4, tuning_dir=TUNING_DIR, progress=False))
-    entry = {e["name"]: e for e in out["artifacts"]}["tvm-x86"]
-    tuned = entry["tvm"]["tuned"]
-    assert entry["status"] == "ok" and entry["parity"]["passed"]
-    assert tuned["database"] == "laptop-x86/tvm-x86" and tuned["trials_this_run"] == 0 and tuned["records"] >= 500
+    folder = SAMPLE.parents[1] / "runtime" / "models" / model
+    shape = next(a for a in json.loads((folder / "manifest.json").read_text())["artifacts"]
+                 if a["name"] == "onnx")["input"]["shape"]
+    result = subprocess.run([tvm_python(), "-m", "edgehound.export.tvm_build", "--onnx", str(folder / "model.onnx"),
+                             "--target", json.dumps({"kind": "llvm", "mcpu": cpu}), "--out", str(tmp_path / "m.so"),
+                             "--input-shape", ",".join(map(str, [1, *shape[1:]])), "--db", str(TUNING_DIR / "laptop-x86" / "tvm-x86")],
+                            capture_output=True, text=True, cwd=SAMPLE.parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    tuned = json.loads(result.stdout.strip().splitlines()[-1])["tuned"]
+    assert tuned["database"] == f"laptop-x86/tvm-x86/{cpu}" and tuned["cpu"] == cpu and tuned["trials_this_run"] == 0
     covered, _, total = tuned["kernels_tuned"].partition(" of ")
     assert int(covered) == int(total) > 0  # it was tuned on this very model
-    assert len(entry["tvm"]["winograd"]["convolutions"]) == 4  # every 3x3 conv but the RGB one
 
 
 def test_flatten_model_converts_and_runs_batches(tmp_path):

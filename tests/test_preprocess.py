@@ -67,6 +67,18 @@ def test_normalize_batch_matches_single_and_layouts():
     assert np.allclose(batch[0, 0, 0, 0], (imgs[0, 0, 0, 0] / 255 - 0.485) / 0.229, atol=1e-5)
 
 
+def test_normalize_by_table_is_the_float_formula_bit_for_bit():
+    """The lookup table holds (v - mean*255) / (std*255) in float32 for every 8-bit value, so the
+    table path gives the very numbers of computing it per pixel (training and export use it too)."""
+    spec = PreprocessSpec(size=16, mean=(0.5, 0.25, 0.75), std=(0.2, 0.3, 0.1))
+    every_value = np.arange(256, dtype=np.uint8).repeat(3).reshape(1, 16, 16, 3)
+    mean = np.asarray(spec.mean, np.float32) * 255.0
+    formula = (every_value.astype(np.float32) - mean) * (1.0 / (np.asarray(spec.std, np.float32) * 255.0))
+    assert np.array_equal(normalize(every_value, spec), formula.transpose(0, 3, 1, 2))
+    q = normalize(every_value, PreprocessSpec(size=16, layout="NHWC"), {"dtype": "uint8", "scale": 0.01, "zero_point": 128})
+    assert q.dtype == np.uint8 and q.min() == 0 and q.max() == 255  # rounded and clipped to the type
+
+
 def test_corrupt_and_truncated_files_name_the_file(tmp_path):
     bad = tmp_path / "not_a_photo.jpg"
     bad.write_text("hello")

@@ -342,7 +342,8 @@ class Picamera2:
         pass
 
     def create_video_configuration(self, main):
-        assert main == {"format": "RGB888"}
+        assert main["format"] == "RGB888"
+        print("picamera2 asked for", main, file=__import__("sys").stderr)
         return main
 
     def configure(self, config):
@@ -386,6 +387,8 @@ def test_picamera2_frames_are_classified_in_the_right_colour_order(tiny_export, 
         assert f["frame_label"] == e.label and abs(f["confidence"] - e.confidence) < 2e-4
     ids = [f["frame"] for f in frames]
     assert ids == sorted(ids) and len(set(ids)) == len(ids) == 12
+    # the camera is asked for the smallest 4:3 mode that still fills the model's input (tiny: 96 px)
+    assert "picamera2 asked for {'format': 'RGB888', 'size': (320, 240)}" in result.stderr
     assert summary["frames_read"] >= summary["frames_classified"] == 12
 
 
