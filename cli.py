@@ -16,7 +16,7 @@ from edgehound.runtime.errors import EdgehoundError
 
 
 def cmd_data_info(args) -> int:
-    from edgehound.train.datasets import read_dataset
+    from edgehound.runtime.datasets import read_dataset
 
     ds = read_dataset(args.root, args.breeds, args.exclude)
     counts = ds.counts()
@@ -514,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--merge", nargs="*", default=[], metavar="RESULTS.json",
                     help="earlier results (e.g. other devices) to include in this report")
     be.add_argument("--pick", action="store_true", help="write the fastest artifact within --max-drop into the "
-                    "manifest (rewrites its 'default' and 'pick' in place)")
+                    "manifest (rewrites its 'default' and 'pick' in place; the manifest as it was is kept as "
+                    "manifest.before-pick.json)")
     be.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget for --pick, in points (default 1.0)")
     be.add_argument("--no-progress", action="store_true")
     be.set_defaults(func=cmd_bench)

@@ -1,1 +1,1 @@
-"""Benchmark artifacts: accuracy, size, latency and memory (see the benchmark issue)."""
+"""Benchmark artifacts: accuracy, size, latency and memory, reports, and the regression gates."""

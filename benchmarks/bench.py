@@ -28,7 +28,7 @@ import numpy as np
 
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import MANIFEST, read_manifest
-from edgehound.util import atomic_write_json
+from edgehound.util import atomic_write_json, atomic_write_text
 
 RESULTS_SCHEMA = "edgehound.bench/1"
 NOISE_FLOOR = 0.05  # latency changes under 5% are never flagged
@@ -86,14 +86,9 @@ def peak_gflops(threads: int | None, seconds: float = 1.0) -> float:
 
 
 def host_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from edgehound.runtime.host import cpu_info
+
+    cpu, _ = cpu_info()
     return {"hostname": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
             "system": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
@@ -512,7 +507,8 @@ def _rel_halfwidth(lat: dict) -> float:
 
 
 def pick(results: dict, manifest_path: Path, max_drop: float) -> dict:
-    """The fastest artifact within the accuracy budget, written into the manifest as its default. With
+    """The fastest artifact within the accuracy budget, written into the manifest as its default (the
+    manifest as it was is kept beside it, manifest.before-pick.json, to undo it by hand). With
     interleaved rounds, "fastest" is by paired ratio, and the pick says when the runner-up cannot be
     told apart from it (their own paired ratio's interval holds 1)."""
     candidates = [r for r in results["rows"] if r["status"] == "ok" and r["name"] != "pytorch" and r.get("latency")
@@ -528,7 +524,9 @@ def pick(results: dict, manifest_path: Path, max_drop: float) -> dict:
         versus = paired_ratio(best["round_p50_ms"], candidates[1]["round_p50_ms"])
         choice["runner_up"] = {"artifact": candidates[1]["name"], "ratio": versus["value"], "ci95": versus["ci95"],
                                "told_apart": versus["verdict"] != "no difference"}
-    manifest = json.loads(manifest_path.read_text())
+    before = manifest_path.read_text()
+    manifest = json.loads(before)
+    atomic_write_text(manifest_path.with_name("manifest.before-pick.json"), before)
     manifest["default"] = best["name"]
     manifest["pick"] = choice
     atomic_write_json(manifest_path, manifest)

@@ -54,7 +54,7 @@ def held_out_photos(model: Path, data: Path, count: int, part: str = "test", see
                     ) -> tuple[list[tuple[Path, int]], list[str]]:
     """`count` photos of one part of the model's split, shuffled so that the breed changes at random."""
     from edgehound.train.checkpoint import load_model
-    from edgehound.train.datasets import split_samples
+    from edgehound.runtime.datasets import split_samples
 
     manifest, folder = read_manifest(model)
     _, meta = load_model(folder / Path(manifest["model"]["checkpoint"]).name)

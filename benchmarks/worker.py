@@ -100,7 +100,7 @@ class Measured:
 
     def finish(self) -> dict:
         from edgehound.runtime.evaluation import evaluate_samples
-        from edgehound.train.datasets import Sample
+        from edgehound.runtime.datasets import Sample
 
         result = {}
         if self.job.get("samples"):

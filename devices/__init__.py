@@ -1,1 +1,1 @@
-"""Device profiles and remote runs (see the devices issue)."""
+"""Device profiles (TOML, one per board), host detection, and runs on a device over TVM RPC or ssh."""

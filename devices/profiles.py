@@ -42,18 +42,10 @@ def tuning_database(profile: str, fmt: str, root: Path | None = None) -> Path:
 
 def detect() -> dict:
     """This host as a profile: its architecture and CPU flags, and the profile that fits it."""
+    from edgehound.runtime.host import cpu_info
+
     machine = platform.machine()
-    flags: set[str] = set()
-    model = platform.processor() or machine
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                flags = set(value.split())
-            if key.strip() in ("model name", "Model"):
-                model = value.strip()
-    except OSError:
-        pass
+    model, flags = cpu_info()
     base = "laptop-x86" if machine in ("x86_64", "AMD64") else None
     if machine == "aarch64":
         text = Path("/proc/device-tree/model").read_text(errors="ignore") if Path("/proc/device-tree/model").exists() else ""

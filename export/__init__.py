@@ -1,1 +1,1 @@
-"""Export and compile trained checkpoints into deployable artifacts (see the export issue)."""
+"""Export and compile trained checkpoints into deployable artifacts, one row per format in formats.py."""

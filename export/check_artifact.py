@@ -14,7 +14,7 @@ import numpy as np
 
 from edgehound.runtime.classifier import Classifier
 from edgehound.runtime.evaluation import evaluate_samples
-from edgehound.train.datasets import Sample
+from edgehound.runtime.datasets import Sample
 
 
 def main(argv=None) -> int:

@@ -29,7 +29,7 @@ from edgehound.runtime.errors import EdgehoundError, ImageError, ToolMissing
 from edgehound.runtime.evaluation import evaluate_samples
 from edgehound.runtime.manifest import MANIFEST, SCHEMA_VERSION
 from edgehound.runtime.preprocess import PreprocessSpec, load_image, normalize, prepare
-from edgehound.train.datasets import read_dataset, split_samples
+from edgehound.runtime.datasets import read_dataset, split_samples
 from edgehound.util import atomic_write_json, remove_leftovers, sha256_file
 
 ONNX_PARITY_TOLERANCE = 1e-4  # max |logit difference| for ONNX fp32 vs PyTorch
@@ -61,8 +61,6 @@ class ExportOptions:
 class ExportContext:
     """What build functions need: the model, photos for parity and calibration, where files go."""
     model: object
-    meta: dict
-    out: Path
     stem: str
     spec: PreprocessSpec
     parity_batch: np.ndarray  # float32 NCHW, real held-out photos
@@ -164,7 +162,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     reference_logits = torch_predict(parity_batch)
     checkpoint_sha256 = sha256_file(checkpoint_path)  # once: the seed's checkpoint is 44 MB
 
-    ctx = ExportContext(model, meta, out, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
+    ctx = ExportContext(model, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
                         opts.opset, opts.tvm_targets, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
     cfg = meta["config"]
     from edgehound.train.model import count_macs

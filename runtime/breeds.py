@@ -15,7 +15,6 @@ from pathlib import Path
 from edgehound.runtime.errors import EdgehoundError
 
 DEFAULT_PAIR = ("n02099601", "n02111889")  # golden retriever vs Samoyed
-HARD_PAIR = ("n02088364", "n02089973")  # beagle vs English foxhound
 _WNID = re.compile(r"^n\d{8}$")
 
 

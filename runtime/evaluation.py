@@ -18,7 +18,7 @@ from edgehound.runtime.breeds import resolve_breed
 from edgehound.runtime.errors import EdgehoundError, ImageError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, preprocess
-from edgehound.train.datasets import Sample, read_dataset, split_samples
+from edgehound.runtime.datasets import Sample, read_dataset, split_samples
 
 
 def evaluate_samples(

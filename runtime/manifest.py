@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.host import cpu_info
 from edgehound.util import sha256_file
 
 SCHEMA_VERSION = 1
@@ -130,11 +131,7 @@ def verify(artifact: Artifact) -> None:
 
 def missing_cpu_features(needed: list[str], cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     """Which of the x86 flags a TVM library needs this CPU lacks (none known off Linux x86: no check)."""
-    if not needed or platform.machine() not in ("x86_64", "AMD64"):
+    if not needed or platform.machine() not in ("x86_64", "AMD64") or not Path(cpuinfo).is_file():
         return []
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    _, flags = cpu_info(cpuinfo)
     return [f for f in needed if f not in flags]

@@ -115,8 +115,10 @@ def test_pick_is_the_fastest_ok_row_within_the_budget(tmp_path):
     rows = [_row("pytorch", 1.0, 0.0), _row("onnx", 10.0, 0.0), _row("tflite-int8", 6.0, 0.8),
             _row("onnx-int8", 4.0, 1.5), _row("tvm-x86", 3.0, 0.0, status="error")]
     results = {"rows": rows, "device": "local", "host": {"cpu": "test"}, "created": "now"}
+    before = manifest.read_text()
     choice = pick(results, manifest, max_drop=1.0)  # pytorch, over budget and broken rows never win
     assert choice["artifact"] == "tflite-int8" and json.loads(manifest.read_text())["default"] == "tflite-int8"
+    assert (tmp_path / "manifest.before-pick.json").read_text() == before  # the pick can be undone
     assert pick(results, manifest, max_drop=2.0)["artifact"] == "onnx-int8"
     with pytest.raises(Exception, match="no artifact ran within"):
         pick({**results, "rows": [_row("onnx", 10.0, 5.0)]}, manifest, max_drop=1.0)

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import GOLDEN, SAMOYED, SAMPLE, sample_photos
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.train.datasets import detect_layout, read_dataset, split_indices
+from edgehound.runtime.datasets import detect_layout, read_dataset, split_indices
 
 VOC = """<annotation><folder>{wnid}</folder><filename>{stem}</filename>
 <size><width>500</width><height>375</height><depth>3</depth></size>

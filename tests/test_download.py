@@ -11,7 +11,7 @@ import pytest
 
 from conftest import GOLDEN, sample_photos
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.train.datasets import read_dataset
+from edgehound.runtime.datasets import read_dataset
 from edgehound.train.download import download_file, download_stanford
 
 FOLDER = "n02099601-golden_retriever"

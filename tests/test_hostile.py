@@ -268,7 +268,7 @@ def test_killed_reexport_keeps_the_old_export_whole(tiny_run, tiny_export, tmp_p
 def test_killed_cache_build_leaves_no_temp_file(tmp_path):
     from edgehound.runtime.preprocess import PreprocessSpec
     from edgehound.train.cache import _key, load_cached
-    from edgehound.train.datasets import read_dataset
+    from edgehound.runtime.datasets import read_dataset
 
     samples = read_dataset(SAMPLE, [GOLDEN, SAMOYED]).samples[:4]
     spec = PreprocessSpec(size=32)

@@ -36,7 +36,7 @@ print("HEAVY", heavy)
 def test_runtime_preprocessing_is_trainings(tiny_export, tmp_path):
     from edgehound.runtime.preprocess import normalize
     from edgehound.train.cache import load_cached
-    from edgehound.train.datasets import read_dataset
+    from edgehound.runtime.datasets import read_dataset
 
     clf = Classifier.load(tiny_export, "onnx")
     samples = read_dataset(SAMPLE, [GOLDEN, SAMOYED]).samples[:12]

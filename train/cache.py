@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from edgehound.runtime.errors import ImageError
 from edgehound.runtime.preprocess import PreprocessSpec, load_image, prepare
-from edgehound.train.datasets import Sample
+from edgehound.runtime.datasets import Sample
 from edgehound.util import atomic_write_text, remove_leftovers
 
 

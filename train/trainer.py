@@ -33,7 +33,7 @@ from edgehound.train import checkpoint
 from edgehound.train.augment import augment
 from edgehound.train.cache import ImageCache, load_cached
 from edgehound.train.config import Config
-from edgehound.train.datasets import read_dataset, split_indices
+from edgehound.runtime.datasets import read_dataset, split_indices
 from edgehound.train.model import DogCNN, count_macs
 from edgehound.util import atomic_write_json, atomic_write_text
 

@@ -1,5 +1,8 @@
 """Readers for the three dataset layouts, chosen automatically, and deterministic splits.
 
+They live in the runtime because a device scores a folder of photos with them (`evaluate`);
+training imports them from here.
+
 - Stanford Dogs: ROOT/Images/<wnid>-<name>/*.jpg, boxes in ROOT/Annotation/<same folder>/<image id>
   (Pascal VOC XML, no extension) when that folder exists.
 - Kaggle dog-breed: ROOT/labels.csv (id,breed) with images in ROOT/train/<id>.jpg.
@@ -19,9 +22,6 @@ import numpy as np
 from edgehound.runtime.breeds import Breed, breed_for_folder, resolve_breed
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.preprocess import IMAGE_SUFFIXES
-
-LAYOUTS = ("stanford", "kaggle", "folders")
-
 
 @dataclass(frozen=True)
 class Sample:
