@@ -308,12 +308,14 @@ class ServedWorker:
 
 
 def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, duration: float | None,
-                timeout: float, progress: bool = False, seed: int = 0) -> list[dict]:
+                timeout: float, progress: bool = False, seed: int = 0, burst_warmup: int = 2) -> list[dict]:
     """Measure several models under the same machine state: load each in its own process (one after
     the other, so load times do not compete), then time them in rounds, each round giving every
     model a burst in a fresh random order. A drift of the machine's speed then lands in every model's
-    bursts of that round alike, and per-round ratios cancel it. Returns worker.measure's figures per
-    model plus its per-round medians (round_p50_ms)."""
+    bursts of that round alike, and per-round ratios cancel it. Each burst starts with `burst_warmup`
+    untimed runs: the model was idle while the others ran, and its first run pays for cold caches and
+    sleeping threads (a bias against the fast models, whose bursts are short). Returns
+    worker.measure's figures per model plus its per-round medians (round_p50_ms)."""
     from tqdm import tqdm
 
     workers, answers = [], []
@@ -328,6 +330,7 @@ def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, du
     rng = np.random.default_rng(seed)
     for k in tqdm(range(rounds), desc="benchmarking (interleaved rounds)", disable=not progress, leave=False):
         burst = {"seconds": duration / rounds} if duration else {"runs": runs // rounds + (k < runs % rounds)}
+        burst["warmup"] = burst_warmup
         for i in rng.permutation(len(workers)):
             if not answers[i]["ok"]:
                 continue

@@ -88,8 +88,10 @@ class Measured:
         return {"load_s": self.load_s, "first_inference_ms": self.first_ms, "rss_before_mb": self.rss_before,
                 "rss_loaded_mb": self.rss_loaded}
 
-    def time_runs(self, runs: int | None = None, seconds: float | None = None) -> list[float]:
-        """Latencies (ms) of `runs` inferences, or of as many as fit in `seconds`."""
+    def time_runs(self, runs: int | None = None, seconds: float | None = None, warmup: int = 0) -> list[float]:
+        """Latencies (ms) of `runs` inferences, or of as many as fit in `seconds`, after `warmup` untimed ones."""
+        for _ in range(warmup):
+            self.predict(self.x)
         latencies = []
         deadline = time.perf_counter() + seconds if seconds else None
         while (len(latencies) < runs) if deadline is None else (time.perf_counter() < deadline):
@@ -124,7 +126,7 @@ def serve(job: dict) -> int:
     """The interleaved mode: load, say so, then time bursts on request until told to finish.
 
     Protocol (one JSON object per line): out {"ok": true, "loaded": {...}}; in {"runs": N} or
-    {"seconds": S}, out {"ok": true, "latencies_ms": [...]}; in {"finish": true}, out {"ok": true,
+    {"seconds": S}, optionally with "warmup": W untimed runs first, out {"ok": true, "latencies_ms": [...]}; in {"finish": true}, out {"ok": true,
     "finished": {...}}. Any failure: {"ok": false, "error": "..."} and exit. The protocol has stdout
     to itself: whatever a library prints goes to stderr.
     """
@@ -142,7 +144,8 @@ def serve(job: dict) -> int:
             if request.get("finish"):
                 say({"ok": True, "finished": m.finish()})
                 return 0
-            say({"ok": True, "latencies_ms": m.time_runs(request.get("runs"), request.get("seconds"))})
+            say({"ok": True, "latencies_ms": m.time_runs(request.get("runs"), request.get("seconds"),
+                                                         request.get("warmup", 0))})
     except Exception as e:  # reported as the row's status; the benchmark goes on with the others
         say({"ok": False, "error": f"{type(e).__name__}: {e}".strip()[:1000]})
     return 0
