@@ -102,7 +102,8 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
 def tuning_key(target_dict: dict) -> str:
     """The name of the processor a target's kernels are tuned for: LLVM's CPU name (znver3,
     sapphirerapids, cortex-a72) or the GPU architecture (sm_87)."""
-    name = target_dict.get("mcpu") or target_dict.get("arch") or target_dict.get("kind", "generic")
+    kind = target_dict.get("kind", "llvm")
+    name = target_dict.get("mcpu") or target_dict.get("arch") or ("generic" if kind == "llvm" else kind)
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in str(name)) or "generic"
 
 

@@ -101,7 +101,9 @@ def test_tuning_over_rpc_fills_the_device_database_and_is_reused(tiny_run, rpc_d
 
     tuned = export("--tune-trials", "8")
     assert tuned["measured_on"].startswith("rpc loopback@127.0.0.1:") and tuned["records"] > 0
-    records = (db / "loopback" / "tvm-x86" / "database_tuning_record.json").read_text().splitlines()
+    # the device's database, in the folder of the CPU it was tuned for (this profile names none)
+    assert tuned["database"] == "loopback/tvm-x86/generic" and tuned["cpu"] == "generic"  # no mcpu: LLVM's generic CPU
+    records = (db / "loopback" / "tvm-x86" / tuned["cpu"] / "database_tuning_record.json").read_text().splitlines()
     run_secs = [sec for line in records for sec in json.loads(line)[1][1]]
     assert run_secs and all(0 < sec < 1 for sec in run_secs)  # real timings from the device (failures are 1e10)
     again = export()
