@@ -150,14 +150,15 @@ def bench(opts: BenchOptions) -> dict:
     else:
         results = _bench_here(manifest, folder, profile, opts)
     if opts.also:  # models side by side in one run, so their ratios share the machine's state
-        results["models"] = {folder.name: results["model"]}
+        first, *others = folder_labels([opts.source, *opts.also])
+        results["models"] = {first: results["model"]}
         for row in results["rows"]:
-            row["name"] = f"{folder.name}/{row['name']}"
-        for other in opts.also:
+            row["name"] = f"{first}/{row['name']}"
+        for other, label in zip(opts.also, others):
             other_manifest, other_folder = read_manifest(other)
             more = _bench_here(other_manifest, other_folder, profile, opts)
-            results["models"][other_folder.name] = more["model"]
-            results["rows"] += [{**r, "name": f"{other_folder.name}/{r['name']}"} for r in more["rows"]]
+            results["models"][label] = more["model"]
+            results["rows"] += [{**r, "name": f"{label}/{r['name']}"} for r in more["rows"]]
     _ratios(results, opts.baseline)  # before merging: only rows timed in the same rounds are paired
     for earlier in opts.merge or []:  # rows of other devices, so one report covers them all
         old = json.loads(Path(earlier).read_text())
@@ -428,6 +429,16 @@ def _remote_row(entry: dict, folder: Path, profile: dict, opts: BenchOptions) ->
     lat = json.loads(proc.stdout.strip().splitlines()[-1])["latencies_ms"]
     return {"latency": latency_stats(lat), "latencies_ms": lat, "status": "ok", "measured_by": "tvm time_evaluator over RPC",
             "peak_rss_mb": None}
+
+
+def folder_labels(sources: list[Path]) -> list[str]:
+    """Row-name prefixes for several export folders: their names, or their paths as given when two
+    share a name (two folders called "efficient" must not share a baseline row)."""
+    folders = [read_manifest(s)[1] for s in sources]
+    names = [f.name for f in folders]
+    if len(set(names)) == len(names):
+        return names
+    return [str(s).rstrip("/").removesuffix("/" + MANIFEST) for s in sources]
 
 
 def _a_photo(opts: BenchOptions, samples, manifest) -> str:

@@ -271,3 +271,15 @@ def test_a_worker_that_dies_is_its_rows_error_and_the_others_go_on():
     alive, dead = interleaved(starts, rounds=3, runs=3, duration=None, timeout=30)
     assert alive["ok"] and len(alive["round_p50_ms"]) == 3
     assert not dead["ok"] and "worker died: segfault-ish" in dead["error"]
+
+
+def test_several_folders_of_the_same_name_get_rows_of_their_own(export_copy, tmp_path):
+    import shutil
+
+    from edgehound.benchmarks.bench import folder_labels
+
+    a, b = tmp_path / "a" / "efficient", tmp_path / "b" / "efficient"
+    for folder in (a, b):
+        shutil.copytree(export_copy, folder)
+    assert folder_labels([export_copy, a]) == [export_copy.name, "efficient"]
+    assert folder_labels([a, b / "manifest.json"]) == [str(a), str(b)]  # each baseline row stays its own
