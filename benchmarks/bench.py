@@ -454,7 +454,8 @@ def _row_base(entry: dict) -> dict:
     tuned = entry.get("tvm", {}).get("tuned") if entry.get("backend") == "tvm" else None
     return {"name": entry["name"], "format": entry["format"], "backend": entry["backend"],
             "precision": entry["precision"], "size_bytes": entry.get("size_bytes"), "status": "ok", "reason": None,
-            "untuned": isinstance(tuned, str) and tuned.startswith("untuned"), "accuracy": None}
+            "untuned": isinstance(tuned, str) and tuned.startswith("untuned"),
+            "tuned_on": tuned["cpu"] if isinstance(tuned, dict) and tuned.get("other_cpu") else None, "accuracy": None}
 
 
 def _figures(m: dict) -> dict:

@@ -14,7 +14,7 @@ def table_rows(results: dict) -> list[list[str]]:
     rows = []
     for r in results["rows"]:
         lat = r.get("latency") or {}
-        status = r["status"] + (" (untuned)" if r.get("untuned") else "")
+        status = r["status"] + (" (untuned)" if r.get("untuned") else f" (tuned on {r['tuned_on']})" if r.get("tuned_on") else "")
         rows.append([r.get("device", "local"), r["name"], r["precision"], r["backend"], fmt((r.get("size_bytes") or 0) / 1e6 or None, ".2f"),
                      fmt(r["accuracy"] * 100 if r.get("accuracy") is not None else None, ".2f"),
                      fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), _ratio_text(r.get("ratio")),

@@ -167,17 +167,8 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
                         "compile_seconds": info["compile_seconds"], "modules": info["modules"],
                         **({"cuda_kernels": info["cuda_kernels"]} if "cuda_kernels" in info else {}),
                         **({"winograd": info["winograd"]} if "winograd" in info else {}),
-                        "tuned": info["tuned"] or _untuned(info)}}
+                        "tuned": info["tuned"] or "untuned (no tuning records for this model's kernels: expect it to be slow)"}}
     return build
-
-
-def _untuned(info: dict) -> str:
-    cpu = info["target"].get("mcpu") or info["target"].get("arch") or "this target"
-    elsewhere = info.get("tuned_on_other_cpus")
-    if elsewhere:  # another CPU's timings choose the wrong kernels (a znver4 database ran 1.5x slower on a Xeon)
-        return (f"untuned for {cpu}: the device's tuning records were measured on {', '.join(elsewhere)} "
-                "(tune here with --tune-trials): expect it to be slow")
-    return "untuned (no tuning records for this model's kernels: expect it to be slow)"
 
 
 def build_vela(accelerator: str):

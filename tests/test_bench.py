@@ -283,3 +283,18 @@ def test_several_folders_of_the_same_name_get_rows_of_their_own(export_copy, tmp
         shutil.copytree(export_copy, folder)
     assert folder_labels([export_copy, a]) == [export_copy.name, "efficient"]
     assert folder_labels([a, b / "manifest.json"]) == [str(a), str(b)]  # each baseline row stays its own
+
+
+def test_a_tvm_row_says_whose_tuning_records_it_runs():
+    from edgehound.benchmarks.bench import _row_base
+    from edgehound.benchmarks.report import table_rows
+
+    def row(tuned):
+        entry = {"name": "tvm-x86", "format": "tvm-x86", "backend": "tvm", "precision": "fp32", "tvm": {"tuned": tuned}}
+        return {**_row_base(entry), "device": "local", "latency": None}
+
+    elsewhere = row({"cpu": "znver4", "other_cpu": "records measured on znver4, compiled for znver3: ..."})
+    own = row({"cpu": "znver3"})
+    untuned = row("untuned (no tuning records for this model's kernels: expect it to be slow)")
+    statuses = [r[-1] for r in table_rows({"rows": [elsewhere, own, untuned]})]
+    assert statuses == ["ok (tuned on znver4)", "ok", "ok (untuned)"]

@@ -212,12 +212,19 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path):
     entry = {e["name"]: e for e in again["artifacts"]}["tvm-x86"]
     assert entry["tvm"]["tuned"]["trials_this_run"] == 0 and entry["tvm"]["tuned"]["records"] == tuned["records"]
     assert entry["status"] == "ok" and entry["parity"]["max_abs_logit_diff"] <= 1e-3
-    # records timed on another CPU are not used here (they pick the wrong kernels), and the manifest says so
+    # with no records of this CPU, another CPU's are used (far better than none), and the manifest says so
     (db / "laptop-x86" / "tvm-x86" / cpu).rename(db / "laptop-x86" / "tvm-x86" / "some-other-cpu")
     elsewhere = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "elsewhere",
                                                            progress=False, tuning_dir=db))
     note = {e["name"]: e for e in elsewhere["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
-    assert note.startswith(f"untuned for {cpu}:") and "measured on some-other-cpu" in note
+    assert note["cpu"] == "some-other-cpu" and note["database"] == "laptop-x86/tvm-x86/some-other-cpu"
+    assert note["other_cpu"].startswith(f"records measured on some-other-cpu, compiled for {cpu}:")
+    # tuning on this CPU starts its own database beside the other one
+    own = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "own", tune_trials=4,
+                                                     progress=False, tuning_dir=db))
+    mine = {e["name"]: e for e in own["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
+    assert mine["cpu"] == cpu and "other_cpu" not in mine
+    assert (db / "laptop-x86" / "tvm-x86" / cpu / "database_tuning_record.json").is_file()
 
 
 @pytest.mark.parametrize("model, cpu", [("seed-improved", "znver4"), ("efficient", "znver3")])
