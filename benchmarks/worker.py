@@ -17,30 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-
-
-def rss_mb() -> float:
-    return _proc_status("VmRSS") or _psutil_rss()
-
-
-def peak_rss_mb() -> float:
-    return _proc_status("VmHWM") or _psutil_rss()
-
-
-def _proc_status(field: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
-def _psutil_rss() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
+from edgehound.runtime.host import peak_rss_mb, rss_mb
 
 
 def _load(job: dict):

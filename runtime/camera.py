@@ -24,6 +24,7 @@ import numpy as np
 
 from edgehound.runtime.classifier import Classifier, softmax
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.host import peak_rss_mb
 from edgehound.runtime.preprocess import IMAGE_SUFFIXES, load_image
 
 
@@ -91,7 +92,8 @@ class FrameSource:
         if self.kind == "file":
             count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
             self.expected = count if count > 0 else None
-            self._fps = self._cap.get(cv2.CAP_PROP_FPS) or 30.0
+            fps = self._cap.get(cv2.CAP_PROP_FPS)
+            self._fps = fps if 0 < fps < 1000 else 30.0  # a file may say 0, nan or nonsense
             if self.position:
                 self._cap.set(cv2.CAP_PROP_POS_FRAMES, self.position)
 
@@ -159,20 +161,8 @@ class Stats:
             "share_of_frame_time": {k: round(sum(v) / loop_total, 3) for k, v in
                                     (("wait_for_capture", self.wait_ms), ("preprocess", self.preprocess_ms),
                                      ("inference", self.inference_ms))},
-            "peak_rss_mb": peak_rss_mb(),
+            "peak_rss_mb": round(peak, 1) if (peak := peak_rss_mb()) else None,
         }
-
-
-def peak_rss_mb() -> float | None:
-    """This process's peak resident memory (Linux's VmHWM; unlike getrusage's maxrss it does not
-    count what a parent held before the exec that started this process)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 class CaptureThread(threading.Thread):

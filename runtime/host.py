@@ -1,4 +1,5 @@
-"""What this host's CPU is, from Linux's /proc/cpuinfo (the one place that reads it)."""
+"""Facts about this host and process: the CPU (from Linux's /proc/cpuinfo) and the memory in use
+(from /proc/self/status); the one place that reads either."""
 
 from __future__ import annotations
 
@@ -22,3 +23,28 @@ def cpu_info(path: str | Path = "/proc/cpuinfo") -> tuple[str, set[str]]:
         elif key in ("model name", "Model") and value.strip():
             model = value.strip()
     return model, flags
+
+
+def rss_mb() -> float | None:
+    """This process's resident memory now, in MiB."""
+    return _memory_mb("VmRSS")
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (Linux's VmHWM: unlike getrusage's maxrss it does not count
+    what a parent held before the exec that started this process), in MiB."""
+    return _memory_mb("VmHWM")
+
+
+def _memory_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # no /proc (macOS, Windows): psutil's current RSS where it is installed, the peak unknown
+        import psutil
+    except ImportError:
+        return None
+    return psutil.Process().memory_info().rss / 2**20
