@@ -191,7 +191,7 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
     samples = None
     if opts.data:
         samples = [s.to_dict() for s in select_samples(classes, opts.data)]
-    photo = _a_photo(opts, samples, manifest)
+    photo = _a_photo(samples)
     checkpoint = opts.checkpoint or Path(model.get("checkpoint", ""))
     if not checkpoint.is_file() or profile is not None:  # the eager baseline runs on this host only
         checkpoint = None
@@ -441,7 +441,7 @@ def folder_labels(sources: list[Path]) -> list[str]:
     return [str(s).rstrip("/").removesuffix("/" + MANIFEST) for s in sources]
 
 
-def _a_photo(opts: BenchOptions, samples, manifest) -> str:
+def _a_photo(samples) -> str:
     if samples:
         return samples[0]["path"]
     here = Path(__file__).resolve().parents[1] / "tests" / "sample"
