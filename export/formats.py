@@ -140,7 +140,7 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
 
         target = ctx.tvm_targets.get(ctx.current, default_target)  # a device profile's target (export --device) wins
         shape = [1, 3, ctx.size, ctx.size]
-        # One MetaSchedule database per device profile (and format), shared by every model compiled for it.
+        # One MetaSchedule database per device profile, format and CPU, shared by every model compiled for it.
         profile_name = ctx.device["name"] if ctx.device else FORMATS[ctx.current].devices[0]
         db = tuning_database(profile_name, ctx.current, ctx.tuning_dir)  # with one folder per CPU inside
         if not ctx.tune_trials and not any(db.glob("*/database_workload.json")):
