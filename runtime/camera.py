@@ -246,16 +246,16 @@ class Smoother:
     def __init__(self, window_s: float = 0.3, takeover: float = 0.6):
         self.window_s, self.takeover = window_s, takeover
         self.frames: deque[tuple[float, np.ndarray]] = deque()
+        self.smoothed: np.ndarray | None = None  # the mean over `frames`, as the last update returned it
 
     def update(self, t: float, scores: np.ndarray) -> np.ndarray:
-        if self.frames:
-            current = np.mean([s for _, s in self.frames], axis=0)
-            if scores.argmax() != current.argmax() and scores.max() > self.takeover:
-                self.frames.clear()
+        if self.smoothed is not None and scores.argmax() != self.smoothed.argmax() and scores.max() > self.takeover:
+            self.frames.clear()
         self.frames.append((t, scores))
         while len(self.frames) > 1 and self.frames[0][0] <= t - self.window_s:  # keep (t - window, t] and the newest
             self.frames.popleft()
-        return np.mean([s for _, s in self.frames], axis=0)
+        self.smoothed = np.mean([s for _, s in self.frames], axis=0)
+        return self.smoothed
 
 
 def annotate(frame: np.ndarray, label: str, confidence: float, fps: float) -> np.ndarray:
