@@ -386,6 +386,8 @@ _probability = _number_in(0, 1, "a probability")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edgehound.benchmarks import analyze  # light: its commands import their libraries when run
+
     p = argparse.ArgumentParser(prog="edgehound", description="Train a dog-breed CNN, compile it for edge devices, "
                                 "and measure every artifact.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -400,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--breeds", nargs="+", help="only these breeds (WordNet id, Stanford folder or name)")
     info.add_argument("--exclude", nargs="*", default=[], help="folders whose photos to leave out")
     info.set_defaults(func=cmd_data_info)
+    analyze.add_data_composite(dsub)
     breeds = dsub.add_parser("breeds", help="list the 120 Stanford Dogs breeds", description="List the 120 breeds: WordNet id, Stanford folder, name.")
     breeds.set_defaults(func=cmd_data_breeds)
     dl = dsub.add_parser("download", help="download Stanford Dogs images and boxes (resumable)",
@@ -542,6 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     dvs.add_parser("detect", help="this host as a profile").set_defaults(func=cmd_devices)
 
     from edgehound.export.formats import DEFAULT_TARGETS, FORMATS
+
+    analyze.add_commands(sub)
 
     ex = sub.add_parser("export", help="build ONNX, int8, TFLite, TVM and NPU artifacts with a manifest",
                         description="Turn a checkpoint into deployable artifacts. Each is checked against PyTorch "

@@ -38,3 +38,23 @@ def format_report(report: dict) -> str:
     for i, (name, row) in enumerate(zip(names, report["confusion"])):
         lines.append(f"{i} {name:<{width}} " + " ".join(f"{v:>6}" for v in row))
     return "\n".join(lines)
+
+
+def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:
+    """Expected calibration error and the reliability bins: is a 0.9 confidence right 90% of the time?
+
+    Photos are binned by their top probability (equal-width bins over 0..1); ECE is the photo-weighted
+    mean gap between each bin's accuracy and its mean confidence."""
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == np.asarray(y_true)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    rows, ece = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        acc = float(correct[mask].mean()) if n else None
+        conf = float(confidence[mask].mean()) if n else None
+        if n:
+            ece += n / len(confidence) * abs(acc - conf)
+        rows.append({"low": b / bins, "high": (b + 1) / bins, "n": n, "accuracy": acc, "confidence": conf})
+    return {"ece": float(ece), "bins": rows, "mean_confidence": float(confidence.mean()), "accuracy": float(correct.mean())}

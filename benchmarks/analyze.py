@@ -1,0 +1,196 @@
+"""The commands that look inside a model: `explain`, `robustness`, `card` and `data composite`.
+
+Each command's arguments sit beside the code that runs it; cli.py only registers them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgehound.runtime.errors import EdgehoundError
+
+
+def held_out(classes: list[dict], data: str, split: dict | None, use_split: bool, limit: int | None = None):
+    """The photos to measure on: the test part of the model's own split of `data` (photos it never
+    trained on or chose epochs by), or all photos of its breeds; at most `limit`, classes in turn."""
+    import numpy as np
+
+    from edgehound.benchmarks.robustness import balanced_subset
+    from edgehound.runtime.evaluation import select_samples
+
+    if use_split and split is None:
+        raise EdgehoundError("the checkpoint has no record of its training split; pass a folder of held-out photos "
+                             "without --split")
+    samples = select_samples(classes, data, None, split if use_split else None)
+    index = {c["wnid"]: i for i, c in enumerate(classes)}
+    picked = balanced_subset(np.array([index[s.wnid] for s in samples]), limit)
+    return [samples[i] for i in picked]
+
+
+def checkpoint_of(model: str | Path) -> Path:
+    """MODEL itself (.pt), or the checkpoint of an export folder: its best.pt, else the one its manifest
+    names, if that file is still the one exported (same sha256)."""
+    import hashlib
+
+    from edgehound.runtime.manifest import read_manifest
+
+    path = Path(model)
+    if path.suffix == ".pt":
+        return path
+    manifest, folder = read_manifest(path)
+    if (folder / "best.pt").is_file():
+        return folder / "best.pt"
+    named = Path(str(manifest.get("model", {}).get("checkpoint") or ""))
+    if named.name and named.is_file() and \
+            hashlib.sha256(named.read_bytes()).hexdigest() == manifest["model"].get("checkpoint_sha256"):
+        return named
+    raise EdgehoundError(f"{folder}: no best.pt beside the manifest, and the checkpoint it names ({named or 'none'}) is "
+                         "missing or changed since the export; copy the exported checkpoint to best.pt there")
+
+
+def checkpoint_meta(model: str | Path) -> dict:
+    from edgehound.train.checkpoint import load_model
+
+    return load_model(checkpoint_of(model))[1]
+
+
+def cmd_explain(args) -> int:
+    from edgehound.benchmarks.saliency import Explainer, explain_samples
+    from edgehound.runtime.datasets import Sample, read_dataset
+
+    explainer = Explainer(args.model, args.artifact, args.method)
+    if args.data:
+        if args.split:
+            samples = held_out(explainer.classes, args.data, checkpoint_meta(args.model).get("split"), True, args.limit)
+        else:  # every photo (a composite folder holds the model's breeds and their boxes)
+            samples = read_dataset(args.data).samples[:args.limit]
+    else:
+        samples = [Sample(Path(p), "") for p in args.photos]
+    if not samples:
+        raise EdgehoundError("no photos to explain: give PHOTO files or --data")
+    report = explain_samples(explainer, samples, Path(args.out), args.pngs, not args.no_progress)
+    for row in report["photos"]:
+        share = f"  {row['box_share'] * 100:5.1f}% in the box ({row['box_area'] * 100:.0f}% of the picture)" \
+            if "box_share" in row else ""
+        print(f"{row['photo']}: {row['predicted']} {row['confidence'] * 100:.1f}%{share}")
+    for err in report["skipped"]:
+        print(f"skipped: {err}")
+    if report["n_boxed"]:
+        print(f"{explainer.name} ({explainer.method}): {report['mean_box_share'] * 100:.1f}% of the map inside the "
+              f"dog's box on average, which covers {report['mean_box_area'] * 100:.1f}% of the picture "
+              f"({report['n_boxed']} photos)")
+    print(f"maps: {Path(args.out)}/ (saliency.json)")
+    return 0
+
+
+def cmd_robustness(args) -> int:
+    from edgehound.benchmarks.robustness import measure
+
+    meta = checkpoint_meta(args.model)
+    samples = held_out(meta["classes"], args.data, meta.get("split"), args.split == "test")
+    result = measure(args.model, samples, Path(args.out), args.artifacts, args.limit, args.pgd_steps,
+                     args.black_box, args.black_box_limit, args.queries, args.seed, not args.no_progress)
+    print(robustness_text(result))
+    print(f"results: {Path(args.out) / 'robustness.json'} and its plots")
+    return 0
+
+
+def robustness_text(r: dict) -> str:
+    """The three tables of a robustness run as plain text (the model card has them in markdown)."""
+    from edgehound.benchmarks.card import robustness_tables
+
+    return "\n\n".join(robustness_tables(r))
+
+
+def cmd_card(args) -> int:
+    from edgehound.benchmarks.card import regenerate
+
+    path = regenerate(Path(args.model), args.data, args.boxes, args.bench, args.refresh, args.limit,
+                      progress=not args.no_progress)
+    print(f"model card: {path}")
+    return 0
+
+
+def cmd_data_composite(args) -> int:
+    from edgehound.benchmarks.saliency import composite_dataset
+    from edgehound.runtime.datasets import read_dataset
+
+    meta = checkpoint_meta(args.model)
+    dogs = held_out(meta["classes"], args.data, meta.get("split"), True, args.n)
+    wnids = {c["wnid"] for c in meta["classes"]}
+    ds = read_dataset(args.data)
+    backgrounds = [s for s in ds.samples if s.wnid not in wnids]
+    if not backgrounds:
+        raise EdgehoundError(f"{args.data}: no photos of other breeds to make backgrounds from")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise EdgehoundError(f"{out}: not empty; give a new folder")
+    n = composite_dataset(dogs, backgrounds[::max(1, len(backgrounds) // (4 * len(dogs)))],
+                          [c for c in ds.classes if c.wnid in wnids], out, seed=args.seed)
+    print(f"{out}: {n} composites with boxes (Stanford layout: Images/, Annotation/)")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Register explain, robustness and card on the CLI's subcommands."""
+    ex = sub.add_parser("explain", help="saliency maps: where the model looks, and how much of it is on the dog",
+                        description="A saliency map per photo, overlaid as a PNG with the answer: Grad-CAM for a "
+                        "checkpoint (.pt), occlusion through the runtime for any artifact (so fp32 and int8 maps of one "
+                        "photo compare). Photos with a box (Stanford layout) get the share of the map inside it.")
+    ex.add_argument("model", help="checkpoint (.pt), export folder, manifest.json or artifact file")
+    ex.add_argument("photos", nargs="*", metavar="PHOTO", help="photos to explain (or --data)")
+    ex.add_argument("--data", help="a dataset folder instead of PHOTOs (boxes read where it has them)")
+    ex.add_argument("--split", choices=["test"], help="only the test part of the model's own split of --data")
+    ex.add_argument("--limit", type=int, help="at most N photos of --data (breeds in turn)")
+    ex.add_argument("--artifact", help="which artifact of an export folder (default: its pick)")
+    ex.add_argument("--method", default="auto", choices=["auto", "gradcam", "occlusion"],
+                    help="auto: Grad-CAM for a checkpoint, occlusion for an artifact")
+    ex.add_argument("--pngs", type=int, help="write PNGs for the first N photos only (the JSON has all)")
+    ex.add_argument("--out", required=True, help="folder for the PNGs and saliency.json")
+    ex.add_argument("--no-progress", action="store_true")
+    ex.set_defaults(func=cmd_explain)
+
+    ro = sub.add_parser("robustness", help="adversarial photos, camera conditions and calibration of every artifact",
+                        description="White-box FGSM/PGD on the export folder's checkpoint (eps 1, 2, 4, 8 /255), the "
+                        "adversarial photos sent through every artifact, a score-based black-box attack on the int8 "
+                        "artifact, accuracy under blur, noise, light, JPEG and tilt at 5 severities, and calibration. "
+                        "Writes robustness.json and PNG plots.")
+    ro.add_argument("model", help="export folder (with its best.pt)")
+    ro.add_argument("--data", required=True, help="dataset folder")
+    ro.add_argument("--split", choices=["test", "all"], default="test",
+                    help="test (default): the test part of the model's own split; all: every photo of --data")
+    ro.add_argument("--artifacts", nargs="+", help="artifacts to measure (default: every one this Python can run)")
+    ro.add_argument("--limit", type=int, default=200, help="photos for the attacks and conditions (default 200)")
+    ro.add_argument("--pgd-steps", type=int, default=10)
+    ro.add_argument("--black-box", metavar="ARTIFACT", help="artifact for the black-box attack (default: tflite-int8)")
+    ro.add_argument("--black-box-limit", type=int, default=50, help="photos for the black-box attack (default 50)")
+    ro.add_argument("--queries", type=int, default=200, help="black-box iterations per photo (default 200)")
+    ro.add_argument("--seed", type=int, default=0)
+    ro.add_argument("--out", required=True)
+    ro.add_argument("--no-progress", action="store_true")
+    ro.set_defaults(func=cmd_robustness)
+
+    ca = sub.add_parser("card", help="write CARD.md for an export folder (a model card)",
+                        description="Write <folder>/CARD.md from the manifest, a robustness run, saliency examples, "
+                        "the box-share study and a bench run. Measurements missing from <folder>/card/ are made first "
+                        "(--refresh: all of them again); the same inputs give the same CARD.md.")
+    ca.add_argument("model", help="export folder")
+    ca.add_argument("--data", help="dataset folder the model was trained from (needed to measure)")
+    ca.add_argument("--boxes", help="composite folder with boxes (`edgehound data composite`) for the box share")
+    ca.add_argument("--bench", help="a bench results.json (or its folder) with this model's rows")
+    ca.add_argument("--limit", type=int, default=200, help="photos for attacks and conditions (default 200)")
+    ca.add_argument("--refresh", action="store_true", help="measure again even where results exist")
+    ca.add_argument("--no-progress", action="store_true")
+    ca.set_defaults(func=cmd_card)
+
+
+def add_data_composite(dsub) -> None:
+    co = dsub.add_parser("composite", help="photos with known boxes: held-out dogs pasted on blurred backgrounds",
+                         description="Make a Stanford-layout folder (Images/ + Annotation/ boxes) by pasting the "
+                         "model's held-out photos at random places on backgrounds blurred from other breeds' photos.")
+    co.add_argument("--model", required=True, help="checkpoint or export folder (its test part gives the dogs)")
+    co.add_argument("--data", required=True, help="dataset folder (the model's breeds and at least one other)")
+    co.add_argument("--n", type=int, default=40, help="number of composites (breeds in turn)")
+    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--out", required=True, help="a new folder")
+    co.set_defaults(func=cmd_data_composite)

@@ -1,0 +1,233 @@
+"""The model card: <export folder>/CARD.md, written from measurements kept in <export folder>/card/.
+
+`regenerate` makes what is missing (robustness.json and its plots, saliency examples, the most
+confident mistakes shown with their maps, the box-share study, the bench rows), then `render` writes
+CARD.md from those files and the manifest alone: the same files give the same CARD.md, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.manifest import read_manifest
+from edgehound.util import atomic_write_json, atomic_write_text
+
+CARD_DIR = "card"
+EXAMPLES_PER_CLASS = 2
+
+
+def regenerate(folder: Path, data: str | None, boxes: str | None = None, bench: str | None = None,
+               refresh: bool = False, limit: int = 200, progress: bool = True) -> Path:
+    """Measure what card/ lacks (everything with refresh), then render CARD.md. Returns its path."""
+    from edgehound.benchmarks.analyze import checkpoint_meta, checkpoint_of, held_out
+    from edgehound.benchmarks.saliency import Explainer, explain_samples
+    from edgehound.runtime.datasets import Sample, read_dataset
+
+    manifest, folder = read_manifest(folder)
+    card = folder / CARD_DIR
+    meta = checkpoint_meta(str(folder))
+
+    def needs(path: Path) -> bool:
+        if refresh or not path.exists():
+            if data is None:
+                raise EdgehoundError(f"{path}: not measured yet; give --data (the dataset the model was trained from)")
+            return True
+        return False
+
+    if needs(card / "robustness.json"):
+        from edgehound.benchmarks.robustness import measure
+
+        measure(folder, held_out(meta["classes"], data, meta.get("split"), True), card, limit=limit, progress=progress)
+    if needs(card / "examples" / "saliency.json"):
+        _examples(folder, meta, held_out(meta["classes"], data, meta.get("split"), True,
+                                         EXAMPLES_PER_CLASS * len(meta["classes"])), card, progress)
+    if needs(card / "mistakes" / "saliency.json"):
+        mistakes = json.loads((card / "robustness.json").read_text())["clean"]["checkpoint"]["confident_mistakes"][:4]
+        wnid = {c["name"]: c["wnid"] for c in meta["classes"]}
+        samples = [Sample(Path(m["photo"]), wnid[m["true"]]) for m in mistakes]
+        _replace(card / "mistakes", lambda tmp: explain_samples(Explainer(checkpoint_of(folder)), samples, tmp,
+                                                                 progress=progress))
+    if boxes and (refresh or not (card / "boxes" / "saliency.json").exists()):
+        samples = read_dataset(boxes).samples
+        _replace(card / "boxes", lambda tmp: explain_samples(Explainer(checkpoint_of(folder)), samples, tmp, pngs=4,
+                                                              progress=progress))
+    if bench:
+        atomic_write_json(card / "bench.json", bench_rows(Path(bench), folder))
+    path = folder / "CARD.md"
+    atomic_write_text(path, render(folder))
+    return path
+
+
+def _examples(folder: Path, meta: dict, samples: list, card: Path, progress: bool) -> None:
+    """Grad-CAM of the checkpoint and occlusion through the int8 artifact on the same held-out photos."""
+    from edgehound.benchmarks.analyze import checkpoint_of
+    from edgehound.benchmarks.saliency import Explainer, explain_samples
+
+    manifest, _ = read_manifest(folder)
+    int8 = [e["name"] for e in manifest["artifacts"] if e.get("precision") == "int8" and e.get("status") == "ok"
+            and e.get("runs_here")]
+
+    def write(tmp: Path) -> None:
+        explain_samples(Explainer(checkpoint_of(folder)), samples, tmp, progress=progress)
+        if int8:
+            explain_samples(Explainer(folder, int8[-1], "occlusion"), samples, tmp / int8[-1], progress=progress)
+
+    _replace(card / "examples", write)
+
+
+def _replace(target: Path, write) -> None:
+    """Write a folder of results beside `target`, then swap it in: a killed run leaves the old one whole."""
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def bench_rows(bench: Path, folder: Path) -> list[dict]:
+    """This export folder's rows of a bench run: artifact, latency (p50 and its 95% interval), fps, peak RSS."""
+    path = bench / "results.json" if bench.is_dir() else bench
+    try:
+        results = json.loads(path.read_text())
+        rows = results["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EdgehoundError(f"{path}: not a bench results.json ({type(e).__name__}: {e})") from None
+    mine = []
+    for r in rows:
+        owner, _, artifact = str(r.get("name", "")).rpartition("/")
+        if owner not in (folder.name, str(folder)) or not isinstance(r.get("latency"), dict):
+            continue
+        lat = r["latency"]
+        mine.append({"artifact": artifact, "status": r.get("status"), "p50_ms": round(lat["p50"], 3),
+                     "ci95_ms": [round(v, 3) for v in lat.get("median_ci95", [])], "fps": round(lat["fps"], 1),
+                     "peak_rss_mb": r.get("peak_rss_mb"), "ratio": r.get("ratio")})
+    if not mine:
+        raise EdgehoundError(f"{path}: no rows of {folder.name} (bench this export folder)")
+    return [{"bench": str(path), "host": results.get("host", {}).get("cpu"), "device": results.get("device")}, *mine]
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v * 100:.1f}%"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def robustness_tables(r: dict) -> list[str]:
+    """Markdown tables: white-box accuracy per eps (made on the checkpoint, sent through every
+    artifact), the black-box result, accuracy per camera condition and severity."""
+    wb = r["white_box"]
+    eps = wb["epsilons"]
+    rows = [[attack.upper(), name] + [_pct(a) for a in accs]
+            for attack, per in wb["accuracy"].items() for name, accs in per.items()]
+    tables = [f"White-box on the checkpoint ({r['subset']['n']} held-out photos; PGD {wb['pgd_steps']} steps), the "
+              "same 8-bit adversarial photos through each artifact:\n\n"
+              + _table(["attack", "model"] + [f"eps {e}/255" for e in eps], rows)]
+    if r.get("black_box"):
+        b = r["black_box"]
+        tables.append(f"Black-box ({b['attack']}) on `{b['artifact']}`, eps {b['eps']}/255, at most {b['query_budget']} "
+                      f"iterations per photo:\n\n" + _table(
+                          ["photos", "clean", "under attack", "queries per photo (mean)", "seconds"],
+                          [[b["n"], _pct(b["clean_accuracy"]), _pct(b["accuracy"]), b["queries_per_photo"], b["seconds"]]]))
+    cam = r["camera"]
+    rows = [[c.replace("_", " "), name, _pct(cam["clean"][name])] + [_pct(a) for a in per[c]]
+            for c in next(iter(cam["accuracy"].values())) for name, per in cam["accuracy"].items()]
+    tables.append("Camera conditions (severity 1 to 5, seeded):\n\n"
+                  + _table(["condition", "model", "clean"] + [f"sev {s}" for s in cam["severities"]], rows))
+    return tables
+
+
+def render(folder: Path) -> str:
+    """CARD.md's text from the manifest and card/ alone."""
+    manifest, folder = read_manifest(folder)
+    card = folder / CARD_DIR
+    rob = _load(card / "robustness.json")
+    model = manifest["model"]
+    names = [c["name"] for c in model["classes"]]
+    ref = manifest.get("reference", {})
+    out = [f"# Model card: {folder.name}", "",
+           "Written by `edgehound card` from `manifest.json` and the measurements in `card/`; do not edit by hand.", "",
+           "## What it does", "",
+           f"Tells **{' from '.join(names)}** apart in a photo or a camera frame: config `{model.get('config')}`, "
+           f"{model.get('params', 0) / 1e6:.2f} M parameters, {model.get('macs', 0) / 1e6:.0f} MMACs per image, "
+           f"input {manifest['artifacts'][0]['input']['shape']}.", "",
+           "**Intended use:** a demonstration and teaching model for two dog breeds on a Raspberry Pi, Jetson or laptop "
+           "camera. **Not for:** other breeds or animals (it always answers one of its breeds, however far the photo is "
+           "from both), people, or any decision that matters; its photos are ImageNet's, used for research and teaching.", "",
+           "## Data and split", "",
+           f"The photos measured below are the {ref.get('data', 'held-out part of its training data')}: photos it "
+           "never trained on and that chose neither its epochs nor its settings "
+           f"(best epoch {model.get('epoch')} by validation accuracy {_pct(model.get('val_acc'))}).", ""]
+    if rob:
+        ck = rob["clean"]["checkpoint"]
+        out += ["## Accuracy on held-out photos", "",
+                _table(["model", "accuracy", *names, "ECE", "photos"],
+                       [[name, _pct(r["accuracy"]), *[_pct(r["per_class"][n]["accuracy"]) for n in names],
+                         _pct(r["calibration"]["ece"]), r["n"]] for name, r in rob["clean"].items()]), "",
+                "Confusion of the checkpoint (rows: true, columns: predicted):", "",
+                _table(["", *names], [[n, *row] for n, row in zip(names, ck["confusion"])]), "",
+                "## Calibration", "",
+                f"Expected calibration error (10 bins) of the checkpoint: {_pct(ck['calibration']['ece'])}; its mean "
+                f"confidence is {_pct(ck['calibration']['mean_confidence'])} for an accuracy of "
+                f"{_pct(ck['calibration']['accuracy'])}.", "", "![reliability](card/reliability.png)", ""]
+    examples = _load(card / "examples" / "saliency.json")
+    if examples:
+        out += ["## Where it looks", "",
+                "Grad-CAM of the checkpoint on held-out photos (the last conv block; red: what raised the answer):", "",
+                " ".join(f"![{p['photo']}](card/examples/{p['png']})" for p in examples["photos"] if p.get("png")), ""]
+        for sub in sorted(p for p in (card / "examples").iterdir() if p.is_dir()):
+            occ = _load(sub / "saliency.json")
+            if occ:
+                out += [f"Occlusion through `{sub.name}` on the same photos (the runtime only, no gradients):", "",
+                        " ".join(f"![{p['photo']}](card/examples/{sub.name}/{p['png']})" for p in occ["photos"]
+                                 if p.get("png")), ""]
+    boxes = _load(card / "boxes" / "saliency.json")
+    if boxes and boxes.get("n_boxed"):
+        out += [f"On {boxes['n_boxed']} composites (a held-out photo pasted at a known place on a blurred background), "
+                f"**{_pct(boxes['mean_box_share'])}** of the Grad-CAM map lies inside the pasted photo, which covers "
+                f"{_pct(boxes['mean_box_area'])} of the picture (a map that looked everywhere alike would score that).", "",
+                " ".join(f"![{p['photo']}](card/boxes/{p['png']})" for p in boxes["photos"] if p.get("png")), ""]
+    if rob:
+        out += ["## Robustness", "", *[t + "\n" for t in robustness_tables(rob)],
+                "![accuracy vs eps](card/adversarial.png)", "", "![camera conditions](card/camera-conditions.png)", ""]
+    out += ["## Size and speed per artifact", ""]
+    bench = _load(card / "bench.json")
+    speed = {r["artifact"]: r for r in (bench or [])[1:]}
+    out.append(_table(["artifact", "precision", "target", "size", "accuracy", "p50 latency", "fps"],
+                      [[e["name"], e.get("precision", "-"), e.get("target", "-"), f"{e.get('size_bytes', 0) / 1e6:.2f} MB",
+                        _pct((e.get("accuracy") or {}).get("accuracy")),
+                        f"{speed[e['name']]['p50_ms']} ms" if e["name"] in speed else "-",
+                        speed[e["name"]]["fps"] if e["name"] in speed else "-"]
+                       for e in manifest["artifacts"] if e.get("status") == "ok"]))
+    if bench:
+        out += ["", f"Latency from `{bench[0]['bench']}` on {bench[0]['host']} (device {bench[0]['device']}); "
+                "timings from other machines or sessions are not comparable, only ratios measured together."]
+    if rob:
+        out += ["", "## Known failure cases", "",
+                "The checkpoint's most confident mistakes on held-out photos:", "",
+                _table(["photo", "true", "predicted", "confidence"],
+                       [[Path(m["photo"]).name, m["true"], m["predicted"], _pct(m["confidence"])]
+                        for m in rob["clean"]["checkpoint"]["confident_mistakes"]])]
+        mistakes = _load(card / "mistakes" / "saliency.json")
+        if mistakes:
+            out += ["", " ".join(f"![{p['photo']}](card/mistakes/{p['png']})" for p in mistakes["photos"] if p.get("png"))]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _load(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise EdgehoundError(f"{path}: unreadable ({e}); run `edgehound card ... --refresh`") from None
