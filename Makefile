@@ -12,7 +12,7 @@ RUN ?= runs/demo
 # conflict), so it gets .venv-tvm and export calls it as a subprocess.
 $(BIN)/edgehound: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[train,export,bench,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[train,export,bench,analysis,dev]"
 	test -x $(TVM_VENV)/bin/python || $(PYTHON) -m venv $(TVM_VENV)
 	$(TVM_VENV)/bin/python -m pip install --quiet -e ".[tvm-compile]"
 	touch $@

@@ -79,6 +79,8 @@ def cmd_explain(args) -> int:
         print(f"{explainer.name} ({explainer.method}): {report['mean_box_share'] * 100:.1f}% of the map inside the "
               f"dog's box on average, which covers {report['mean_box_area'] * 100:.1f}% of the picture "
               f"({report['n_boxed']} photos)")
+    if report["accuracy"] is not None:
+        print(f"accuracy on these photos: {report['accuracy'] * 100:.1f}%")
     print(f"maps: {Path(args.out)}/ (saliency.json)")
     return 0
 

@@ -159,6 +159,9 @@ def bench(opts: BenchOptions) -> dict:
             more = _bench_here(other_manifest, other_folder, profile, opts)
             results["models"][label] = more["model"]
             results["rows"] += [{**r, "name": f"{label}/{r['name']}"} for r in more["rows"]]
+    sources = [opts.source, *(opts.also or [])]  # the report links each model's card
+    cards = [read_manifest(src)[1] / "CARD.md" for src in sources]
+    results["cards"] = {label: str(card) for label, card in zip(folder_labels(sources), cards) if card.is_file()}
     _ratios(results, opts.baseline)  # before merging: only rows timed in the same rounds are paired
     for earlier in opts.merge or []:  # rows of other devices, so one report covers them all
         old = json.loads(Path(earlier).read_text())

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+from edgehound.benchmarks.saliency import map_agreement
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import read_manifest
 from edgehound.util import atomic_write_json, atomic_write_text
@@ -66,14 +67,17 @@ def _examples(folder: Path, meta: dict, samples: list, card: Path, progress: boo
     from edgehound.benchmarks.analyze import checkpoint_of
     from edgehound.benchmarks.saliency import Explainer, explain_samples
 
-    manifest, _ = read_manifest(folder)
-    int8 = [e["name"] for e in manifest["artifacts"] if e.get("precision") == "int8" and e.get("status") == "ok"
-            and e.get("runs_here")]
+    from edgehound.benchmarks.robustness import load_models
+
+    runs = load_models(folder).runners  # the artifacts this Python can run
+    # occlusion through the camera's int8 artifact and its fp32 original, so their maps compare
+    int8 = next((n for n in ("tflite-int8", "onnx-int8") if n in runs), None)
+    pair = [n for n in (int8 and int8.removesuffix("-int8"), int8) if n in runs]
 
     def write(tmp: Path) -> None:
         explain_samples(Explainer(checkpoint_of(folder)), samples, tmp, progress=progress)
-        if int8:
-            explain_samples(Explainer(folder, int8[-1], "occlusion"), samples, tmp / int8[-1], progress=progress)
+        for name in pair:
+            explain_samples(Explainer(folder, name, "occlusion"), samples, tmp / name, progress=progress)
 
     _replace(card / "examples", write)
 
@@ -100,9 +104,10 @@ def bench_rows(bench: Path, folder: Path) -> list[dict]:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise EdgehoundError(f"{path}: not a bench results.json ({type(e).__name__}: {e})") from None
     mine = []
+    alone = Path(str(results.get("manifest", ""))).resolve().parent == folder.resolve()  # rows named by artifact only
     for r in rows:
         owner, _, artifact = str(r.get("name", "")).rpartition("/")
-        if owner not in (folder.name, str(folder)) or not isinstance(r.get("latency"), dict):
+        if not (owner in (folder.name, str(folder)) or (alone and not owner)) or not isinstance(r.get("latency"), dict):
             continue
         lat = r["latency"]
         mine.append({"artifact": artifact, "status": r.get("status"), "p50_ms": round(lat["p50"], 3),
@@ -185,17 +190,25 @@ def render(folder: Path) -> str:
         out += ["## Where it looks", "",
                 "Grad-CAM of the checkpoint on held-out photos (the last conv block; red: what raised the answer):", "",
                 " ".join(f"![{p['photo']}](card/examples/{p['png']})" for p in examples["photos"] if p.get("png")), ""]
+        occlusions = {}
         for sub in sorted(p for p in (card / "examples").iterdir() if p.is_dir()):
-            occ = _load(sub / "saliency.json")
+            occ = occlusions[sub.name] = _load(sub / "saliency.json")
             if occ:
                 out += [f"Occlusion through `{sub.name}` on the same photos (the runtime only, no gradients):", "",
                         " ".join(f"![{p['photo']}](card/examples/{sub.name}/{p['png']})" for p in occ["photos"]
                                  if p.get("png")), ""]
+        if len(occlusions) == 2 and all(occlusions.values()):
+            (a, ra), (b, rb) = occlusions.items()
+            agree = map_agreement(ra, rb)
+            if agree is not None:
+                out += [f"`{a}` and `{b}` maps agree with a mean Pearson correlation of **{agree:.3f}** (16x16 maps).", ""]
     boxes = _load(card / "boxes" / "saliency.json")
     if boxes and boxes.get("n_boxed"):
         out += [f"On {boxes['n_boxed']} composites (a held-out photo pasted at a known place on a blurred background), "
                 f"**{_pct(boxes['mean_box_share'])}** of the Grad-CAM map lies inside the pasted photo, which covers "
-                f"{_pct(boxes['mean_box_area'])} of the picture (a map that looked everywhere alike would score that).", "",
+                f"{_pct(boxes['mean_box_area'])} of the picture (a map that looked everywhere alike would score that). "
+                f"Accuracy on these composites: {_pct(boxes.get('accuracy'))}, against "
+                f"{_pct(rob['clean']['checkpoint']['accuracy']) if rob else '-'} on the photos alone.", "",
                 " ".join(f"![{p['photo']}](card/boxes/{p['png']})" for p in boxes["photos"] if p.get("png")), ""]
     if rob:
         out += ["## Robustness", "", *[t + "\n" for t in robustness_tables(rob)],

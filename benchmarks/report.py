@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
 
@@ -153,7 +154,11 @@ def _write_html(results: dict, out: Path, images: list[tuple[str, str]] | None) 
              f"<p>{h(results['host']['cpu'])}, {results['host']['cores']} cores, device <b>{h(results['device'])}</b>, "
              f"{h(results['created'])}. Peak (numpy matmul): {results['peak_gflops']:.1f} GFLOP/s"
              + (f"; roofline for this model: {results['roofline_ms']:.3f} ms/image" if results.get("roofline_ms") else "")
-             + "</p>", "<table><tr>" + "".join(f"<th>{h(c)}</th>" for c in HEADERS) + "</tr>"]
+             + "</p>"]
+    for label, card in sorted(results.get("cards", {}).items()):
+        link = os.path.relpath(Path(card).resolve(), out.resolve())
+        parts.append(f"<p>Model card of {h(label)}: <a href='{h(link)}'>{h(card)}</a></p>")
+    parts += ["<table><tr>" + "".join(f"<th>{h(c)}</th>" for c in HEADERS) + "</tr>"]
     for row in table_rows(results):
         parts.append("<tr>" + "".join(f"<td>{h(c)}</td>" for c in row) + "</tr>")
     parts.append("</table>")

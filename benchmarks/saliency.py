@@ -149,6 +149,19 @@ def _unit(heat: np.ndarray) -> np.ndarray:
     return (heat / top).astype(np.float32) if top > 0 else heat.astype(np.float32)
 
 
+def coarse(heat: np.ndarray, side: int = 16) -> list[list[float]]:
+    """The map at side x side (area means), small enough for JSON: what two models' maps are compared on."""
+    return np.round(cv2.resize(heat, (side, side), interpolation=cv2.INTER_AREA), 3).tolist()
+
+
+def map_agreement(a: dict, b: dict) -> float | None:
+    """Mean Pearson correlation of two saliency reports' maps of the same photos (None: no pairs)."""
+    maps_b = {r["photo"]: r["map16"] for r in b["photos"]}
+    pairs = [(np.ravel(r["map16"]), np.ravel(maps_b[r["photo"]])) for r in a["photos"] if r["photo"] in maps_b]
+    scores = [float(np.corrcoef(x, y)[0, 1]) for x, y in pairs if x.std() > 0 and y.std() > 0]
+    return float(np.mean(scores)) if scores else None
+
+
 def box_on_input(box, height: int, width: int, spec: PreprocessSpec) -> tuple[int, int, int, int]:
     """A box in the photo's pixels -> the same box on the model's size x size input (no box crop)."""
     x0, y0, x1, y1 = crop_region(height, width, whole_photo(spec))
@@ -210,7 +223,8 @@ def explain_samples(explainer: Explainer, samples: list[Sample], out: Path, pngs
             continue
         image = prepare(rgb, explainer.view)
         result = explainer.explain(image)
-        row = {"photo": str(sample.path), "predicted": names[result.label], "confidence": round(result.confidence, 4)}
+        row = {"photo": str(sample.path), "predicted": names[result.label], "confidence": round(result.confidence, 4),
+               "map16": coarse(result.saliency)}
         if sample.wnid in index:
             row["true"] = names[index[sample.wnid]]
         box = None
@@ -223,7 +237,9 @@ def explain_samples(explainer: Explainer, samples: list[Sample], out: Path, pngs
             row["png"] = png.name
         rows.append(row)
     boxed = [r for r in rows if "box_share" in r]
+    known = [r for r in rows if "true" in r]
     report = {"model": explainer.source, "method": explainer.method, "photos": rows, "skipped": skipped,
+              "accuracy": round(float(np.mean([r["true"] == r["predicted"] for r in known])), 4) if known else None,
               "mean_box_share": round(float(np.mean([r["box_share"] for r in boxed])), 4) if boxed else None,
               "mean_box_area": round(float(np.mean([r["box_area"] for r in boxed])), 4) if boxed else None,
               "n_boxed": len(boxed)}
