@@ -192,7 +192,7 @@ def test_card_regenerates_identically(tiny_export, tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert (folder / "CARD.md").read_text() == first
     (folder / "card" / "robustness.json").write_text("{not json")
-    r = subprocess.run(cmd[:3], capture_output=True, text=True)
+    r = subprocess.run(cmd[:5], capture_output=True, text=True)  # card FOLDER: renders from card/ alone
     assert r.returncode == 2 and "robustness.json: unreadable" in r.stderr
 
 
