@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgehound.runtime.breeds import DEFAULT_PAIR
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.util import at_least
 
 
 def cmd_data_info(args) -> int:
@@ -353,20 +354,6 @@ def _add_runtime_args(p: argparse.ArgumentParser, optional_model: bool = False) 
     p.add_argument("--device", choices=["cpu", "cuda"], help="TVM device (default cpu)")
 
 
-def _at_least(low: int):
-    """argparse type: an integer >= low (a clear usage error instead of a ZeroDivisionError later)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
-
-
 def _number_in(low: float, high: float, what: str):
     """argparse type: a number in [low, high]."""
     def parse(text: str) -> float:
@@ -477,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--source", required=True, metavar="SRC")
     cam.add_argument("--headless", action="store_true", help="no window: JSON lines on stdout")
     cam.add_argument("--record", metavar="OUT.mp4", help="save the annotated video")
-    cam.add_argument("--every", type=_at_least(1), default=1, metavar="N", help="classify every Nth frame")
+    cam.add_argument("--every", type=at_least(1), default=1, metavar="N", help="classify every Nth frame")
     cam.add_argument("--smooth", type=_seconds, default=0.3, metavar="SECONDS",
                      help="average the scores over the last SECONDS of frames (a video's own frame times; a folder "
                      "is one photo per second; 0: no smoothing)")
@@ -486,8 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--capture-size", default="auto", metavar="WxH|auto|full",
                      help="the frame size to ask a webcam or picamera2 for (auto: the smallest 4:3 mode at least the "
                      "model's input size, e.g. 320x240 for a 160 px model; full: the camera's default)")
-    cam.add_argument("--max-frames", type=_at_least(1), help="stop after N classified frames")
-    cam.add_argument("--reconnects", type=_at_least(0), default=5, help="reconnect attempts when the source drops")
+    cam.add_argument("--max-frames", type=at_least(1), help="stop after N classified frames")
+    cam.add_argument("--reconnects", type=at_least(0), default=5, help="reconnect attempts when the source drops")
     cam.set_defaults(func=cmd_camera)
 
     be = sub.add_parser("bench", help="latency, memory, size and accuracy of every artifact, with a report",
@@ -504,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--warmup", type=int, default=10)
     be.add_argument("--runs", type=int, default=100, help="timed runs per artifact (default 100)")
     be.add_argument("--duration", type=float, help="time each artifact for this many seconds instead of --runs")
-    be.add_argument("--rounds", type=_at_least(2), default=20, help="interleaved rounds: all models stay loaded and "
+    be.add_argument("--rounds", type=at_least(2), default=20, help="interleaved rounds: all models stay loaded and "
                     "each round times every one for runs/rounds runs in a random order, so ratios share the machine's "
                     "state (default 20)")
     be.add_argument("--sequential", action="store_true", help="time each artifact at once, one after the other "

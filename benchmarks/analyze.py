@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.util import at_least
 
 
 def held_out(classes: list[dict], data: str, split: dict | None, use_split: bool, limit: int | None = None):
@@ -143,11 +144,11 @@ def add_commands(sub) -> None:
     ex.add_argument("photos", nargs="*", metavar="PHOTO", help="photos to explain (or --data)")
     ex.add_argument("--data", help="a dataset folder instead of PHOTOs (boxes read where it has them)")
     ex.add_argument("--split", choices=["test"], help="only the test part of the model's own split of --data")
-    ex.add_argument("--limit", type=int, help="at most N photos of --data (breeds in turn)")
+    ex.add_argument("--limit", type=at_least(1), help="at most N photos of --data (breeds in turn)")
     ex.add_argument("--artifact", help="which artifact of an export folder (default: its pick)")
     ex.add_argument("--method", default="auto", choices=["auto", "gradcam", "occlusion"],
                     help="auto: Grad-CAM for a checkpoint, occlusion for an artifact")
-    ex.add_argument("--pngs", type=int, help="write PNGs for the first N photos only (the JSON has all)")
+    ex.add_argument("--pngs", type=at_least(0), help="write PNGs for the first N photos only (the JSON has all)")
     ex.add_argument("--out", required=True, help="folder for the PNGs and saliency.json")
     ex.add_argument("--no-progress", action="store_true")
     ex.set_defaults(func=cmd_explain)
@@ -162,11 +163,11 @@ def add_commands(sub) -> None:
     ro.add_argument("--split", choices=["test", "all"], default="test",
                     help="test (default): the test part of the model's own split; all: every photo of --data")
     ro.add_argument("--artifacts", nargs="+", help="artifacts to measure (default: every one this Python can run)")
-    ro.add_argument("--limit", type=int, default=200, help="photos for the attacks and conditions (default 200)")
-    ro.add_argument("--pgd-steps", type=int, default=10)
+    ro.add_argument("--limit", type=at_least(2), default=200, help="photos for the attacks and conditions (default 200)")
+    ro.add_argument("--pgd-steps", type=at_least(1), default=10)
     ro.add_argument("--black-box", metavar="ARTIFACT", help="artifact for the black-box attack (default: tflite-int8)")
-    ro.add_argument("--black-box-limit", type=int, default=50, help="photos for the black-box attack (default 50)")
-    ro.add_argument("--queries", type=int, default=200, help="black-box iterations per photo (default 200)")
+    ro.add_argument("--black-box-limit", type=at_least(1), default=50, help="photos for the black-box attack (default 50)")
+    ro.add_argument("--queries", type=at_least(1), default=200, help="black-box iterations per photo (default 200)")
     ro.add_argument("--seed", type=int, default=0)
     ro.add_argument("--out", required=True)
     ro.add_argument("--no-progress", action="store_true")
@@ -180,7 +181,7 @@ def add_commands(sub) -> None:
     ca.add_argument("--data", help="dataset folder the model was trained from (needed to measure)")
     ca.add_argument("--boxes", help="composite folder with boxes (`edgehound data composite`) for the box share")
     ca.add_argument("--bench", help="a bench results.json (or its folder) with this model's rows")
-    ca.add_argument("--limit", type=int, default=200, help="photos for attacks and conditions (default 200)")
+    ca.add_argument("--limit", type=at_least(2), default=200, help="photos for attacks and conditions (default 200)")
     ca.add_argument("--refresh", action="store_true", help="measure again even where results exist")
     ca.add_argument("--no-progress", action="store_true")
     ca.set_defaults(func=cmd_card)
@@ -192,7 +193,7 @@ def add_data_composite(dsub) -> None:
                          "model's held-out photos at random places on backgrounds blurred from other breeds' photos.")
     co.add_argument("--model", required=True, help="checkpoint or export folder (its test part gives the dogs)")
     co.add_argument("--data", required=True, help="dataset folder (the model's breeds and at least one other)")
-    co.add_argument("--n", type=int, default=40, help="number of composites (breeds in turn)")
+    co.add_argument("--n", type=at_least(1), default=40, help="number of composites (breeds in turn)")
     co.add_argument("--seed", type=int, default=0)
     co.add_argument("--out", required=True, help="a new folder")
     co.set_defaults(func=cmd_data_composite)

@@ -105,14 +105,17 @@ def bench_rows(bench: Path, folder: Path) -> list[dict]:
         raise EdgehoundError(f"{path}: not a bench results.json ({type(e).__name__}: {e})") from None
     mine = []
     alone = Path(str(results.get("manifest", ""))).resolve().parent == folder.resolve()  # rows named by artifact only
-    for r in rows:
-        owner, _, artifact = str(r.get("name", "")).rpartition("/")
+    for r in rows if isinstance(rows, list) else ():
+        owner, _, artifact = str(r.get("name", "") if isinstance(r, dict) else "").rpartition("/")
         if not (owner in (folder.name, str(folder)) or (alone and not owner)) or not isinstance(r.get("latency"), dict):
             continue
         lat = r["latency"]
-        mine.append({"artifact": artifact, "status": r.get("status"), "p50_ms": round(lat["p50"], 3),
-                     "ci95_ms": [round(v, 3) for v in lat.get("median_ci95", [])], "fps": round(lat["fps"], 1),
-                     "peak_rss_mb": r.get("peak_rss_mb"), "ratio": r.get("ratio")})
+        try:
+            mine.append({"artifact": artifact, "status": r.get("status"), "p50_ms": round(float(lat["p50"]), 3),
+                         "ci95_ms": [round(float(v), 3) for v in lat.get("median_ci95", [])],
+                         "fps": round(float(lat["fps"]), 1), "peak_rss_mb": r.get("peak_rss_mb"), "ratio": r.get("ratio")})
+        except (KeyError, TypeError, ValueError) as e:
+            raise EdgehoundError(f"{path}: row {r['name']!r} has no usable latency ({type(e).__name__}: {e})") from None
     if not mine:
         raise EdgehoundError(f"{path}: no rows of {folder.name} (bench this export folder)")
     return [{"bench": str(path), "host": results.get("host", {}).get("cpu"), "device": results.get("device")}, *mine]
