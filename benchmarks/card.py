@@ -219,12 +219,14 @@ def render(folder: Path) -> str:
     out += ["## Size and speed per artifact", ""]
     bench = _load(card / "bench.json")
     speed = {r["artifact"]: r for r in (bench or [])[1:]}
-    out.append(_table(["artifact", "precision", "target", "size", "accuracy", "p50 latency", "fps"],
+    out.append(_table(["artifact", "precision", "target", "size", "accuracy at export", "p50 latency", "fps"],
                       [[e["name"], e.get("precision", "-"), e.get("target", "-"), f"{e.get('size_bytes', 0) / 1e6:.2f} MB",
                         _pct((e.get("accuracy") or {}).get("accuracy")),
                         f"{speed[e['name']]['p50_ms']} ms" if e["name"] in speed else "-",
                         speed[e["name"]]["fps"] if e["name"] in speed else "-"]
                        for e in manifest["artifacts"] if e.get("status") == "ok"]))
+    out += ["", "Accuracy at export: the manifest's figure, measured on the export's host; the table above is this "
+            "card's own measurement (int8 kernels can round differently on another CPU)."]
     if bench:
         out += ["", f"Latency from `{bench[0]['bench']}` on {bench[0]['host']} (device {bench[0]['device']}); "
                 "timings from other machines or sessions are not comparable, only ratios measured together."]
