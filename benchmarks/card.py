@@ -225,7 +225,7 @@ def render(folder: Path) -> str:
                         f"{speed[e['name']]['p50_ms']} ms" if e["name"] in speed else "-",
                         speed[e["name"]]["fps"] if e["name"] in speed else "-"]
                        for e in manifest["artifacts"] if e.get("status") == "ok"]))
-    out += ["", "Accuracy at export: the manifest's figure, measured on the export's host; the table above is this "
+    out += ["", "Accuracy at export: the manifest's figure, measured on the export's host; the accuracy section above is this "
             "card's own measurement (int8 kernels can round differently on another CPU)."]
     if bench:
         out += ["", f"Latency from `{bench[0]['bench']}` on {bench[0]['host']} (device {bench[0]['device']}); "
