@@ -192,13 +192,13 @@ def render(folder: Path) -> str:
     if examples:
         out += ["## Where it looks", "",
                 "Grad-CAM of the checkpoint on held-out photos (the last conv block; red: what raised the answer):", "",
-                " ".join(f"![{p['photo']}](card/examples/{p['png']})" for p in examples["photos"] if p.get("png")), ""]
+                " ".join(f"![{Path(p['photo']).name}](card/examples/{p['png']})" for p in examples["photos"] if p.get("png")), ""]
         occlusions = {}
         for sub in sorted(p for p in (card / "examples").iterdir() if p.is_dir()):
             occ = occlusions[sub.name] = _load(sub / "saliency.json")
             if occ:
                 out += [f"Occlusion through `{sub.name}` on the same photos (the runtime only, no gradients):", "",
-                        " ".join(f"![{p['photo']}](card/examples/{sub.name}/{p['png']})" for p in occ["photos"]
+                        " ".join(f"![{Path(p['photo']).name}](card/examples/{sub.name}/{p['png']})" for p in occ["photos"]
                                  if p.get("png")), ""]
         if len(occlusions) == 2 and all(occlusions.values()):
             (a, ra), (b, rb) = occlusions.items()
@@ -212,7 +212,7 @@ def render(folder: Path) -> str:
                 f"{_pct(boxes['mean_box_area'])} of the picture (a map that looked everywhere alike would score that). "
                 f"Accuracy on these composites: {_pct(boxes.get('accuracy'))}, against "
                 f"{_pct(rob['clean']['checkpoint']['accuracy']) if rob else '-'} on the photos alone.", "",
-                " ".join(f"![{p['photo']}](card/boxes/{p['png']})" for p in boxes["photos"] if p.get("png")), ""]
+                " ".join(f"![{Path(p['photo']).name}](card/boxes/{p['png']})" for p in boxes["photos"] if p.get("png")), ""]
     if rob:
         out += ["## Robustness", "", *[t + "\n" for t in robustness_tables(rob)],
                 "![accuracy vs eps](card/adversarial.png)", "", "![camera conditions](card/camera-conditions.png)", ""]
@@ -238,7 +238,7 @@ def render(folder: Path) -> str:
                         for m in rob["clean"]["checkpoint"]["confident_mistakes"]])]
         mistakes = _load(card / "mistakes" / "saliency.json")
         if mistakes:
-            out += ["", " ".join(f"![{p['photo']}](card/mistakes/{p['png']})" for p in mistakes["photos"] if p.get("png"))]
+            out += ["", " ".join(f"![{Path(p['photo']).name}](card/mistakes/{p['png']})" for p in mistakes["photos"] if p.get("png"))]
     return "\n".join(out).rstrip() + "\n"
 
 
