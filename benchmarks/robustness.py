@@ -46,20 +46,25 @@ class Models:
     def names(self) -> list[str]:
         return [CHECKPOINT, *self.runners]
 
-    def probs(self, name: str, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        out = []
-        for i in range(0, len(images), batch_size):
-            chunk = images[i:i + batch_size]
-            if name == CHECKPOINT:
-                import torch
+    def probs(self, name: str, images: np.ndarray) -> np.ndarray:
+        return probabilities(self.torch_model if name == CHECKPOINT else self.runners[name], self.spec, images)
 
-                with torch.inference_mode():
-                    logits = self.torch_model(torch.from_numpy(normalize(chunk, self.spec))).numpy()
-            else:
-                clf = self.runners[name]
-                logits = clf.predict(clf.to_input(chunk))
-            out.append(softmax(np.asarray(logits, np.float32)))
-        return np.concatenate(out)
+
+def probabilities(model, spec: PreprocessSpec, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """uint8 images N x size x size x 3 -> softmax probabilities, through a torch module (normalised
+    here) or a runtime Classifier (its own input: float, or the integers of a quantized input)."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        chunk = images[i:i + batch_size]
+        if isinstance(model, Classifier):
+            logits = model.predict(model.to_input(chunk))
+        else:
+            import torch
+
+            with torch.inference_mode():
+                logits = model(torch.from_numpy(normalize(chunk, spec))).numpy()
+        out.append(softmax(np.asarray(logits, np.float32)))
+    return np.concatenate(out)
 
 
 def load_models(folder: str | Path, artifacts: list[str] | None = None) -> Models:

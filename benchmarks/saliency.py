@@ -65,21 +65,10 @@ class Explainer:
         if self.method not in ("gradcam", "occlusion"):
             raise EdgehoundError(f"unknown saliency method {method!r} (gradcam, occlusion or auto)")
 
-    def probs(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        from edgehound.runtime.classifier import softmax
+    def probs(self, images: np.ndarray) -> np.ndarray:
+        from edgehound.benchmarks.robustness import probabilities
 
-        out = []
-        for i in range(0, len(images), batch_size):
-            chunk = images[i:i + batch_size]
-            if self.model is None:
-                logits = self.classifier.predict(self.classifier.to_input(chunk))
-            else:
-                import torch
-
-                with torch.inference_mode():
-                    logits = self.model(torch.from_numpy(normalize(chunk, self.spec))).numpy()
-            out.append(softmax(np.asarray(logits, np.float32)))
-        return np.concatenate(out)
+        return probabilities(self.classifier if self.model is None else self.model, self.spec, images)
 
     def explain(self, image: np.ndarray) -> Explained:
         p = self.probs(image[None])[0]
