@@ -94,14 +94,9 @@ def host_info() -> dict:
 
 
 def backend_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from edgehound.runtime.host import package_versions
 
-    out = {}
-    for dist in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "torch", "numpy", "opencv-python-headless"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
+    out = package_versions(("onnxruntime", "ai-edge-litert", "tflite-runtime", "torch", "numpy", "opencv-python-headless"))
     try:
         from edgehound.export.tvm_env import tvm_python
 

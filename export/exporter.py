@@ -127,16 +127,11 @@ def _prepared(samples, spec: PreprocessSpec) -> np.ndarray:
 
 
 def _tool_versions() -> dict:
-    versions = {"python": platform.python_version(), "edgehound": __import__("edgehound").__version__}
-    for dist in ("torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "ethos-u-vela", "numpy",
-                 "opencv-python-headless"):
-        try:
-            from importlib.metadata import version
+    from edgehound.runtime.host import package_versions
 
-            versions[dist] = version(dist)
-        except Exception:
-            pass
-    return versions
+    return {"python": platform.python_version(), "edgehound": __import__("edgehound").__version__,
+            **package_versions(("torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-litert", "ethos-u-vela",
+                                "numpy", "opencv-python-headless"))}
 
 
 def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:

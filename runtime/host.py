@@ -48,3 +48,16 @@ def _memory_mb(field: str) -> float | None:
     except ImportError:
         return None
     return psutil.Process().memory_info().rss / 2**20
+
+
+def package_versions(dists: tuple[str, ...]) -> dict[str, str]:
+    """{distribution: version} of those installed here (what manifests and bench results record)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for dist in dists:
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return found
