@@ -63,11 +63,11 @@ def regenerate(folder: Path, data: str | None, boxes: str | None = None, bench: 
 
 
 def _examples(folder: Path, meta: dict, samples: list, card: Path, progress: bool) -> None:
-    """Grad-CAM of the checkpoint and occlusion through the int8 artifact on the same held-out photos."""
+    """Grad-CAM of the checkpoint, and occlusion through the int8 artifact and its fp32 original, on the
+    same held-out photos."""
     from edgehound.benchmarks.analyze import checkpoint_of
-    from edgehound.benchmarks.saliency import Explainer, explain_samples
-
     from edgehound.benchmarks.robustness import load_models
+    from edgehound.benchmarks.saliency import Explainer, explain_samples
 
     runs = load_models(folder).runners  # the artifacts this Python can run
     # occlusion through the camera's int8 artifact and its fp32 original, so their maps compare
