@@ -27,7 +27,7 @@ def regenerate(folder: Path, data: str | None, boxes: str | None = None, bench: 
     from edgehound.benchmarks.saliency import Explainer, explain_samples
     from edgehound.runtime.datasets import Sample, read_dataset
 
-    manifest, folder = read_manifest(folder)
+    _, folder = read_manifest(folder)
     card = folder / CARD_DIR
     meta = checkpoint_meta(str(folder))
 
@@ -66,18 +66,23 @@ def _examples(folder: Path, meta: dict, samples: list, card: Path, progress: boo
     """Grad-CAM of the checkpoint, and occlusion through the int8 artifact and its fp32 original, on the
     same held-out photos."""
     from edgehound.benchmarks.analyze import checkpoint_of
-    from edgehound.benchmarks.robustness import load_models
     from edgehound.benchmarks.saliency import Explainer, explain_samples
 
-    runs = load_models(folder).runners  # the artifacts this Python can run
+    def runnable(name: str):
+        try:  # not in the manifest, or its backend not installed in this Python
+            return Explainer(folder, name, "occlusion")
+        except EdgehoundError:
+            return None
+
     # occlusion through the camera's int8 artifact and its fp32 original, so their maps compare
-    int8 = next((n for n in ("tflite-int8", "onnx-int8") if n in runs), None)
-    pair = [n for n in (int8 and int8.removesuffix("-int8"), int8) if n in runs]
+    int8 = next((e for e in map(runnable, ("tflite-int8", "onnx-int8")) if e), None)
+    fp32 = int8 and runnable(int8.classifier.artifact.name.removesuffix("-int8"))
+    pair = [e for e in (fp32, int8) if e]
 
     def write(tmp: Path) -> None:
         explain_samples(Explainer(checkpoint_of(folder)), samples, tmp, progress=progress)
-        for name in pair:
-            explain_samples(Explainer(folder, name, "occlusion"), samples, tmp / name, progress=progress)
+        for explainer in pair:
+            explain_samples(explainer, samples, tmp / explainer.classifier.artifact.name, progress=progress)
 
     _replace(card / "examples", write)
 

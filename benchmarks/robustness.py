@@ -198,8 +198,10 @@ def measure(folder: str | Path, samples: list[Sample], out: Path, artifacts: lis
     result = {"model": str(folder), "classes": names, "photos": len(samples), "unreadable": unreadable,
               "skipped_artifacts": models.skipped, "seed": seed, "clean": {}}
 
+    predicted = {}  # name -> clean labels of every held-out photo
     for name in models.names():  # clean: every held-out photo
         p = models.probs(name, images)
+        predicted[name] = p.argmax(1)
         report = classification_report(labels, p.argmax(1), names)
         report["calibration"] = calibration(p, labels)
         wrong = np.flatnonzero(p.argmax(1) != labels)
@@ -225,7 +227,7 @@ def measure(folder: str | Path, samples: list[Sample], out: Path, artifacts: lis
         for name in models.names():
             acc[name][c].append(float((models.probs(name, corrupted).argmax(1) == y).mean()))
     result["camera"] = {"severities": list(SEVERITIES), "accuracy": acc,
-                        "clean": {name: float((models.probs(name, x).argmax(1) == y).mean()) for name in models.names()}}
+                        "clean": {name: float((predicted[name][subset] == y).mean()) for name in models.names()}}
 
     target = black_box_artifact or next((n for n in ("tflite-int8", "onnx-int8") if n in models.runners), None)
     if target is not None:
