@@ -56,14 +56,27 @@ def cmd_train(args) -> int:
     from edgehound.train.trainer import RunOptions, train
 
     cfg = load_config(args.config, args.set)
-    opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=args.breeds, exclude=tuple(args.exclude),
+    breeds = None if [b.lower() for b in args.breeds] == ["all"] else args.breeds
+    opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=breeds, exclude=tuple(args.exclude),
                       resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold,
-                      progress=not args.no_progress, threads=args.threads)
+                      progress=not args.no_progress, threads=args.threads, device=args.device,
+                      workers=args.workers, teacher=args.teacher, init=args.init)
     summary = train(cfg, opts)
     print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
     print("test split: " + format_report(summary["test"]))
+    print(f"test split, averaged with the mirror image: accuracy {summary['test_flip']['accuracy']:.2%}")
     print(f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['images_per_s']:.1f} img/s, "
           f"{summary['total_train_seconds'] / 60:.1f} min training")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from edgehound.train.model import model_table
+
+    rows = model_table(args.size, args.classes)
+    print(f"{'config':<16} {'family':<10} {'input':>6} {'params':>10} {'MMACs':>10}")
+    for r in rows:
+        print(f"{r['name']:<16} {r['family']:<10} {r['input_size']:>6} {r['params'] / 1e6:>9.2f}M {r['macs'] / 1e6:>10.1f}")
     return 0
 
 
@@ -86,7 +99,8 @@ def cmd_evaluate(args) -> int:
     from edgehound.util import atomic_write_json
 
     _in_tvm_env(args)
-    report = _evaluate(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact)
+    report = _evaluate(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
+                       args.flip, args.unseen_by)
     print(format_report(report))
     for name in report["skipped_files"]:
         print(f"skipped: {name}")
@@ -95,29 +109,44 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, artifact: str | None = None) -> dict:
+def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, artifact: str | None = None,
+              flip: bool = False, unseen_by: list[str] = ()) -> dict:
     """Score a training checkpoint, or an artifact through the runtime, on a folder of photos."""
     from edgehound.runtime.evaluation import evaluate_folder
     from edgehound.runtime.preprocess import PreprocessSpec
 
+    others = [_training_split(m) for m in unseen_by]
     if Path(model).suffix != ".pt":
         from edgehound.runtime.classifier import Classifier
 
-        clf = Classifier.load(model, artifact)
-        report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress)
-        report.update(model=str(model), artifact=clf.artifact.name)
+        clf = Classifier.load(model, artifact, flip=flip)
+        report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress, unseen_by=others)
+        report.update(model=str(model), artifact=clf.artifact.name, flip=flip)
         return report
 
+    from edgehound.runtime.classifier import with_flip
     from edgehound.train.checkpoint import load_model, predictor
 
     net, meta = load_model(model)
-    predict = predictor(net)
+    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    predict = with_flip(predictor(net), spec.layout) if flip else predictor(net)
     if split and "split" not in meta:
         raise EdgehoundError(f"{model}: has no record of its training split; score a folder of held-out photos instead")
-    report = evaluate_folder(predict, meta["classes"], PreprocessSpec.from_dict(meta["preprocess"]), data, breeds,
-                             progress=progress, split=meta["split"] if split else None)
-    report["model"] = str(model)
+    report = evaluate_folder(predict, meta["classes"], spec, data, breeds,
+                             progress=progress, split=meta["split"] if split else None, unseen_by=others)
+    report.update(model=str(model), flip=flip)
     return report
+
+
+def _training_split(model: str) -> dict:
+    """The split record of a model file (--unseen-by)."""
+    from edgehound.train.checkpoint import load
+
+    meta = load(model).get("meta")
+    split = json.loads(meta).get("split") if isinstance(meta, str) else None
+    if not split:
+        raise EdgehoundError(f"{model}: --unseen-by needs a model file (best.pt) that records its training split")
+    return split
 
 
 def _in_tvm_env(args) -> None:
@@ -410,15 +439,29 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
     tr.add_argument("--config", default="seed", help="config name in train/configs or a .toml path (default: seed)")
     tr.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override config values")
-    tr.add_argument("--breeds", nargs="+", default=list(DEFAULT_PAIR), help="breeds to tell apart (default: golden retriever vs Samoyed)")
+    tr.add_argument("--breeds", nargs="+", default=list(DEFAULT_PAIR),
+                    help="breeds to tell apart, or `all` for every breed in --data (default: golden retriever vs Samoyed)")
     tr.add_argument("--exclude", nargs="*", default=[], help="folders whose photos never enter training (e.g. tests/sample)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     tr.add_argument("--save-every", type=int, default=0, help="save the training state every N steps (default: every 60 s)")
     tr.add_argument("--folds", type=int, help="k-fold cross-validation: number of folds over the training part")
     tr.add_argument("--fold", type=int, default=0, help="which fold is validation (0-based)")
     tr.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="where to train: auto = CUDA when PyTorch sees a GPU (bf16 autocast there), else the CPU")
+    tr.add_argument("--workers", type=int, help="processes that augment batches (default: 0 on the CPU, up to 8 on CUDA)")
+    tr.add_argument("--teacher", type=Path, help="distil: learn from this model file's softened outputs (any size, same or more breeds)")
+    tr.add_argument("--init", type=Path, help="start from this model file's weights where names and shapes match "
+                    "(e.g. a multi-breed model's backbone under a new pair head)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines only)")
     tr.set_defaults(func=cmd_train)
+
+    mo = sub.add_parser("models", help="the named model configs with their family, parameters and MACs",
+                        description="List train/configs' model configs (`train --config NAME`): family (vgg, resnet, "
+                        "mobilenet), input size, parameters and multiply-accumulates per photo.")
+    mo.add_argument("--size", type=at_least(32), help="count MACs at this input size instead of each config's own")
+    mo.add_argument("--classes", type=at_least(2), default=2, help="number of outputs (default: 2, a pair)")
+    mo.set_defaults(func=cmd_models)
 
     st = sub.add_parser("study", help="the improvement study: each lever alone and together, pairs x settings x seeds",
                         description="`run` trains every cell of the study plan (resumable: finished cells are skipped, "
@@ -440,7 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("model", help="checkpoint (.pt), export folder, manifest.json or artifact file")
     ev.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
     ev.add_argument("--data", required=True, help="folder of photos (any supported layout)")
-    ev.add_argument("--breeds", nargs="+", help="score only these of the model's breeds")
+    ev.add_argument("--breeds", nargs="+", help="score only these of the model's breeds (two or more: the model "
+                    "answers among them alone, e.g. a multi-breed model on a pair)")
+    ev.add_argument("--flip", action="store_true", help="test-time flip: average each photo's logits with its mirror image's")
+    ev.add_argument("--unseen-by", nargs="+", default=[], metavar="MODEL.pt",
+                    help="only photos in these models' test parts too (compare models trained on different splits)")
     ev.add_argument("--json", help="also write the report as JSON here")
     ev.add_argument("--split", choices=["test"], help="score only the test part of the model's own training split "
                     "of --data (the photos it never trained on)")

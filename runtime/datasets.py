@@ -12,6 +12,7 @@ training imports them from here.
 from __future__ import annotations
 
 import csv
+import hashlib
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
@@ -179,6 +180,18 @@ def _names(found: dict[str, Breed]) -> str:
     return ", ".join(sorted(b.name for b in found.values()))
 
 
+HOLDOUTS = ("seeded", "fixed")
+
+
+def photo_key(sample: Sample) -> str:
+    """What names a photo for the fixed holdout: its breed and file name, not where the folder lies."""
+    return f"{sample.wnid}/{sample.path.name}"
+
+
+def _unit_hash(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
 @dataclass
 class Split:
     train: np.ndarray  # indices into Dataset.samples
@@ -194,20 +207,36 @@ def split_indices(
     per_class: int | None = None,
     folds: int | None = None,
     fold: int = 0,
+    holdout: str = "seeded",
+    keys: list[str] | None = None,
 ) -> Split:
     """Stratified, seeded split: test_frac of each class is test; the rest is the training pool.
 
+    holdout "seeded" (the study's protocol): the test part is drawn with the run's seed.
+    holdout "fixed" (shipped models): a photo is test when the hash of its key (`photo_key`) falls
+    below test_frac, whatever the seed, the breeds trained on or the other photos present, so
+    every shipped model, pair or multi-breed, is scored on the same unseen photos.
     per_class caps the training pool of each class (the small-data setting; the test part is
     unchanged). Validation is val_frac of the pool, or with folds=K the fold-th of K folds
     (k-fold cross-validation over the pool, the test part held out throughout).
     """
+    if holdout not in HOLDOUTS:
+        raise EdgehoundError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
+    if holdout == "fixed" and (keys is None or len(keys) != len(labels)):
+        raise EdgehoundError("a fixed holdout needs one key per photo")
     rng = np.random.default_rng(seed)
     train, val, test = [], [], []
     for label in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == label))
-        n_test = int(round(len(idx) * test_frac))
-        test.append(idx[:n_test])
-        pool = idx[n_test:][:per_class] if per_class else idx[n_test:]
+        if holdout == "fixed":
+            is_test = np.array([_unit_hash(keys[i]) < test_frac for i in idx], bool)
+            test.append(np.sort(idx[is_test]))
+            rest = idx[~is_test]
+        else:
+            n_test = int(round(len(idx) * test_frac))
+            test.append(idx[:n_test])
+            rest = idx[n_test:]
+        pool = rest[:per_class] if per_class else rest
         if folds:
             if not 0 <= fold < folds:
                 raise EdgehoundError(f"fold must be in 0..{folds - 1}, got {fold}")
@@ -228,5 +257,6 @@ def split_samples(split: dict, wnids: list[str], part: str = "test", data: str |
     """
     ds = read_dataset(data or split["data"], wnids, split["exclude"])
     parts = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
-                          split["per_class"] or None, split["folds"], split["fold"])
+                          split["per_class"] or None, split["folds"], split["fold"],
+                          split.get("holdout", "seeded"), [photo_key(s) for s in ds.samples])
     return [ds.samples[i] for i in getattr(parts, part)]

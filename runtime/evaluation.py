@@ -18,7 +18,7 @@ from edgehound.runtime.breeds import resolve_breed
 from edgehound.runtime.errors import EdgehoundError, ImageError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, preprocess
-from edgehound.runtime.datasets import Sample, read_dataset, split_samples
+from edgehound.runtime.datasets import Sample, photo_key, read_dataset, split_samples
 
 
 def evaluate_samples(
@@ -58,11 +58,13 @@ def evaluate_samples(
 
 
 def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | None = None,
-                   split: dict | None = None) -> list[Sample]:
+                   split: dict | None = None, unseen_by: list[dict] = ()) -> list[Sample]:
     """The photos of `data` to score: those of the model's breeds (or the chosen subset of them).
 
     split: the training run's split settings (checkpoint meta); when given, only the photos of
     that run's test part, i.e. photos the model never trained on.
+    unseen_by: other runs' split settings: only photos in each of their test parts too, so models
+    trained on different splits are compared on photos that none of them trained on or chose epochs by.
     """
     model_wnids = [c["wnid"] for c in classes]
     wanted = set(model_wnids)
@@ -76,13 +78,25 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
         samples = [s for s in split_samples(split, model_wnids, "test", data) if s.wnid in wanted]
     else:
         samples = [s for s in read_dataset(data).samples if s.wnid in wanted]
+    for other in unseen_by:
+        unseen = {photo_key(s) for s in split_samples(other, model_wnids, "test", data)}
+        samples = [s for s in samples if photo_key(s) in unseen]
     if not samples:
-        raise EdgehoundError(f"{data}: no photos of the model's breeds ({', '.join(c['name'] for c in classes)})")
+        raise EdgehoundError(f"{data}: no photos of the model's breeds ({', '.join(c['name'] for c in classes)})"
+                             + (" in the test parts of every --unseen-by model" if unseen_by else ""))
     return samples
 
 
 def evaluate_folder(predict, classes: list[dict], spec: PreprocessSpec, data: str | Path,
-                    breeds: list[str] | None = None, progress: bool = True, split: dict | None = None) -> dict:
-    report = evaluate_samples(predict, classes, spec, select_samples(classes, data, breeds, split), progress=progress)
+                    breeds: list[str] | None = None, progress: bool = True, split: dict | None = None,
+                    unseen_by: list[dict] = ()) -> dict:
+    """Score the model on `data`'s photos of its breeds. With two or more of them chosen (`breeds`), the
+    model answers among those alone: a multi-breed model scored on a pair uses only the pair's outputs."""
+    samples = select_samples(classes, data, breeds, split, unseen_by)
+    if breeds and len(breeds) >= 2 and len(breeds) < len(classes):
+        columns = sorted({[c["wnid"] for c in classes].index(resolve_breed(b).wnid) for b in breeds})
+        full_predict, classes = predict, [classes[i] for i in columns]
+        predict = lambda batch: np.asarray(full_predict(batch))[:, columns]  # noqa: E731
+    report = evaluate_samples(predict, classes, spec, samples, progress=progress)
     report["data"] = str(data)
     return report

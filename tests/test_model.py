@@ -38,3 +38,75 @@ def test_augment_is_deterministic_per_seed_and_changes_the_photo():
     c = augment(img, np.random.default_rng([1, 2, 4]))
     assert a.shape == img.shape and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, img)
+
+
+def test_every_family_is_built_by_name_and_counted():
+    from edgehound.train.model import BasicBlock, InvertedResidual, SqueezeExcite, build_model, model_table
+
+    rows = {r["name"]: r for r in model_table()}
+    assert rows["resnet18"]["family"] == "resnet" and rows["edge"]["family"] == "mobilenet"
+    assert rows["seed"]["family"] == "vgg" and rows["efficient"]["family"] == "vgg"
+    # ResNet-18 at 160 px: 11.2 M parameters, 0.93 GMACs (the teacher); the edge model within 100 MMACs
+    assert 11.0e6 < rows["resnet18"]["params"] < 11.4e6 and 0.90e9 < rows["resnet18"]["macs"] < 0.95e9
+    assert rows["edge"]["macs"] <= 100e6
+    assert {r["input_size"] for r in model_table(64)} == {64}
+    assert model_table(64)[0]["macs"] < rows[model_table(64)[0]["name"]]["macs"]
+
+    resnet = build_model(load_config("resnet18").model, 3)
+    edge = build_model(load_config("edge", ["model.se=true"]).model, 2)
+    assert sum(isinstance(m, BasicBlock) for m in resnet.modules()) == 8
+    blocks = [m for m in edge.modules() if isinstance(m, InvertedResidual)]
+    assert any(b.residual for b in blocks) and any(not b.residual for b in blocks)
+    assert any(isinstance(m, SqueezeExcite) for m in edge.modules())
+    for model, size, n in ((resnet, 160, 3), (edge, 160, 2)):
+        assert model(torch.zeros(2, 3, size, size)).shape == (2, n)
+        assert isinstance(list(model.features)[-1], torch.nn.ReLU) or isinstance(list(model.features)[-1], BasicBlock)
+
+
+def test_a_config_that_does_not_fit_together_is_a_clear_error():
+    import pytest
+
+    from edgehound.runtime.errors import EdgehoundError
+    from edgehound.train.model import build_model
+
+    with pytest.raises(EdgehoundError, match="one count per stage"):
+        build_model(load_config("edge", ["model.blocks=[1, 2]"]).model, 2)
+    with pytest.raises(EdgehoundError, match="family 'vit'"):
+        build_model(load_config("edge", ["model.family=vit"]).model, 2)
+
+
+def test_random_resized_crop_takes_a_part_of_the_photo():
+    from edgehound.train.augment import AugmentConfig
+
+    # red encodes x (0..255 across the width), green encodes y: a crop of a quarter of the area at aspect 1
+    # spans half the width and half the height, so each channel covers about half of its range
+    ramp = np.arange(256, dtype=np.uint8)
+    img = np.stack([np.tile(ramp, (256, 1)), np.tile(ramp[:, None], (1, 256)), np.zeros((256, 256), np.uint8)], -1)
+    cfg = AugmentConfig(crop_scale=(0.25, 0.25), crop_ratio=(1.0, 1.0), flip=False, brightness=0, contrast=0, saturation=0)
+    for seed in range(5):
+        out = augment(img, np.random.default_rng(seed), cfg)
+        for channel in (0, 1):
+            span = int(out[..., channel].max()) - int(out[..., channel].min())
+            assert 120 <= span <= 130, (seed, channel, span)
+        assert np.array_equal(out, augment(img, np.random.default_rng(seed), cfg))
+    whole = augment(img, np.random.default_rng(0), AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=False,
+                                                              brightness=0, contrast=0, saturation=0))
+    assert np.abs(whole.astype(int) - img).max() <= 1  # the whole area: the photo itself
+
+
+def test_fixed_holdout_is_the_same_photos_whatever_the_seed_or_the_breeds():
+    from edgehound.runtime.datasets import split_indices
+
+    keys = [f"n{c}/photo_{i}.JPEG" for c in range(4) for i in range(500)]
+    labels = np.repeat(np.arange(4), 500)
+    a = split_indices(labels, seed=0, test_frac=0.2, holdout="fixed", keys=keys)
+    b = split_indices(labels, seed=7, test_frac=0.2, holdout="fixed", keys=keys)
+    assert np.array_equal(a.test, b.test) and not np.array_equal(a.val, b.val)
+    assert 0.17 < len(a.test) / len(labels) < 0.23
+    assert not set(a.test) & (set(a.train) | set(a.val)) and len(a.train) + len(a.val) + len(a.test) == len(labels)
+    # the pair alone (the first 1000 photos, shuffled): the same photos of the pair are test
+    order = np.random.default_rng(1).permutation(1000)
+    pair = split_indices(labels[order], seed=3, test_frac=0.2, holdout="fixed", keys=[keys[i] for i in order])
+    assert {keys[order[i]] for i in pair.test} == {keys[i] for i in a.test if i < 1000}
+    seeded = split_indices(labels, seed=0, test_frac=0.2)
+    assert not np.array_equal(seeded.test, split_indices(labels, seed=1, test_frac=0.2).test)

@@ -131,3 +131,89 @@ def test_every_command_has_help():
                  ["train", "--help"], ["evaluate", "--help"]):
         result = subprocess.run([*edgehound_cmd(), *args], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: edgehound" in result.stdout
+
+
+# The small-data recipe on the edge family: random-resized crop, mixup or CutMix per batch, a moving
+# average of the weights, and a teacher (the tiny model: another input size, same crop).
+RECIPE = ["model.input_size=64", "model.conv_channels=[8, 16, 16, 24, 32]", "train.epochs=2", "train.batch_size=4",
+          "data.use_boxes=false", "data.crop=center", "train.mixup=0.2", "train.cutmix=1.0", "train.ema=0.9"]
+
+
+def recipe_cmd(data, out, teacher, *extra):
+    return [*edgehound_cmd(), "train", "--data", str(data), "--out", str(out), "--config", "edge", "--threads", "1",
+            "--no-progress", "--save-every", "1", "--teacher", str(teacher), "--set", *RECIPE, *extra]
+
+
+def test_distilled_recipe_run_resumes_exactly_and_loads_on_the_cpu(tmp_path, tiny_run):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    first = run(recipe_cmd(SAMPLE, straight, tiny_run / "best.pt")).stdout
+    assert "teacher" in first and "(mobilenet)" in first
+    proc = subprocess.Popen(recipe_cmd(SAMPLE, killed, tiny_run / "best.pt"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while not (killed / "last.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads(checkpoint.load(killed / "last.pt")["state"])["epoch"] == 0
+    refused = subprocess.run(recipe_cmd(SAMPLE, killed, straight / "best.pt", "--resume"), capture_output=True, text=True)
+    assert refused.returncode == 2 and "another --teacher" in refused.stderr
+    run(recipe_cmd(SAMPLE, killed, tiny_run / "best.pt", "--resume"))
+    for name in ("best.pt", "last.pt"):
+        a, b = (checkpoint.load(d / name) for d in (straight, killed))
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    ema_a, ema_b = (checkpoint.load(d / "last.pt")["ema"] for d in (straight, killed))
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    # best.pt holds the moving average (what was validated), not the raw weights
+    best, last = checkpoint.load(straight / "best.pt"), checkpoint.load(straight / "last.pt")
+    assert not all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+    model, meta = checkpoint.load_model(straight / "best.pt")
+    assert meta["teacher"]["sha256"] and next(model.parameters()).device.type == "cpu"
+    summary = json.loads((straight / "summary.json").read_text())
+    assert summary["device"] == "cpu" and 0 <= summary["test_flip"]["accuracy"] <= 1
+
+
+def test_a_teacher_that_crops_otherwise_and_a_missing_gpu_are_refused(tmp_path, tiny_run):
+    refused = subprocess.run(recipe_cmd(SAMPLE, tmp_path / "a", tiny_run / "best.pt", "data.crop=none"),
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "crops or normalises photos differently" in refused.stderr
+    assert not (tmp_path / "a").exists()
+    if not torch.cuda.is_available():
+        gpu = subprocess.run(train_cmd(SAMPLE, tmp_path / "b", "--device", "cuda"), capture_output=True, text=True)
+        assert gpu.returncode == 2 and "no CUDA device" in gpu.stderr and "Traceback" not in gpu.stderr
+
+
+def test_a_multi_breed_model_is_scored_on_a_pair_by_the_pairs_outputs(tmp_path):
+    out = tmp_path / "all"
+    run(train_cmd(SAMPLE, out, "--breeds", "all", "--set", "train.epochs=1"))
+    _, meta = checkpoint.load_model(out / "best.pt")
+    assert len(meta["classes"]) == 4  # every breed of the sample
+    report_path = tmp_path / "pair.json"
+    run([*edgehound_cmd(), "evaluate", str(out / "best.pt"), "--data", str(SAMPLE), "--breeds", GOLDEN, SAMOYED,
+         "--json", str(report_path), "--no-progress"])
+    report = json.loads(report_path.read_text())
+    assert set(report["per_class"]) == {"golden retriever", "Samoyed"} and len(report["confusion"]) == 2
+    assert report["n"] == 100
+
+    # --init: a pair model starts from the multi-breed backbone (the head, of another shape, starts anew)
+    from edgehound.train.config import load_config
+    from edgehound.train.model import build_model
+    from edgehound.train.trainer import _init_from
+
+    cfg = load_config("tiny", SMALL)
+    pair = build_model(cfg.model, 2)
+    assert _init_from(pair, cfg.model.family, out / "best.pt") > 0
+    source = checkpoint.load(out / "best.pt")["model"]
+    assert torch.equal(pair.state_dict()["features.0.weight"], source["features.0.weight"])
+    assert pair.state_dict()[list(pair.state_dict())[-1]].shape[0] == 2
+
+
+def test_unseen_by_keeps_only_photos_no_model_trained_on(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(train_cmd(SAMPLE, a, "--set", "train.epochs=1"))
+    run(train_cmd(SAMPLE, b, "--set", "train.epochs=1", "train.seed=1"))
+    report_path = tmp_path / "both.json"
+    run([*edgehound_cmd(), "evaluate", str(a / "best.pt"), "--data", str(SAMPLE), "--split", "test",
+         "--unseen-by", str(b / "best.pt"), "--json", str(report_path), "--no-progress"])
+    both = json.loads(report_path.read_text())["n"]
+    assert 0 < both < 50  # the two seeds' test halves overlap in part

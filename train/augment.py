@@ -1,4 +1,8 @@
-"""Training augmentation with OpenCV: one affine warp (scale, shift, rotation, flip) and colour jitter.
+"""Training augmentation with OpenCV: one affine warp and colour jitter.
+
+The warp is either zoom, shift, rotation and flip (the study's), or, with `crop_scale`, a
+random-resized crop (a part of 25-100% of the area, say, at an aspect of 3/4-4/3, stretched to the
+whole frame) and flip: the small-data recipe.
 
 Every random draw comes from the generator passed in, seeded per (run seed, epoch, photo), so an
 interrupted training that resumes sees exactly the augmented photos it would have seen.
@@ -6,6 +10,7 @@ interrupted training that resumes sees exactly the augmented photos it would hav
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -21,15 +26,24 @@ class AugmentConfig:
     brightness: float = 0.2  # +-fraction
     contrast: float = 0.2  # +-fraction
     saturation: float = 0.2  # +-fraction
+    crop_scale: tuple[float, ...] = ()  # (min, max) area of a random-resized crop; () = zoom/shift/rotate
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect range of that crop (drawn log-uniformly)
 
 
 def augment(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()) -> np.ndarray:
     """uint8 HxWx3 RGB -> an augmented copy of the same shape."""
     h, w = img.shape[:2]
-    angle = rng.uniform(-cfg.rotate, cfg.rotate)
-    scale = rng.uniform(*cfg.scale)
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
-    m[:, 2] += rng.uniform(-cfg.shift, cfg.shift, 2) * (w, h)
+    if cfg.crop_scale:
+        area = rng.uniform(*cfg.crop_scale) * w * h
+        ratio = math.exp(rng.uniform(*np.log(cfg.crop_ratio)))
+        cw, ch = min(math.sqrt(area * ratio), w), min(math.sqrt(area / ratio), h)
+        x0, y0 = rng.uniform(0, w - cw), rng.uniform(0, h - ch)
+        m = np.array([[w / cw, 0, -x0 * w / cw], [0, h / ch, -y0 * h / ch]])  # the crop onto the whole frame
+    else:
+        angle = rng.uniform(-cfg.rotate, cfg.rotate)
+        scale = rng.uniform(*cfg.scale)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+        m[:, 2] += rng.uniform(-cfg.shift, cfg.shift, 2) * (w, h)
     if cfg.flip and rng.random() < 0.5:
         m[0] = -m[0]  # mirror the output x: x' = w - 1 - x
         m[0, 2] += w - 1

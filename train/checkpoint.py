@@ -16,7 +16,7 @@ from edgehound.runtime.breeds import Breed
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.preprocess import PreprocessSpec
 from edgehound.train.config import Config
-from edgehound.train.model import DogCNN
+from edgehound.train.model import build_model
 from edgehound.util import atomic_write_bytes
 
 
@@ -50,14 +50,17 @@ def predictor(model: torch.nn.Module):
     return predict
 
 
-def load_model(path: str | Path) -> tuple[DogCNN, dict]:
+def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """A model file (best.pt / last.pt) -> (model in eval mode, meta with config, classes, preprocess)."""
     ckpt = load(path)
     if "model" not in ckpt or "meta" not in ckpt:
         raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no model weights / meta)")
     meta = json.loads(ckpt["meta"])
     cfg = Config.from_dict(meta["config"])
-    model = DogCNN(cfg.model, len(meta["classes"]))
-    model.load_state_dict(ckpt["model"])
+    model = build_model(cfg.model, len(meta["classes"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:  # weights of another shape than the config says
+        raise EdgehoundError(f"{path}: weights do not fit its config ({str(e).splitlines()[0]})") from None
     model.eval()
     return model, meta

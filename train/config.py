@@ -19,6 +19,7 @@ CONFIG_DIR = Path(__file__).with_name("configs")
 
 @dataclass(frozen=True)
 class ModelConfig:
+    family: str = "vgg"  # a key of train/model.py FAMILIES: "vgg" (the seed's), "resnet", "mobilenet"
     input_size: int = 300
     conv_channels: tuple[int, ...] = (32, 64, 128, 128, 256)  # one conv block each: conv, act, 2x2 max-pool
     kernel_size: int = 3
@@ -28,6 +29,11 @@ class ModelConfig:
     fc_widths: tuple[int, ...] = (512,)  # hidden fully connected blocks; the output layer is the last block
     fc_dropout: float = 0.0
     global_pool: bool = False  # global average pooling instead of flattening the last feature map
+    # resnet / mobilenet: conv_channels are the stage widths, after a stride-2 stem conv
+    stem_channels: int = 32
+    blocks: tuple[int, ...] = ()  # residual blocks per stage (one entry per conv_channels entry)
+    expand: int = 4  # mobilenet: inverted-residual expansion ratio
+    se: bool = False  # mobilenet: squeeze-excite in each block
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class DataConfig:
     per_class: int = 0  # cap on training photos per breed; 0 = all
     test_frac: float = 0.5
     val_frac: float = 0.1
+    holdout: str = "seeded"  # "seeded": the study's test part; "fixed": shipped models' (hash of each photo)
+    crop_scale: tuple[float, ...] = ()  # with augment: random-resized crop of this area range, e.g. [0.25, 1.0]
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,12 @@ class TrainConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
     seed: int = 0
+    schedule: str = "onecycle"  # "onecycle" (warm-up 15%, cosine down) or "cosine" (no warm-up)
+    mixup: float = 0.0  # Beta(a, a) mixing of photo pairs; 0: off
+    cutmix: float = 0.0  # Beta(a, a) box pasted from another photo; 0: off (with mixup: one of the two per batch)
+    ema: float = 0.0  # exponential moving average of the weights (e.g. 0.999), validated and saved; 0: off
+    distill_temperature: float = 4.0  # with --teacher: softening of both outputs
+    distill_weight: float = 0.7  # with --teacher: share of the loss that follows the teacher
 
 
 @dataclass(frozen=True)
@@ -106,3 +120,13 @@ def load_config(name_or_path: str = "seed", overrides: list[str] = ()) -> Config
 
 def with_seed(cfg: Config, seed: int) -> Config:
     return replace(cfg, train=replace(cfg.train, seed=seed))
+
+
+def model_configs() -> dict[str, Config]:
+    """Every named model config in train/configs (the study plan, which is not one, left out)."""
+    configs = {}
+    for path in sorted(CONFIG_DIR.glob("*.toml")):
+        d = tomllib.loads(path.read_text())
+        if "model" in d:
+            configs[path.stem] = load_config(str(path))
+    return configs

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -30,11 +31,11 @@ from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, normalize
 from edgehound.train import checkpoint
-from edgehound.train.augment import augment
+from edgehound.runtime.datasets import photo_key, read_dataset, split_indices
+from edgehound.train.augment import AugmentConfig, augment
 from edgehound.train.cache import ImageCache, load_cached
 from edgehound.train.config import Config
-from edgehound.runtime.datasets import read_dataset, split_indices
-from edgehound.train.model import DogCNN, count_macs
+from edgehound.train.model import build_model, count_macs
 from edgehound.util import atomic_write_json, atomic_write_text
 
 
@@ -51,24 +52,147 @@ class RunOptions:
     cache_dir: Path | None = None
     progress: bool = True
     threads: int | None = None
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    workers: int | None = None  # processes that augment batches (None: 0 on CPU, up to 8 on CUDA)
+    teacher: Path | None = None  # distil from this model file's soft outputs
+    init: Path | None = None  # start from this model file's weights (all but a differently shaped head)
 
 
-def _batch(cache: ImageCache, idx: np.ndarray, spec: PreprocessSpec, aug_seed: tuple | None) -> torch.Tensor:
-    images = np.asarray(cache.images[idx])
-    if aug_seed is not None:
-        images = np.stack([augment(img, np.random.default_rng([*aug_seed, int(i)])) for img, i in zip(images, idx)])
-    return torch.from_numpy(normalize(images, spec))
+def pick_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda"):
+        raise EdgehoundError(f"--device must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EdgehoundError("--device cuda: PyTorch sees no CUDA device here (a CPU build, or no GPU); use --device cpu")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def predict(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: PreprocessSpec, batch_size: int = 64):
-    """Predicted labels of the cached photos at idx (eval mode, no augmentation)."""
+class Batches(torch.utils.data.Dataset):
+    """Item i: batch i of cached photos, augmented per (seed, epoch, photo) and normalised.
+
+    A dataset of whole batches, so worker processes (on CUDA) augment without changing a single draw:
+    the same run on 0 or 8 workers sees the same pixels."""
+
+    def __init__(self, cache: ImageCache, batches: list[np.ndarray], spec: PreprocessSpec, aug_seed: tuple | None,
+                 aug: AugmentConfig = AugmentConfig()):
+        self.images, self.batches, self.spec, self.aug_seed, self.aug = cache.images, batches, spec, aug_seed, aug
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        idx = self.batches[i]
+        images = np.asarray(self.images[idx])
+        if self.aug_seed is not None:
+            images = np.stack([augment(img, np.random.default_rng([*self.aug_seed, int(j)]), self.aug)
+                               for img, j in zip(images, idx)])
+        return torch.from_numpy(normalize(images, self.spec))
+
+
+def _loader(dataset: Batches, workers: int, device: torch.device):
+    # its own generator: a loader draws worker seeds when it starts, and a draw from the global RNG
+    # (which dropout uses) would make a resumed run differ from one that never stopped
+    return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                                       pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
+
+
+def predict_logits(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: PreprocessSpec,
+                   device: torch.device = torch.device("cpu"), batch_size: int = 128, flip: bool = False) -> np.ndarray:
+    """Logits of the cached photos at idx (eval mode, no augmentation); flip: averaged with the mirror image's."""
+    was_training = model.training
     model.eval()
-    preds = []
-    with torch.inference_mode():
-        for start in range(0, len(idx), batch_size):
-            preds.append(model(_batch(cache, idx[start:start + batch_size], spec, None)).argmax(1).numpy())
-    model.train()
-    return np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    out = []
+    batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    with torch.inference_mode(), _autocast(device):
+        for x in _loader(Batches(cache, batches, spec, None), 0, device):
+            x = x.to(device, memory_format=torch.channels_last)
+            logits = model(x).float()
+            if flip:
+                logits = (logits + model(x.flip(3)).float()) / 2
+            out.append(logits.cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def predict(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: PreprocessSpec, **kw) -> np.ndarray:
+    """Predicted labels of the cached photos at idx."""
+    logits = predict_logits(model, cache, idx, spec, **kw)
+    return logits.argmax(1) if len(logits) else np.zeros(0, np.int64)
+
+
+def _autocast(device: torch.device):
+    """bf16 on CUDA (no loss scaling needed); plain float32 on the CPU, where it stays bit-reproducible."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def mix(x: torch.Tensor, cfg, rng: np.random.Generator):
+    """Mixup or CutMix of a batch with a shuffled copy of itself: (mixed x, partner order, weight of the original).
+
+    With both set, each batch draws one of the two. None when neither is on."""
+    kinds = [k for k in ("mixup", "cutmix") if getattr(cfg, k) > 0]
+    if not kinds:
+        return None
+    kind = kinds[rng.integers(len(kinds))]
+    lam = float(rng.beta(getattr(cfg, kind), getattr(cfg, kind)))
+    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    if kind == "mixup":
+        return lam * x + (1 - lam) * x[perm], perm, lam
+    h, w = x.shape[2:]
+    ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+    cy, cx = rng.integers(h), rng.integers(w)
+    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    return x, perm, 1 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
+class Teacher:
+    """A trained model whose softened outputs the student learns from, on the student's own batches.
+
+    The teacher may take another input size (the batch is resized for it) and know more breeds (only
+    the student's breeds' outputs are used)."""
+
+    def __init__(self, path: Path, classes: list, spec: PreprocessSpec, device: torch.device):
+        model, meta = checkpoint.load_model(path)
+        tspec = PreprocessSpec.from_dict(meta["preprocess"])
+        if (tspec.crop, tspec.use_boxes, tspec.mean, tspec.std) != (spec.crop, spec.use_boxes, spec.mean, spec.std):
+            raise EdgehoundError(f"{path}: the teacher crops or normalises photos differently from this config "
+                                 f"(teacher crop={tspec.crop} boxes={tspec.use_boxes}, student crop={spec.crop} boxes={spec.use_boxes})")
+        index = {c["wnid"]: i for i, c in enumerate(meta["classes"])}
+        missing = [b.name for b in classes if b.wnid not in index]
+        if missing:
+            raise EdgehoundError(f"{path}: the teacher does not know {', '.join(missing)}")
+        self.columns = torch.tensor([index[b.wnid] for b in classes], device=device)
+        self.model = model.to(device, memory_format=torch.channels_last).eval()
+        self.size = tspec.size
+        self.digest = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        return self.model(x).float()[:, self.columns]
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's soft-target loss: KL(teacher || student) at temperature T, times T^2 so gradients keep their scale."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher / t, 1), reduction="batchmean",
+                    log_target=True) * t * t
+
+
+def _init_from(model: nn.Module, family: str, path: Path) -> int:
+    """Copy every tensor of `path`'s model whose name and shape match (a multi-breed backbone under a new
+    pair head). Returns how many were copied."""
+    source, meta = checkpoint.load_model(path)
+    if meta["config"]["model"].get("family", "vgg") != family:  # names and shapes could match by chance
+        raise EdgehoundError(f"{path}: is a {meta['config']['model'].get('family', 'vgg')} model; --init needs the "
+                             f"config's family ({family})")
+    own = model.state_dict()
+    matched = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    if not any(v.dim() > 0 for v in matched.values()):  # batch-norm step counters alone do not count
+        raise EdgehoundError(f"{path}: no weights fit this config's model (another family or sizes)")
+    model.load_state_dict(matched, strict=False)
+    return len(matched)
 
 
 def _prepare_data(cfg: Config, opts: RunOptions):
@@ -79,7 +203,8 @@ def _prepare_data(cfg: Config, opts: RunOptions):
     cache = load_cached(ds.samples, spec, opts.cache_dir, opts.progress)
     labels = ds.labels()
     split = split_indices(labels, cfg.train.seed, cfg.data.test_frac, cfg.data.val_frac,
-                          cfg.data.per_class or None, opts.folds, opts.fold)
+                          cfg.data.per_class or None, opts.folds, opts.fold, cfg.data.holdout,
+                          [photo_key(s) for s in ds.samples])
     for part in ("train", "val", "test"):  # unreadable photos are skipped everywhere
         setattr(split, part, np.array([i for i in getattr(split, part) if cache.ok[i]], dtype=np.int64))
     if len(split.train) == 0 or len(split.val) == 0:
@@ -113,31 +238,50 @@ def _check_same_data(last_path: Path, saved_meta: dict, ds, split_meta: dict) ->
 def train(cfg: Config, opts: RunOptions) -> dict:
     out = Path(opts.out)
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
+    device = pick_device(opts.device)
     ds, spec, cache, labels, split = _prepare_data(cfg, opts)  # refusals come before --out is created
     names = [b.name for b in ds.classes]
     t = cfg.train
+    if t.schedule not in ("onecycle", "cosine"):
+        raise EdgehoundError(f"train.schedule must be onecycle or cosine, got {t.schedule!r}")
+    workers = opts.workers if opts.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    teacher = Teacher(Path(opts.teacher), ds.classes, spec, device) if opts.teacher else None
+    aug = AugmentConfig(crop_scale=tuple(cfg.data.crop_scale))
 
     torch.manual_seed(t.seed)
-    model = DogCNN(cfg.model, len(ds.classes))
+    model = build_model(cfg.model, len(ds.classes))
+    macs, params = count_macs(model, cfg.model.input_size)  # before any weights move to the device
+    if opts.init and not opts.resume:
+        print(f"{_init_from(model, cfg.model.family, Path(opts.init))} tensors initialised from {opts.init}")
+    model = model.to(device, memory_format=torch.channels_last)  # channels-last: faster convs on CPU and GPU
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(t.ema),
+                                               use_buffers=True) if t.ema else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(split.train) / t.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=t.epochs * steps_per_epoch, pct_start=0.15)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=t.epochs * steps_per_epoch,
+                                                   pct_start=0.15 if t.schedule == "onecycle" else 1e-9)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
     state = {"epoch": 0, "step": 0, "best_val": -1.0, "history": [], "sums": [0.0, 0, 0, 0.0]}
 
     split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": t.seed,
                   "test_frac": cfg.data.test_frac, "val_frac": cfg.data.val_frac, "per_class": cfg.data.per_class,
-                  "folds": opts.folds, "fold": opts.fold, "photos_digest": photos_digest(ds)}
+                  "holdout": cfg.data.holdout, "folds": opts.folds, "fold": opts.fold, "photos_digest": photos_digest(ds)}
+    extra_meta = {"teacher": {"path": str(opts.teacher), "sha256": teacher.digest}} if teacher else {}
 
     last_path, best_path = out / "last.pt", out / "best.pt"
     if opts.resume and last_path.is_file():
         saved = checkpoint.load(last_path)
         if saved["config_digest"] != cfg.digest():
             raise EdgehoundError(f"{last_path}: was trained with another config; use a new --out or drop --resume")
-        _check_same_data(last_path, json.loads(saved["meta"]), ds, split_meta)
+        saved_meta = json.loads(saved["meta"])
+        _check_same_data(last_path, saved_meta, ds, split_meta)
+        if saved_meta.get("teacher", {}).get("sha256") != (teacher.digest if teacher else None):
+            raise EdgehoundError(f"{last_path}: was trained with another --teacher (or none); resume with the same one")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         torch.set_rng_state(saved["torch_rng"])
         state = json.loads(saved["state"])
         print(f"resuming {out} at epoch {state['epoch'] + 1}, step {state['step']}/{steps_per_epoch}")
@@ -145,36 +289,50 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         raise EdgehoundError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
 
-    macs, params = count_macs(model, cfg.model.input_size)
-    print(f"{cfg.name}: {params / 1e6:.2f} M params, {macs / 1e9:.3f} GMACs/image; "
-          f"classes {', '.join(names)}; train {len(split.train)}, val {len(split.val)}, test {len(split.test)}"
+    print(f"{cfg.name} ({cfg.model.family}): {params / 1e6:.2f} M params, {macs / 1e9:.3f} GMACs/image; "
+          f"classes {', '.join(names)}; train {len(split.train)}, val {len(split.val)}, test {len(split.test)}; "
+          f"{device.type}" + (f", {workers} workers" if workers else "") + (f", teacher {opts.teacher}" if teacher else "")
           + (f"; {len(cache.skipped)} unreadable photos skipped" if cache.skipped else ""))
 
     def save_last():
         checkpoint.save(last_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
             "torch_rng": torch.get_rng_state(), "state": json.dumps(state), "config_digest": cfg.digest(),
-            "meta": checkpoint.model_meta(cfg, ds.classes, spec, split=split_meta),
+            "meta": checkpoint.model_meta(cfg, ds.classes, spec, split=split_meta, **extra_meta),
         })
+
+    def scored():  # the weights that are validated and shipped: the moving average when there is one
+        return ema.module if ema is not None else model
 
     last_save = time.monotonic()
     model.train()
     while state["epoch"] < t.epochs:
         epoch = state["epoch"]
         order = np.random.default_rng([t.seed, epoch]).permutation(split.train)
-        aug_seed = (t.seed, epoch) if cfg.data.augment else None
+        batches = [order[i * t.batch_size:(i + 1) * t.batch_size] for i in range(state["step"], steps_per_epoch)]
+        loader = _loader(Batches(cache, batches, spec, (t.seed, epoch) if cfg.data.augment else None, aug), workers, device)
         bar = tqdm(total=steps_per_epoch, initial=state["step"], desc=f"epoch {epoch + 1}/{t.epochs}",
                    unit="batch", disable=not opts.progress, leave=False)
         t0 = time.monotonic()
-        while state["step"] < steps_per_epoch:
-            idx = order[state["step"] * t.batch_size:(state["step"] + 1) * t.batch_size]
-            x, y = _batch(cache, idx, spec, aug_seed), torch.from_numpy(labels[idx])
-            logits = model(x)
-            loss = loss_fn(logits, y)
+        for idx, x in zip(batches, loader):
+            x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
+            y = torch.from_numpy(labels[idx]).to(device)
+            mixed = mix(x, t, np.random.default_rng([t.seed, epoch, state["step"], 1]))
+            if mixed is not None:
+                x, partner, lam = mixed
+            with _autocast(device):
+                logits = model(x).float()
+                loss = loss_fn(logits, y) if mixed is None else lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[partner])
+                if teacher is not None:
+                    w = t.distill_weight
+                    loss = w * distill_loss(logits, teacher.logits(x), t.distill_temperature) + (1 - w) * loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
+            if ema is not None:
+                ema.update_parameters(model)
             s = state["sums"]  # loss sum, correct, seen, seconds
             s[0] += loss.item() * len(idx)
             s[1] += int((logits.argmax(1) == y).sum())
@@ -191,7 +349,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
                 last_save = time.monotonic()
         bar.close()
 
-        val_pred = predict(model, cache, split.val, spec)
+        val_pred = predict(scored(), cache, split.val, spec, device=device)
         val_acc = float((val_pred == labels[split.val]).mean())
         s = state["sums"]
         row = {"epoch": epoch + 1, "train_loss": s[0] / s[2], "train_acc": s[1] / s[2], "val_acc": val_acc,
@@ -201,20 +359,26 @@ def train(cfg: Config, opts: RunOptions) -> dict:
               f"val acc {val_acc:.3f}, {row['seconds']:.1f} s, {row['images_per_s']:.1f} img/s", flush=True)
         if val_acc > state["best_val"]:
             state["best_val"] = val_acc
-            checkpoint.save(best_path, {"model": model.state_dict(),
+            weights = {k: v.cpu() for k, v in scored().state_dict().items()}  # loads on a CPU-only machine
+            checkpoint.save(best_path, {"model": weights,
                                         "meta": checkpoint.model_meta(cfg, ds.classes, spec, split=split_meta,
-                                                                                 epoch=epoch + 1, val_acc=val_acc)})
+                                                                      epoch=epoch + 1, val_acc=val_acc, **extra_meta)})
         state.update(epoch=epoch + 1, step=0, sums=[0.0, 0, 0, 0.0])
         save_last()
         last_save = time.monotonic()
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"]))
 
     best, _ = checkpoint.load_model(best_path)
-    report = classification_report(labels[split.test], predict(best, cache, split.test, spec), names)
+    best = best.to(device, memory_format=torch.channels_last)
+    test_logits = predict_logits(best, cache, split.test, spec, device=device)
+    flip_logits = predict_logits(best, cache, split.test, spec, device=device, flip=True)
+    report = classification_report(labels[split.test], test_logits.argmax(1), names)
     summary = {
         "config": cfg.to_dict(), "data": str(opts.data), "layout": ds.layout, "test": report,
+        "test_flip": classification_report(labels[split.test], flip_logits.argmax(1), names),
         "best_val_acc": state["best_val"], "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
-        "skipped": cache.skipped, "params": params, "macs": macs,
+        "skipped": cache.skipped, "params": params, "macs": macs, "device": device.type, "workers": workers,
+        "teacher": extra_meta.get("teacher"),
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in state["history"]])),
         "images_per_s": float(np.mean([r["images_per_s"] for r in state["history"]])),
         "total_train_seconds": float(sum(r["seconds"] for r in state["history"])),
