@@ -319,3 +319,26 @@ def test_winograd_lowering_matches_the_direct_convolution():
     assert report["nhwc"] == [[16, 24, 13, 11]]  # ... which cpu_passes converts to; only the first conv qualifies
     assert report["shapes"] == [[1, 5, 7, 6]] * 2
     assert max(report["max_abs_diff"]) <= 1e-5 * report["scale"], report
+
+
+@pytest.mark.parametrize("family, settings", [
+    ("resnet", ["model.conv_channels=[8, 16, 16, 32]", "model.stem_channels=8"]),
+    ("mobilenet", ["model.se=true", "model.conv_channels=[8, 16, 16, 24, 32]"]),
+])
+def test_every_family_exports_to_int8_tvm_and_the_npu(family, settings, tmp_path):
+    """A residual add, squeeze-excite and global pooling survive ONNX int8, TFLite int8, TVM and Vela, with
+    every operator on the NPU."""
+    from conftest import edgehound_cmd
+
+    config = {"resnet": "resnet18", "mobilenet": "edge"}[family]
+    run = tmp_path / "run"
+    result = subprocess.run([*edgehound_cmd(), "train", "--data", str(SAMPLE), "--out", str(run), "--config", config,
+                             "--no-progress", "--set", "model.input_size=64", "train.epochs=1", *settings],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    m = export(run / "best.pt", ExportOptions(targets=["onnx-int8", "tflite-int8", "tvm-x86", "vela-u55-128"],
+                                              out=tmp_path / "x", eval_limit=10, progress=False))
+    entries = {e["name"]: e for e in m["artifacts"]}
+    assert {name: e["status"] for name, e in entries.items()} == dict.fromkeys(entries, "ok")
+    assert entries["tflite-int8"]["parity"]["passed"] and entries["tvm-x86"]["parity"]["passed"]
+    assert entries["vela-u55-128"]["vela"]["cpu_operators"] == 0 and entries["vela-u55-128"]["vela"]["npu_operators"] > 0
