@@ -188,10 +188,8 @@ def cmd_export(args) -> int:
     if args.device:
         from edgehound.devices.profiles import get_profile
 
-        profile = opts.device = get_profile(args.device)
+        profile = opts.device = get_profile(args.device)  # its TVM target and compiler for the TVM formats it runs
         opts.targets = args.targets or list(profile["formats"])
-        if profile.get("tvm_target"):  # the profile's TVM target for the TVM formats it runs
-            opts.tvm_targets = {f: profile["tvm_target"] for f in profile["formats"] if f.startswith("tvm-")}
         print(f"{args.device}: building {', '.join(opts.targets)}")
     manifest = export(args.checkpoint, opts)
     failed = manifest["failures"]

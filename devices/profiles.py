@@ -1,8 +1,8 @@
 """Device profiles: data in devices/profiles/*.toml, one file per device a user deploys to.
 
-Each names the CPU architecture and flags, the TVM target, the cross compiler, the LiteRT
-delegate and threads, onnxruntime's execution providers, the formats it runs, and how to reach
-it (local, ssh host, or RPC tracker key).
+Each names the CPU architecture, the formats it runs (export's format table reads this: a device
+is named here once), the TVM target and cross compiler of its TVM format, and how to reach it
+(local, ssh host, or RPC tracker key).
 """
 
 from __future__ import annotations

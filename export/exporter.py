@@ -51,8 +51,7 @@ class ExportOptions:
     parity_photos: int = 16
     opset: int = 18
     progress: bool = True
-    tvm_targets: dict = field(default_factory=dict)  # format name -> TVM target, from a device profile
-    device: dict | None = None  # the device profile of export --device (its name keys the tuning database)
+    device: dict | None = None  # the device profile of export --device: its TVM target, compiler and tuning database
     tuning_dir: Path | None = None  # root of the per-device tuning databases (default: devices/tuning)
     skip_missing_tools: bool = False  # the default target list: skip (and list) targets this host cannot build
 
@@ -68,7 +67,6 @@ class ExportContext:
     calibration: str
     tune_trials: int
     opset: int
-    tvm_targets: dict = field(default_factory=dict)
     progress: bool = True
     device: dict | None = None
     tuning_dir: Path | None = None
@@ -158,7 +156,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     checkpoint_sha256 = sha256_file(checkpoint_path)  # once: the seed's checkpoint is 44 MB
 
     ctx = ExportContext(model, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
-                        opts.opset, opts.tvm_targets, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
+                        opts.opset, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
     cfg = meta["config"]
     from edgehound.train.model import count_macs
 

@@ -21,9 +21,6 @@ import numpy as np
 from edgehound.export.tvm_env import tvm_python
 from edgehound.runtime.errors import EdgehoundError, ToolMissing
 
-CPU_DEVICES = ("laptop-x86", "rpi4", "rpi5", "jetson-orin-nano", "jetson-nano")
-
-
 @dataclass(frozen=True)
 class Format:
     name: str
@@ -31,10 +28,16 @@ class Format:
     backend: str  # runtime backend that runs it ("onnxruntime", "litert", "tvm"), or "vela" (NPU firmware input)
     precision: str  # fp32 | int8
     target: str  # what the code is compiled for
-    devices: tuple[str, ...]
     build: Callable
     requires: tuple[str, ...] = ()  # formats built first and used as input
     runs_here: bool = True  # False: cross-compiled or for hardware this host lacks; not evaluated here
+
+    @property
+    def devices(self) -> list[str]:
+        """The device profiles that run this format (each profile's `formats` says; devices are named there once)."""
+        from edgehound.devices.profiles import all_profiles
+
+        return [name for name, p in all_profiles().items() if self.name in p["formats"]]
 
 
 # ---- build functions -------------------------------------------------------------------------
@@ -134,15 +137,17 @@ def build_tflite_int8(ctx, dest: Path) -> dict:
             "calibration": {"method": "minmax (PT2E observers)", "photos": ctx.calibration_count}}
 
 
-def _tvm_builder(default_target: dict, cc: str | None = None):
+def _tvm_builder(profile_name: str):
+    """A TVM build for the device profile `profile_name`: its TVM target and cross compiler come from the
+    profile (export --device names another profile that runs the format: that one's)."""
     def build(ctx, dest: Path) -> dict:
-        from edgehound.devices.profiles import tuning_database
+        from edgehound.devices.profiles import get_profile, tuning_database
 
-        target = ctx.tvm_targets.get(ctx.current, default_target)  # a device profile's target (export --device) wins
+        device = ctx.device if ctx.device and ctx.current in ctx.device.get("formats", ()) else get_profile(profile_name)
+        target, cc = device["tvm_target"], device.get("cross_compiler") or None
         shape = [1, 3, ctx.size, ctx.size]
         # One MetaSchedule database per device profile, format and CPU, shared by every model compiled for it.
-        profile_name = ctx.device["name"] if ctx.device else FORMATS[ctx.current].devices[0]
-        db = tuning_database(profile_name, ctx.current, ctx.tuning_dir)  # with one folder per CPU inside
+        db = tuning_database(device["name"], ctx.current, ctx.tuning_dir)  # with one folder per CPU inside
         if not ctx.tune_trials and not any(db.glob("*/database_workload.json")):
             db = None
         cmd = [tvm_python(), "-m", "edgehound.export.tvm_build", "--onnx", str(ctx.artifact_path("onnx")),
@@ -154,7 +159,7 @@ def _tvm_builder(default_target: dict, cc: str | None = None):
             cmd += ["--cc", cc]
         if db is not None:
             cmd += ["--db", str(db), "--tune-trials", str(ctx.tune_trials)]
-        reach = (ctx.device or {}).get("reach", {})
+        reach = device.get("reach", {})
         if ctx.tune_trials and reach.get("kind") == "rpc":  # time the candidates on the device itself
             cmd += ["--rpc-tracker", reach["tracker"], "--rpc-key", reach["key"], "--rpc-timeout", str(reach.get("timeout", 60))]
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=ctx.repo)
@@ -242,26 +247,21 @@ def parse_vela_csv(path: Path) -> dict:
 # ---- the table -------------------------------------------------------------------------------
 
 FORMATS: dict[str, Format] = {f.name: f for f in [
-    Format("onnx", ".onnx", "onnxruntime", "fp32", "any CPU / CUDA / TensorRT", CPU_DEVICES + ("desktop-gpu",), build_onnx),
-    Format("onnx-int8", ".int8.onnx", "onnxruntime", "int8", "any CPU (QDQ)", CPU_DEVICES, build_onnx_int8, ("onnx",)),
-    Format("tflite", ".tflite", "litert", "fp32", "any CPU (XNNPACK)", CPU_DEVICES, build_tflite),
-    Format("tflite-int8", ".int8.tflite", "litert", "int8", "any CPU, NPU delegates (int8 I/O)", CPU_DEVICES + ("ethos-u55-128",),
-           build_tflite_int8),
-    Format("tvm-x86", ".x86_64.so", "tvm", "fp32", "x86-64 host CPU (llvm)", ("laptop-x86",),
-           _tvm_builder({"kind": "llvm", "mcpu": "native"}), ("onnx",)),
-    Format("tvm-aarch64", ".aarch64.so", "tvm", "fp32", "aarch64 Cortex-A72 (Raspberry Pi 4; runs on Pi 5)", ("rpi4", "rpi5"),
-           _tvm_builder({"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72", "mattr": ["+neon"]},
-                        "aarch64-linux-gnu-gcc"), ("onnx",), runs_here=False),
+    Format("onnx", ".onnx", "onnxruntime", "fp32", "any CPU / CUDA / TensorRT", build_onnx),
+    Format("onnx-int8", ".int8.onnx", "onnxruntime", "int8", "any CPU (QDQ)", build_onnx_int8, ("onnx",)),
+    Format("tflite", ".tflite", "litert", "fp32", "any CPU (XNNPACK)", build_tflite),
+    Format("tflite-int8", ".int8.tflite", "litert", "int8", "any CPU, NPU delegates (int8 I/O)", build_tflite_int8),
+    # TVM: the target and the cross compiler are the named device profile's (devices/profiles/*.toml)
+    Format("tvm-x86", ".x86_64.so", "tvm", "fp32", "x86-64 host CPU (llvm)", _tvm_builder("laptop-x86"), ("onnx",)),
+    Format("tvm-aarch64", ".aarch64.so", "tvm", "fp32", "aarch64 Cortex-A72 (Raspberry Pi 4; runs on Pi 5)",
+           _tvm_builder("rpi4"), ("onnx",), runs_here=False),
     Format("tvm-cuda-sm87", ".cuda-sm87.so", "tvm", "fp32", "CUDA sm_87 (Jetson Orin), aarch64 host",
-           ("jetson-orin-nano",),
-           _tvm_builder({"kind": "cuda", "arch": "sm_87", "host": {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}},
-                        "aarch64-linux-gnu-gcc"), ("onnx",), runs_here=False),
+           _tvm_builder("jetson-orin-nano"), ("onnx",), runs_here=False),
     Format("tvm-cuda-sm90", ".cuda-sm90.so", "tvm", "fp32", "CUDA sm_90 (H100 desktop/server GPU), x86-64 host",
-           ("desktop-gpu",), _tvm_builder({"kind": "cuda", "arch": "sm_90", "host": {"kind": "llvm"}}), ("onnx",),
-           runs_here=False),
-    Format("vela-u55-128", ".u55-128.tflite", "vela", "int8", "Arm Ethos-U55-128 NPU", ("ethos-u55-128",),
+           _tvm_builder("desktop-gpu"), ("onnx",), runs_here=False),
+    Format("vela-u55-128", ".u55-128.tflite", "vela", "int8", "Arm Ethos-U55-128 NPU",
            build_vela("ethos-u55-128"), ("tflite-int8",), runs_here=False),
-    Format("vela-u65-256", ".u65-256.tflite", "vela", "int8", "Arm Ethos-U65-256 NPU", ("ethos-u65-256",),
+    Format("vela-u65-256", ".u65-256.tflite", "vela", "int8", "Arm Ethos-U65-256 NPU",
            build_vela("ethos-u65-256"), ("tflite-int8",), runs_here=False),
 ]}
 

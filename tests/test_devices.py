@@ -5,19 +5,27 @@ from conftest import edgehound_cmd
 from edgehound.devices.profiles import all_profiles, detect
 from edgehound.export.formats import FORMATS
 
-REQUIRED = {"name", "description", "arch", "cpu_flags", "formats", "tvm_target", "cross_compiler", "litert",
-            "onnxruntime_providers", "reach"}
+# every key is read by something: formats (export's table), tvm_target and cross_compiler (TVM builds), reach (bench)
+KEYS = {"name", "description", "arch", "formats", "tvm_target", "cross_compiler", "reach"}
 
 
 def test_profiles_cover_the_devices_and_name_known_formats():
     profiles = all_profiles()
     assert {"laptop-x86", "rpi4", "rpi5", "jetson-orin-nano", "jetson-nano", "ethos-u55-128", "desktop-gpu"} <= set(profiles)
     for name, p in profiles.items():
-        assert REQUIRED <= set(p), (name, REQUIRED - set(p))
+        assert set(p) == KEYS, (name, set(p) ^ KEYS)
         assert p["name"] == name and set(p["formats"]) <= set(FORMATS)
         assert p["reach"]["kind"] in ("local", "ssh", "rpc")
     assert profiles["jetson-orin-nano"]["tvm_target"]["arch"] == "sm_87"
     assert profiles["rpi5"]["tvm_target"]["mcpu"] == "cortex-a76"
+
+
+def test_each_format_s_devices_are_the_profiles_that_run_it():
+    profiles = all_profiles()
+    for fmt in FORMATS.values():
+        assert fmt.devices == [n for n, p in profiles.items() if fmt.name in p["formats"]] and fmt.devices, fmt.name
+        if fmt.backend == "tvm":  # each TVM format builds for a device whose profile holds its target
+            assert all(profiles[d]["tvm_target"] for d in fmt.devices), fmt.name
 
 
 def test_detect_describes_this_host():

@@ -78,6 +78,12 @@ def test_tvm_libraries_are_built_for_their_targets(tiny_export):
     assert elf_machine(cuda) == 183  # the Jetson's aarch64 host code ...
     assert "cuda" in entries["tvm-cuda-sm87"]["tvm"]["modules"]  # ... and the GPU kernels
     assert entries["tvm-cuda-sm87"]["tvm"]["target"]["arch"] == "sm_87"
+    from edgehound.devices.profiles import all_profiles  # each TVM format's target is its device profile's
+
+    profiles = all_profiles()
+    for name, device in (("tvm-x86", "laptop-x86"), ("tvm-aarch64", "rpi4"), ("tvm-cuda-sm87", "jetson-orin-nano")):
+        assert entries[name]["tvm"]["target"] == profiles[device]["tvm_target"]
+        assert entries[name]["devices"] == [d for d, p in profiles.items() if name in p["formats"]]
     if ctypes.util.find_library("cuda") is None:  # no NVIDIA driver here: TVM keeps the kernels as source, and says so
         assert "CUDA source" in entries["tvm-cuda-sm87"]["tvm"]["cuda_kernels"]
     desktop = tiny_export / entries["tvm-cuda-sm90"]["file"]

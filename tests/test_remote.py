@@ -33,12 +33,9 @@ def rpc_device(tmp_path):
     profile.write_text(f'''name = "loopback"
 description = "this host behind TVM's RPC tracker"
 arch = "x86_64"
-cpu_flags = []
 formats = ["tvm-x86"]
 tvm_target = {{ kind = "llvm" }}
 cross_compiler = ""
-litert = {{ delegate = "xnnpack", threads = 0 }}
-onnxruntime_providers = []
 reach = {{ kind = "rpc", tracker = "127.0.0.1:{port}", key = "loopback", timeout = 10 }}
 ''')
     time.sleep(3)  # the server registers with the tracker
@@ -147,12 +144,9 @@ Subsystem sftp internal-sftp
     profile.write_text(f'''name = "sshbox"
 description = "this host behind its own sshd"
 arch = "x86_64"
-cpu_flags = []
 formats = ["onnx", "tflite-int8"]
 tvm_target = {{}}
 cross_compiler = ""
-litert = {{ delegate = "xnnpack", threads = 0 }}
-onnxruntime_providers = ["CPUExecutionProvider"]
 reach = {{ kind = "ssh", host = "{getpass.getuser()}@127.0.0.1", port = {port}, identity = "{keys / 'user'}", known_hosts = "{keys / 'known_hosts'}", remote_dir = "{tmp_path / 'device'}", edgehound = "{sys.executable} -m edgehound.cli", timeout = 120, connect_timeout = 5 }}
 ''')
     time.sleep(1)
