@@ -111,30 +111,23 @@ def cmd_evaluate(args) -> int:
 
 def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, artifact: str | None = None,
               flip: bool = False, unseen_by: list[str] = ()) -> dict:
-    """Score a training checkpoint, or an artifact through the runtime, on a folder of photos."""
+    """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos."""
+    from edgehound.runtime.classifier import Classifier
     from edgehound.runtime.evaluation import evaluate_folder
-    from edgehound.runtime.preprocess import PreprocessSpec
 
-    others = [_training_split(m) for m in unseen_by]
-    if Path(model).suffix != ".pt":
-        from edgehound.runtime.classifier import Classifier
+    if Path(model).suffix == ".pt":  # a model file: the "pytorch" backend, with its training split at hand
+        from edgehound.train.checkpoint import checkpoint_artifact
 
+        clf = Classifier(checkpoint_artifact(model), flip=flip)
+    else:
         clf = Classifier.load(model, artifact, flip=flip)
-        report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress, unseen_by=others)
-        report.update(model=str(model), artifact=clf.artifact.name, flip=flip)
-        return report
-
-    from edgehound.runtime.classifier import with_flip
-    from edgehound.train.checkpoint import load_model, predictor
-
-    net, meta = load_model(model)
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
-    predict = with_flip(predictor(net), spec.layout) if flip else predictor(net)
-    if split and "split" not in meta:
-        raise EdgehoundError(f"{model}: has no record of its training split; score a folder of held-out photos instead")
-    report = evaluate_folder(predict, meta["classes"], spec, data, breeds,
-                             progress=progress, split=meta["split"] if split else None, unseen_by=others)
-    report.update(model=str(model), flip=flip)
+    own_split = clf.artifact.entry.get("split")
+    if split and not own_split:
+        raise EdgehoundError(f"{model}: --split test needs a model file (.pt) that records its training split; "
+                             "score a folder of held-out photos instead")
+    report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
+                             split=own_split if split else None, unseen_by=[_training_split(m) for m in unseen_by])
+    report.update(model=str(model), artifact=clf.artifact.name, flip=flip)
     return report
 
 
@@ -219,7 +212,7 @@ def cmd_classify(args) -> int:
     from edgehound.runtime.preprocess import IMAGE_SUFFIXES
 
     _in_tvm_env(args)
-    clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
+    clf = Classifier.load(args.model, args.artifact, flip=args.flip, **_backend_options(args))
     paths = []
     for item in map(Path, args.paths):
         if item.is_dir():
@@ -267,7 +260,7 @@ def cmd_camera(args) -> int:
     signal.signal(signal.SIGTERM, stop)
 
     _in_tvm_env(args)
-    clf = Classifier.load(args.model, args.artifact, **_backend_options(args))
+    clf = Classifier.load(args.model, args.artifact, flip=args.flip, **_backend_options(args))
     print(f"classifying {args.source} with {clf.artifact.name} ({clf.artifact.backend}); Ctrl-C to stop", file=sys.stderr)
     summary = run_camera(clf, args.source, headless=args.headless, record=args.record, every=args.every,
                          smooth_s=args.smooth, takeover=args.takeover, capture_size=_capture_size(args.capture_size, clf),
@@ -299,7 +292,7 @@ def cmd_bench(args) -> int:
     opts = BenchOptions(source=Path(args.source[0]), also=[Path(a) for a in args.source[1:]], out=Path(args.out),
                         artifacts=args.artifacts,
                         data=Path(args.data) if args.data else None,
-                        checkpoint=Path(args.checkpoint) if args.checkpoint else None, threads=args.threads,
+                        threads=args.threads,
                         warmup=args.warmup, runs=args.runs, duration=args.duration, profile=args.profile,
                         compare=Path(args.compare) if args.compare else None, pick=args.pick, max_drop=args.max_drop,
                         device=args.device, merge=[Path(m) for m in args.merge],
@@ -379,6 +372,8 @@ def _add_runtime_args(p: argparse.ArgumentParser, optional_model: bool = False) 
     p.add_argument("--threads", type=int, help="CPU threads for the backend")
     p.add_argument("--delegate", help="LiteRT external delegate library (e.g. an NPU's), by path")
     p.add_argument("--device", choices=["cpu", "cuda"], help="TVM device (default cpu)")
+    p.add_argument("--flip", action="store_true", help="test-time flip: average each frame's scores with its mirror "
+                   "image's (twice the inference per frame; off by default)")
 
 
 def _number_in(low: float, high: float, what: str):
@@ -531,7 +526,6 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--out", default="runs/bench", help="where results.json and report.html go (default runs/bench)")
     be.add_argument("--artifacts", nargs="+", metavar="NAME", help="only these artifacts")
     be.add_argument("--data", help="held-out photos to measure accuracy on (default: the export's figures)")
-    be.add_argument("--checkpoint", help="PyTorch checkpoint for the eager baseline (default: the manifest's)")
     be.add_argument("--threads", type=int, help="threads per backend (default: the backend's)")
     be.add_argument("--warmup", type=int, default=10)
     be.add_argument("--runs", type=int, default=100, help="timed runs per artifact (default 100)")

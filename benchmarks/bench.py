@@ -11,6 +11,7 @@ their reason, never left out. Results: a terminal table, results.json, report.ht
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
@@ -40,7 +41,6 @@ class BenchOptions:
     out: Path
     artifacts: list[str] | None = None
     data: Path | None = None
-    checkpoint: Path | None = None
     threads: int | None = None
     warmup: int = 10
     runs: int = 100
@@ -190,9 +190,6 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
     if opts.data:
         samples = [s.to_dict() for s in select_samples(classes, opts.data)]
     photo = _a_photo(samples)
-    checkpoint = opts.checkpoint or Path(model.get("checkpoint", ""))
-    if not checkpoint.is_file() or profile is not None:  # the eager baseline runs on this host only
-        checkpoint = None
 
     results = {
         "schema": RESULTS_SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -203,16 +200,10 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
         "rows": [],
     }
     results["peak_gflops"] = peak_gflops(opts.threads)
-    jobs = []
-    if checkpoint is not None:
-        reference = manifest.get("reference") or {}
-        jobs.append(({"name": "pytorch", "format": "pytorch", "backend": "pytorch", "precision": "fp32",
-                      "size_bytes": checkpoint.stat().st_size, "status": "ok", "runs_here": True,
-                      "accuracy": {"accuracy": reference.get("accuracy")}},
-                     {"kind": "pytorch", "checkpoint": str(checkpoint)}))
-    for e in entries:
-        jobs.append((e, {"kind": "artifact", "manifest": str(folder / MANIFEST), "artifact": e["name"],
-                         "backend": e["backend"]}))
+    if profile is not None:  # eager PyTorch, the reference, runs on this host only
+        entries = [e for e in entries if e["backend"] != "pytorch"]
+    has_torch = importlib.util.find_spec("torch") is not None
+    jobs = [(e, {"manifest": str(folder / MANIFEST), "artifact": e["name"], "backend": e["backend"]}) for e in entries]
     timeout = 600 + (opts.duration or 0)
     runnable = []  # (row, entry, job) measured on this host, below
     for entry, job in jobs:
@@ -224,6 +215,8 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
             row.update(_remote_row(entry, folder, profile, opts))
         elif not entry.get("runs_here", True) or entry["backend"] == "vela":
             row.update(status="not run", reason=f"built for {entry.get('target')}: needs that device")
+        elif entry["backend"] == "pytorch" and not has_torch:  # a device with a runtime extra only
+            row.update(status="not run", reason="the eager reference needs torch (the train extra)")
         else:
             job.update(photo=photo, threads=opts.threads, warmup=opts.warmup, runs=opts.runs, duration=opts.duration,
                        samples=samples, profile=opts.profile)

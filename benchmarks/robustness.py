@@ -79,7 +79,8 @@ def load_models(folder: str | Path, artifacts: list[str] | None = None) -> Model
     if unknown:
         raise EdgehoundError(f"{folder}: no artifact {', '.join(unknown)} (has: {', '.join(entries)})")
     runners, skipped = {}, {}
-    for name in artifacts or [n for n, e in entries.items() if e.get("status") == "ok"]:
+    # the checkpoint is the model above; its "pytorch" row would measure it twice
+    for name in artifacts or [n for n, e in entries.items() if e.get("status") == "ok" and e.get("backend") != "pytorch"]:
         try:
             runners[name] = Classifier.load(folder, name)
         except EdgehoundError as e:

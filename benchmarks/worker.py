@@ -3,8 +3,8 @@
     python -m edgehound.benchmarks.worker JOB.json RESULT.json     (sequential: every run at once)
     python -m edgehound.benchmarks.worker --serve JOB.json         (interleaved: bursts on request, see serve)
 
-JOB: {"kind": "artifact" | "pytorch", "manifest", "artifact", "checkpoint", "photo", "threads",
-      "warmup", "runs", "duration", "samples": [...] | null, "profile": bool}
+JOB: {"manifest", "artifact", "backend", "photo", "threads", "warmup", "runs", "duration",
+      "samples": [...] | null, "profile": bool}
 RESULT: load time, first inference, every steady-state latency (ms), RSS before loading, after
 loading and at peak (VmHWM), accuracy on the samples, the top operators when profiled.
 """
@@ -21,25 +21,14 @@ from edgehound.runtime.host import peak_rss_mb, rss_mb
 
 
 def _load(job: dict):
-    """(predict, spec, classes, extra) for the job's model."""
-    from edgehound.runtime.preprocess import PreprocessSpec
-
-    if job["kind"] == "pytorch":
-        import torch
-
-        from edgehound.train.checkpoint import load_model, predictor
-
-        if job.get("threads"):
-            torch.set_num_threads(job["threads"])
-        model, meta = load_model(job["checkpoint"])
-        return predictor(model), PreprocessSpec.from_dict(meta["preprocess"]), meta["classes"], None
+    """(predict, spec, classes, top_operators) for the job's artifact: eager PyTorch is one more row."""
     from edgehound.runtime.classifier import Classifier
 
     options = {"threads": job.get("threads")}
     if job.get("profile") and job.get("backend") == "onnxruntime":
         options["profile"] = True
     clf = Classifier.load(job["manifest"], job["artifact"], **options)
-    return clf.predict, clf.spec, clf.classes, getattr(clf._predict, "top_operators", None)
+    return clf.predict, clf.spec, clf.classes, clf.backend.top_operators
 
 
 class Measured:
@@ -86,8 +75,9 @@ class Measured:
             samples = [Sample.from_dict(s) for s in self.job["samples"]]
             report = evaluate_samples(self.predict, self.classes, self.spec, samples, progress=False)
             result["accuracy"] = {"accuracy": report["accuracy"], "n": report["n"], "skipped": report["skipped"]}
-        if self.top_operators is not None:
-            result["top_operators"] = self.top_operators()
+        operators = self.top_operators()  # None unless the backend was loaded with profiling
+        if operators:
+            result["top_operators"] = operators
         result["peak_rss_mb"] = peak_rss_mb()
         return result
 

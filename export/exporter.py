@@ -167,7 +167,10 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         "model": {"config": cfg["name"], "classes": meta["classes"], "macs": macs, "params": params,
                   "checkpoint": str(checkpoint_path),
                   "checkpoint_sha256": checkpoint_sha256, "val_acc": meta.get("val_acc"),
-                  "epoch": meta.get("epoch")},
+                  "epoch": meta.get("epoch"),
+                  # which photos it trained on and which it is scored on (holdout "fixed": the shipping split)
+                  "split": {k: v for k, v in (meta.get("split") or {}).items() if k != "photos_digest"} or None,
+                  "teacher": meta.get("teacher")},
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
         "tools": _tool_versions(),
         "default": None,
@@ -181,6 +184,8 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     manifest["reference"] = {"backend": "pytorch", "accuracy": reference["accuracy"], "n": reference["n"],
                              "data": _data_label(opts, meta)}
     print(f"pytorch reference: {reference['accuracy'] * 100:.2f}% on {reference['n']} held-out photos")
+    manifest["artifacts"].append(_pytorch_entry(checkpoint_path, checkpoint_sha256, out, reference, manifest))
+    atomic_write_json(manifest_path, manifest)
 
     failures = []
     for fmt in formats:
@@ -200,7 +205,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         atomic_write_json(manifest_path, manifest)
         _print_entry(entry)
 
-    usable = [e for e in manifest["artifacts"] if e["status"] == "ok" and e.get("runs_here")]
+    usable = [e for e in manifest["artifacts"] if e["status"] == "ok" and e.get("runs_here") and e["backend"] != "pytorch"]
     manifest["default"] = next((e["name"] for e in usable if e["format"] == "onnx"), usable[0]["name"] if usable else None)
     atomic_write_json(manifest_path, manifest)
     if out != final:
@@ -237,6 +242,23 @@ def _swap_in(staging: Path, final: Path, manifest: dict) -> None:
         path = final / name
         if path.parent == final and path.is_file():  # only plain files of the old export, in this folder
             path.unlink()
+
+
+def _pytorch_entry(checkpoint_path: Path, checkpoint_sha256: str, out: Path, reference: dict, manifest: dict) -> dict:
+    """The first row: the checkpoint itself, copied into the folder as best.pt (the export is self-contained),
+    run eagerly by the "pytorch" backend; bench and evaluate measure it like any artifact."""
+    from edgehound.train.checkpoint import checkpoint_entry
+
+    dest = out / "best.pt"
+    if not dest.is_file() or sha256_file(dest) != checkpoint_sha256:
+        tmp = out / f".best.pt.tmp{os.getpid()}"
+        shutil.copyfile(checkpoint_path, tmp)
+        os.replace(tmp, dest)
+    entry = checkpoint_entry(dest, checkpoint_sha256)
+    entry.pop("split")  # the manifest's model section holds it
+    entry["accuracy"] = {"accuracy": reference["accuracy"], "n": reference["n"], "skipped": reference["skipped"],
+                         "drop_pp": 0.0, "per_class": reference["per_class"], "data": manifest["reference"]["data"]}
+    return entry
 
 
 def _data_label(opts: ExportOptions, meta: dict) -> str:

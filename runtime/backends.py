@@ -1,10 +1,14 @@
 """Inference backends, each imported only when an artifact needs it.
 
-A backend is a callable: float32 batch in the artifact's layout -> float32 scores (N x classes).
-Quantized I/O (int8/uint8 input or output with scale and zero point) is handled here, so callers
-may always pass normalised float32 and get float32 logits back. A backend whose model takes
-integers says how in `predict.input_quantization`; a batch already of that type (from
-preprocess.normalize with it: no float work per pixel) is passed as it is.
+A backend is a small object: `predict(batch)` takes a float32 batch in the artifact's layout and
+returns float32 scores (N x classes). Quantized I/O (int8/uint8 input or output with scale and zero
+point) is handled here, so callers may always pass normalised float32 and get float32 logits back.
+Optional extras: `input_shape` (what the file itself takes), `input_quantization` (a model that takes
+integers says how; a batch already of that type, from preprocess.normalize, is passed as it is) and
+`top_operators()` (a profile, where the backend has one).
+
+Eager PyTorch is one more row ("pytorch", the reference every artifact is checked against); it lives
+with the checkpoints in train/ (a device has no torch) and is imported only when asked for.
 """
 
 from __future__ import annotations
@@ -12,14 +16,13 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from edgehound.runtime.errors import EdgehoundError
 
-Predict = Callable[[np.ndarray], np.ndarray]
 INSTALL_HINT = {
+    "pytorch": 'pip install "edgehound[train]"  (torch; the eager reference, not a device runtime)',
     "onnxruntime": 'pip install "edgehound[runtime-onnx]"  (onnxruntime; onnxruntime-gpu on a Jetson/desktop GPU)',
     "litert": 'pip install "edgehound[runtime-tflite]"  (ai-edge-litert; tflite-runtime also works)',
     "tvm": 'pip install "edgehound[runtime-tvm]" on a device; in a checkout set up with `make setup`, TVM '
@@ -43,36 +46,57 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * scale
 
 
-def onnxruntime_backend(path: str, threads: int | None = None, providers: list[str] | None = None,
-                        profile: bool = False, **_) -> Predict:
-    ort = _need("onnxruntime", "onnxruntime")
-    options = ort.SessionOptions()
-    options.enable_profiling = profile
-    if profile:  # the profile file goes to a temp folder, removed with the session's predict function
-        import shutil
-        import tempfile
+class Backend:
+    """A loaded model: predict(batch) -> logits, and what else its runtime can say."""
 
-        profile_dir = tempfile.mkdtemp(prefix="edgehound-ort-")
-        options.profile_file_prefix = os.path.join(profile_dir, "profile")
-    options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
-    options.log_severity_level = 3
-    available = ort.get_available_providers()
-    wanted = providers or ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
-    try:
-        session = ort.InferenceSession(path, options, providers=chosen)
-    except Exception as e:  # onnxruntime raises its own exception types for a bad model
-        raise EdgehoundError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
-    name = session.get_inputs()[0].name
+    input_shape: list | None = None  # the file's own input shape, where the runtime says (dynamic dims: names/None)
+    input_quantization: dict | None = None  # {dtype, scale, zero_point} for a model that takes integers
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: np.ascontiguousarray(batch, np.float32)})[0]
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
-    def top_operators(n: int = 10) -> list[dict]:
+    def top_operators(self, n: int = 10) -> list[dict] | None:
+        """Time per operator type, for a backend loaded with profiling; None elsewhere."""
+        return None
+
+
+class OnnxRuntime(Backend):
+    def __init__(self, path: str, threads: int | None = None, providers: list[str] | None = None,
+                 profile: bool = False, **_):
+        ort = _need("onnxruntime", "onnxruntime")
+        options = ort.SessionOptions()
+        options.enable_profiling = profile
+        self.profiling = profile
+        if profile:  # the profile file goes to a temp folder, removed with this backend
+            import shutil
+            import tempfile
+            import weakref
+
+            profile_dir = tempfile.mkdtemp(prefix="edgehound-ort-")
+            options.profile_file_prefix = os.path.join(profile_dir, "profile")
+            weakref.finalize(self, shutil.rmtree, profile_dir, True)  # also at exit
+        options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, one per core
+        options.log_severity_level = 3
+        available = ort.get_available_providers()
+        wanted = providers or ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+        chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(path, options, providers=chosen)
+        except Exception as e:  # onnxruntime raises its own exception types for a bad model
+            raise EdgehoundError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_shape = list(self.session.get_inputs()[0].shape)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+
+    def top_operators(self, n: int = 10) -> list[dict] | None:
         """Time per operator type from onnxruntime's profiler (profile=True)."""
+        if not self.profiling:
+            return None
         import json
 
-        path = session.end_profiling()
+        path = self.session.end_profiling()
         with open(path) as f:
             events = json.load(f)
         os.remove(path)
@@ -85,14 +109,6 @@ def onnxruntime_backend(path: str, threads: int | None = None, providers: list[s
         ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:n]
         return [{"op": op, "ms": round(ms, 3), "share": round(ms / total, 4)} for op, ms in ranked]
 
-    if profile:
-        import weakref
-
-        weakref.finalize(predict, shutil.rmtree, profile_dir, True)  # also at exit
-    predict.input_shape = list(session.get_inputs()[0].shape)  # dynamic dimensions are names or None
-    predict.top_operators = top_operators if profile else None
-    return predict
-
 
 def _litert_interpreter_class():
     try:
@@ -101,67 +117,66 @@ def _litert_interpreter_class():
         return _need("tflite_runtime.interpreter", "litert")
 
 
-def litert_backend(path: str, threads: int | None = None, delegate: str | None = None, **_) -> Predict:
-    lite = _litert_interpreter_class()
-    delegates = [lite.load_delegate(delegate)] if delegate else None
-    try:
-        interp = lite.Interpreter(model_path=path, num_threads=threads or os.cpu_count(),
-                                  experimental_delegates=delegates)
-    except (ValueError, RuntimeError) as e:
-        raise EdgehoundError(f"{path}: LiteRT cannot load it ({e})") from None
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+class LiteRT(Backend):
+    def __init__(self, path: str, threads: int | None = None, delegate: str | None = None, **_):
+        lite = _litert_interpreter_class()
+        delegates = [lite.load_delegate(delegate)] if delegate else None
+        try:
+            self.interp = lite.Interpreter(model_path=path, num_threads=threads or os.cpu_count(),
+                                           experimental_delegates=delegates)
+        except (ValueError, RuntimeError) as e:
+            raise EdgehoundError(f"{path}: LiteRT cannot load it ({e})") from None
+        self.interp.allocate_tensors()
+        self.inp, self.out = self.interp.get_input_details()[0], self.interp.get_output_details()[0]
+        self.input_shape = [int(v) for v in self.inp["shape"]]
+        if self.inp["dtype"] in (np.int8, np.uint8):
+            scale, zp = self.inp["quantization"]
+            self.input_quantization = {"dtype": np.dtype(self.inp["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
 
-    def run_one(x: np.ndarray) -> np.ndarray:
+    def _run_one(self, x: np.ndarray) -> np.ndarray:
+        inp, out = self.inp, self.out
         if inp["dtype"] in (np.int8, np.uint8) and x.dtype != inp["dtype"]:
             scale, zp = inp["quantization"]
             x = quantize(x, np.dtype(inp["dtype"]).name, scale, zp)
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        y = interp.get_tensor(out["index"])
+        self.interp.set_tensor(inp["index"], x)
+        self.interp.invoke()
+        y = self.interp.get_tensor(out["index"])
         if out["dtype"] in (np.int8, np.uint8):
             scale, zp = out["quantization"]
             y = dequantize(y, scale, zp)
         return np.asarray(y, np.float32).copy()
 
-    def predict(batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         # The graph is exported for batch 1 (a flatten bakes the batch into a reshape): one image at a time.
-        x = batch if batch.dtype == inp["dtype"] else np.asarray(batch, np.float32)
-        return np.concatenate([run_one(x[i:i + 1]) for i in range(len(x))])
-
-    predict.input_shape = [int(v) for v in inp["shape"]]
-    if inp["dtype"] in (np.int8, np.uint8):
-        scale, zp = inp["quantization"]
-        predict.input_quantization = {"dtype": np.dtype(inp["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
-    return predict
+        x = batch if batch.dtype == self.inp["dtype"] else np.asarray(batch, np.float32)
+        return np.concatenate([self._run_one(x[i:i + 1]) for i in range(len(x))])
 
 
-def tvm_backend(path: str, device: str = "cpu", threads: int | None = None, **_) -> Predict:
-    # TVM sizes its CPU thread pool, once per process, as half the logical CPUs on x86 (it assumes
-    # hyper-threading): one thread on a 2-core VM, where onnxruntime uses both. Ask for every CPU,
-    # like the LiteRT backend, unless the caller or TVM_NUM_THREADS says otherwise.
-    if threads:
-        os.environ["TVM_NUM_THREADS"] = str(threads)
-    else:
-        os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 1))
-    tvm = _need("tvm", "tvm")
-    if device == "cuda":
-        _load_tvm_cuda_runtime(tvm)
-    try:
-        lib = tvm.runtime.load_module(path)
-    except Exception as e:  # TVM raises its own error types for a foreign or broken library
-        hint = ""
-        if device == "cuda" and tvm.base._RUNTIME_ONLY:  # kernels stored as source compile at load time
-            hint = "; a library exported without the NVIDIA driver holds CUDA source, which needs full apache-tvm and nvcc here"
-        raise EdgehoundError(f"{path}: TVM cannot load it ({str(e).splitlines()[0]}){hint}") from None
-    dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
-    vm = importlib.import_module("tvm.runtime.vm").VirtualMachine(lib, dev)  # the VM alone, not the compiler
+class TVM(Backend):
+    def __init__(self, path: str, device: str = "cpu", threads: int | None = None, **_):
+        # TVM sizes its CPU thread pool, once per process, as half the logical CPUs on x86 (it assumes
+        # hyper-threading): one thread on a 2-core VM, where onnxruntime uses both. Ask for every CPU,
+        # like the LiteRT backend, unless the caller or TVM_NUM_THREADS says otherwise.
+        if threads:
+            os.environ["TVM_NUM_THREADS"] = str(threads)
+        else:
+            os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 1))
+        tvm = self.tvm = _need("tvm", "tvm")
+        if device == "cuda":
+            _load_tvm_cuda_runtime(tvm)
+        try:
+            lib = tvm.runtime.load_module(path)
+        except Exception as e:  # TVM raises its own error types for a foreign or broken library
+            hint = ""
+            if device == "cuda" and tvm.base._RUNTIME_ONLY:  # kernels stored as source compile at load time
+                hint = "; a library exported without the NVIDIA driver holds CUDA source, which needs full apache-tvm and nvcc here"
+            raise EdgehoundError(f"{path}: TVM cannot load it ({str(e).splitlines()[0]}){hint}") from None
+        self.dev = tvm.cuda(0) if device == "cuda" else tvm.cpu(0)
+        self.vm = importlib.import_module("tvm.runtime.vm").VirtualMachine(lib, self.dev)  # the VM alone, not the compiler
 
-    def predict(batch: np.ndarray) -> np.ndarray:  # compiled for batch 1: one image at a time
-        rows = [vm["main"](tvm.runtime.tensor(np.ascontiguousarray(x[None], np.float32), dev)) for x in batch]
+    def predict(self, batch: np.ndarray) -> np.ndarray:  # compiled for batch 1: one image at a time
+        rows = [self.vm["main"](self.tvm.runtime.tensor(np.ascontiguousarray(x[None], np.float32), self.dev)) for x in batch]
         return np.concatenate([r.numpy() for r in rows])
-
-    return predict
 
 
 def _load_tvm_cuda_runtime(tvm) -> None:
@@ -182,10 +197,15 @@ def _load_tvm_cuda_runtime(tvm) -> None:
         raise EdgehoundError("TVM's CUDA runtime is loaded but sees no GPU")
 
 
-BACKENDS = {"onnxruntime": onnxruntime_backend, "litert": litert_backend, "tvm": tvm_backend}
+# name -> class, or "module:class" for one imported only when asked for (train/ needs torch)
+BACKENDS = {"onnxruntime": OnnxRuntime, "litert": LiteRT, "tvm": TVM, "pytorch": "edgehound.train.checkpoint:TorchBackend"}
 
 
-def load_backend(backend: str, path: str, **options) -> Predict:
+def load_backend(backend: str, path: str, **options) -> Backend:
     if backend not in BACKENDS:
         raise EdgehoundError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
-    return BACKENDS[backend](str(path), **options)
+    cls = BACKENDS[backend]
+    if isinstance(cls, str):
+        module, _, name = cls.partition(":")
+        cls = getattr(_need(module, backend), name)
+    return cls(str(path), **options)

@@ -55,11 +55,11 @@ class Classifier:
         self.spec = PreprocessSpec.from_dict(entry["preprocess"])
         self.input_shape = entry["input"]["shape"]
         verify(artifact)
-        self._predict = load_backend(artifact.backend, artifact.path, **backend_options)
-        self._run = with_flip(self._predict, self.spec.layout) if flip else self._predict
+        self.backend = load_backend(artifact.backend, artifact.path, **backend_options)
+        self._run = with_flip(self.backend.predict, self.spec.layout) if flip else self.backend.predict
         # a model that takes integers gets them straight from the pixels (preprocess.normalize)
-        self.input_quantization = getattr(self._predict, "input_quantization", None)
-        actual = getattr(self._predict, "input_shape", None)  # what the file itself takes, where the backend says
+        self.input_quantization = self.backend.input_quantization
+        actual = self.backend.input_shape  # what the file itself takes, where the backend says
         if actual is not None and (len(actual) != len(self.input_shape) or any(
                 isinstance(a, int) and isinstance(m, int) and a != m for a, m in zip(actual[1:], self.input_shape[1:]))):
             raise EdgehoundError(f"{artifact.path}: takes input {tuple(actual)}, but its manifest says "

@@ -103,7 +103,7 @@ def select_artifact(source: str | Path, name: str | None = None) -> Artifact:
 
 def _first_usable(manifest: dict) -> str:
     for e in manifest["artifacts"]:
-        if e.get("status") == "ok":
+        if e.get("status") == "ok" and e.get("backend") != "pytorch":  # the reference needs torch: no device default
             return e["name"]
     raise EdgehoundError("the manifest lists no usable artifact")
 

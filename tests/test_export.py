@@ -29,6 +29,11 @@ def test_manifest_lists_every_target_with_checked_files(tiny_export):
     assert set(DEFAULT_TARGETS) <= set(entries)
     assert m["schema"] == 1 and m["default"] == "onnx"
     assert m["model"]["checkpoint_sha256"] and m["reference"]["n"] == 50
+    # eager PyTorch is the first row: the checkpoint copied into the folder, scored like the others
+    assert m["artifacts"][0]["name"] == "pytorch" and entries["pytorch"]["file"] == "best.pt"
+    assert entries["pytorch"]["sha256"] == m["model"]["checkpoint_sha256"]
+    assert entries["pytorch"]["accuracy"]["accuracy"] == m["reference"]["accuracy"]
+    assert m["model"]["split"]["holdout"] == "seeded" and "photos_digest" not in m["model"]["split"]
     for e in entries.values():
         assert e["status"] == "ok", e
         assert ENTRY_KEYS <= set(e), ENTRY_KEYS - set(e)

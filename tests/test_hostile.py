@@ -284,9 +284,9 @@ def test_onnxruntime_profile_folder_is_removed(tiny_export, tmp_path):
     script = f"""
 import numpy as np
 from edgehound.runtime.backends import load_backend
-predict = load_backend("onnxruntime", {str(tiny_export / "model.onnx")!r}, profile=True)
-predict(np.zeros((1, 3, 96, 96), np.float32))
-assert predict.top_operators()
+backend = load_backend("onnxruntime", {str(tiny_export / "model.onnx")!r}, profile=True)
+backend.predict(np.zeros((1, 3, 96, 96), np.float32))
+assert backend.top_operators()
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env={**os.environ, "TMPDIR": str(tmp_path)})

@@ -10,14 +10,17 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from edgehound.runtime.backends import Backend
 from edgehound.runtime.breeds import Breed
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.manifest import Artifact
 from edgehound.runtime.preprocess import PreprocessSpec
 from edgehound.train.config import Config
 from edgehound.train.model import build_model
-from edgehound.util import atomic_write_bytes
+from edgehound.util import atomic_write_bytes, sha256_file
 
 
 def save(path: Path, payload: dict) -> None:
@@ -45,9 +48,45 @@ def predictor(model: torch.nn.Module):
     """float32 numpy batch -> numpy logits, without autograd: the eager baseline everywhere."""
     def predict(batch):
         with torch.inference_mode():
-            return model(torch.from_numpy(batch)).numpy()
+            return model(torch.from_numpy(np.ascontiguousarray(batch, np.float32))).numpy()
 
     return predict
+
+
+class TorchBackend(Backend):
+    """The "pytorch" backend: a model file run eagerly, the reference every artifact is checked against."""
+
+    def __init__(self, path: str, threads: int | None = None, **_):
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, meta = load_model(path)
+        size = meta["preprocess"]["size"]
+        self.input_shape = ["N", 3, size, size]
+        self.predict = predictor(self.model)
+
+
+def checkpoint_entry(path: str | Path, sha256: str | None = None) -> dict:
+    """A model file as a manifest entry of the "pytorch" backend: what the runtime's Classifier reads."""
+    path = Path(path)
+    ckpt = load(path)
+    if "meta" not in ckpt:
+        raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no meta)")
+    meta = json.loads(ckpt["meta"])
+    sha256 = sha256 or sha256_file(path)
+    size = meta["preprocess"]["size"]
+    return {"name": "pytorch", "format": "pytorch", "file": path.name, "backend": "pytorch", "precision": "fp32",
+            "target": "this host, eager PyTorch (the reference)", "devices": [], "runs_here": True, "status": "ok",
+            "size_bytes": path.stat().st_size, "sha256": sha256,
+            "input": {"name": "input", "shape": ["N", 3, size, size], "layout": "NCHW", "dtype": "float32",
+                      "quantization": None},
+            "output": {"name": "logits", "shape": ["N", len(meta["classes"])]},
+            "classes": meta["classes"], "preprocess": meta["preprocess"], "split": meta.get("split"),
+            "source": {"checkpoint": path.name, "sha256": sha256}, "tools": {"torch": torch.__version__}}
+
+
+def checkpoint_artifact(path: str | Path) -> Artifact:
+    """A bare model file (not in an export folder) as an artifact, so it loads through Classifier like any other."""
+    return Artifact(checkpoint_entry(path), Path(path))
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
