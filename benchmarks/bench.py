@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.jobs import run_job
 from edgehound.runtime.manifest import MANIFEST, read_manifest
 from edgehound.util import atomic_write_json, atomic_write_text
 
@@ -100,9 +101,8 @@ def backend_versions() -> dict:
     try:
         from edgehound.export.tvm_env import tvm_python
 
-        out["apache-tvm"] = subprocess.run([tvm_python(), "-c", "import tvm; print(tvm.__version__)"],
-                                           capture_output=True, text=True, timeout=60).stdout.strip() or None
-    except (EdgehoundError, subprocess.SubprocessError):
+        out.update(run_job(tvm_python(), "edgehound.runtime.host:package_versions", {"dists": ["apache-tvm"]}, 60))
+    except EdgehoundError:  # no TVM environment here
         pass
     return out
 
@@ -116,18 +116,12 @@ def _python_for(backend: str) -> str:
 
 
 def _run_worker(job: dict, python: str, timeout: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_path.write_text(json.dumps(job))
-        try:
-            proc = subprocess.run([python, "-m", "edgehound.benchmarks.worker", str(job_path), str(result_path)],
-                                  capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
-        if not result_path.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-            return {"ok": False, "error": f"worker died: {tail[0][:300]}"}
-        return json.loads(result_path.read_text())
+    """The sequential mode: one model measured in a fresh process (runtime/jobs.py), or its failure."""
+    try:
+        return {"ok": True, **run_job(python, "edgehound.benchmarks.worker:measure", {"job": job}, timeout,
+                                      what="benchmark worker")}
+    except EdgehoundError as e:  # reported as the row's status; the benchmark goes on with the others
+        return {"ok": False, "error": str(e)}
 
 
 def bench(opts: BenchOptions) -> dict:

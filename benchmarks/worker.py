@@ -1,7 +1,8 @@
 """Measure one model in a fresh process, so its memory figures are its own.
 
-    python -m edgehound.benchmarks.worker JOB.json RESULT.json     (sequential: every run at once)
-    python -m edgehound.benchmarks.worker --serve JOB.json         (interleaved: bursts on request, see serve)
+    measure(job), as a job of runtime/jobs.py                      (sequential: every run at once)
+    python -m edgehound.benchmarks.worker --serve JOB.json         (interleaved: bursts on request, see serve;
+                                                                    a conversation, so a line protocol of its own)
 
 JOB: {"manifest", "artifact", "backend", "photo", "threads", "warmup", "runs", "duration",
       "samples": [...] | null, "profile": bool}
@@ -120,18 +121,7 @@ def serve(job: dict) -> int:
 
 def main(argv=None) -> int:
     argv = argv or sys.argv[1:]
-    if argv[0] == "--serve":
-        return serve(json.loads(Path(argv[1]).read_text()))
-    job_path, result_path = argv[:2]
-    job = json.loads(Path(job_path).read_text())
-    try:
-        result = {"ok": True, **measure(job)}
-    except Exception as e:  # reported as the row's status; the benchmark goes on with the others
-        result = {"ok": False, "error": f"{type(e).__name__}: {e}".strip()[:1000]}
-    from edgehound.util import atomic_write_json
-
-    atomic_write_json(result_path, result)
-    return 0
+    return serve(json.loads(Path(argv[1]).read_text())) if argv[:1] == ["--serve"] else 2
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from edgehound.export.tvm_env import tvm_python
 from edgehound.runtime.classifier import Classifier
 from edgehound.runtime.errors import EdgehoundError, ImageError, ToolMissing
 from edgehound.runtime.evaluation import evaluate_samples
+from edgehound.runtime.jobs import run_job
 from edgehound.runtime.manifest import MANIFEST, SCHEMA_VERSION
 from edgehound.runtime.preprocess import PreprocessSpec, load_image, normalize, prepare
 from edgehound.runtime.datasets import read_dataset, split_samples
@@ -326,21 +326,15 @@ def _check(entry, fmt, out, reference_logits, parity_batch, eval_samples, refere
 
 
 def _check_in_tvm_env(entry, out, parity_batch, eval_samples):
-    """Run parity and evaluation of a TVM artifact with TVM's interpreter."""
+    """Run parity and evaluation of a TVM artifact with TVM's interpreter, as a job (runtime/jobs.py)."""
     np.save(out / ".parity.npy", parity_batch)
     try:
-        cmd = [tvm_python(), "-m", "edgehound.export.check_artifact", str(out / MANIFEST), entry["name"],
-               str(out / ".parity.npy"), str(out / ".samples.json")]
-        samples = [s.to_dict() for s in eval_samples]
-        (out / ".samples.json").write_text(json.dumps(samples))
-        result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-        if result.returncode != 0:
-            raise EdgehoundError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "TVM check failed")
-        payload = json.loads(result.stdout.strip().splitlines()[-1])
+        args = {"manifest": str(out / MANIFEST), "name": entry["name"], "parity_path": str(out / ".parity.npy"),
+                "samples": [s.to_dict() for s in eval_samples]}
+        payload = run_job(tvm_python(), "edgehound.export.check_artifact:check", args, cwd=REPO, what=f"checking {entry['name']}")
         return np.array(payload["parity"], np.float32), payload["report"]
     finally:
-        for f in (".parity.npy", ".samples.json"):
-            (out / f).unlink(missing_ok=True)
+        (out / ".parity.npy").unlink(missing_ok=True)
 
 
 def _print_entry(entry: dict) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgehound.export.tvm_env import tvm_python
 from edgehound.runtime.errors import EdgehoundError, ToolMissing
+from edgehound.runtime.jobs import run_job
 
 @dataclass(frozen=True)
 class Format:
@@ -150,23 +151,16 @@ def _tvm_builder(profile_name: str):
         db = tuning_database(device["name"], ctx.current, ctx.tuning_dir)  # with one folder per CPU inside
         if not ctx.tune_trials and not any(db.glob("*/database_workload.json")):
             db = None
-        cmd = [tvm_python(), "-m", "edgehound.export.tvm_build", "--onnx", str(ctx.artifact_path("onnx")),
-               "--target", json.dumps(target), "--out", str(dest), "--input-shape", ",".join(map(str, shape))]
-        if cc:
-            if shutil.which(cc) is None:
-                raise ToolMissing(f"needs the cross compiler {cc}, not on this host (Debian: apt-get install "
-                                  "gcc-aarch64-linux-gnu)")
-            cmd += ["--cc", cc]
-        if db is not None:
-            cmd += ["--db", str(db), "--tune-trials", str(ctx.tune_trials)]
+        if cc and shutil.which(cc) is None:
+            raise ToolMissing(f"needs the cross compiler {cc}, not on this host (Debian: apt-get install "
+                              "gcc-aarch64-linux-gnu)")
+        job = {"onnx_path": str(ctx.artifact_path("onnx")), "target_json": json.dumps(target), "out": str(dest),
+               "input_shape": shape, "cc": cc, "tune_trials": ctx.tune_trials if db is not None else 0,
+               "db_dir": str(db) if db is not None else None}
         reach = device.get("reach", {})
         if ctx.tune_trials and reach.get("kind") == "rpc":  # time the candidates on the device itself
-            cmd += ["--rpc-tracker", reach["tracker"], "--rpc-key", reach["key"], "--rpc-timeout", str(reach.get("timeout", 60))]
-        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ctx.repo)
-        if result.returncode != 0:
-            tail = [line for line in result.stderr.strip().splitlines() if line.strip()][-3:]
-            raise EdgehoundError("TVM compile failed: " + " | ".join(tail))
-        info = json.loads(result.stdout.strip().splitlines()[-1])
+            job.update(rpc_tracker=reach["tracker"], rpc_key=reach["key"], rpc_timeout=reach.get("timeout", 60))
+        info = run_job(tvm_python(), "edgehound.export.tvm_build:build", job, cwd=ctx.repo, what="TVM compile")
         return {"input": ctx.input_desc(shape, "NCHW"), "tools": {"tvm": info["tvm"]},
                 "tvm": {"target": target, "compiled_for": info["target"], "cpu_features": info["cpu_features"],
                         "compile_seconds": info["compile_seconds"], "modules": info["modules"],

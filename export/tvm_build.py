@@ -3,8 +3,9 @@
     python -m edgehound.export.tvm_build --onnx model.onnx --target '{"kind": "llvm"}' --out model.so
 
 TVM is kept out of the main environment (its tvm-ffi needs typing-extensions >= 4.13, which
-litert-torch's xdsl forbids), so export calls this module with TVM's interpreter (see tvm_env.py).
-It prints one JSON line describing what it built. Chained as in TVM's tutorials: import
+litert-torch's xdsl forbids), so export runs `build` with TVM's interpreter as a job
+(runtime/jobs.py; tvm_env.py finds the interpreter). By hand, it prints one JSON line describing
+what it built. Chained as in TVM's tutorials: import
 (relax.frontend.onnx) -> optional MetaSchedule tuning (one database per device profile and CPU,
 appended to and reused) -> relax.get_default_pipeline(target) -> tvm.compile -> export_library (cross-compiled
 with --cc for another architecture). Tuned CPU builds first convert the activations to NHWC and lower

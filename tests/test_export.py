@@ -279,53 +279,15 @@ def test_flatten_model_converts_and_runs_batches(tmp_path):
     assert len(clf.classify_batch(sample_photos("n02099601", 3))) == 3
 
 
-WINOGRAD_CHECK = r"""
-import json
-import numpy as np, onnx, tvm
-from onnx import helper, numpy_helper
-from tvm import relax
-from tvm.relax.frontend.onnx import from_onnx
-from edgehound.export import tvm_winograd
-
-rng = np.random.default_rng(0)
-w1 = rng.standard_normal((24, 16, 3, 3)).astype("float32") * 0.2   # 16 -> 24 channels: lowered
-w2 = rng.standard_normal((8, 24, 3, 3)).astype("float32") * 0.2    # stride 2: left as a direct conv
-w3 = rng.standard_normal((5, 8, 3, 3)).astype("float32") * 0.2     # 8 input channels: left as a direct conv
-nodes = [helper.make_node("Conv", ["input", "w1"], ["a"], pads=[1, 1, 1, 1]),
-         helper.make_node("Conv", ["a", "w2"], ["b"], pads=[1, 1, 1, 1], strides=[2, 2]),
-         helper.make_node("Conv", ["b", "w3"], ["out"], pads=[1, 1, 1, 1])]
-graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 16, 13, 11])],
-                          [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, None)],
-                          [numpy_helper.from_array(w, n) for w, n in ((w1, "w1"), (w2, "w2"), (w3, "w3"))])
-nchw, nhwc, outputs = [], [], []
-x = rng.standard_normal((1, 16, 13, 11)).astype("float32")
-for passes in ([tvm_winograd.legalize(lowered=nchw)], tvm_winograd.cpu_passes(lowered=nhwc)):
-    mod = tvm.transform.Sequential(passes)(from_onnx(helper.make_model(graph), keep_params_in_input=False))
-    out = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())["main"](tvm.runtime.tensor(x))
-    outputs.append(out.numpy() if hasattr(out, "numpy") else out[0].numpy())
-
-def conv(x, w, stride=1):  # direct convolution, pad 1, in float64
-    xp = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
-    h, wd = (x.shape[2] - 1) // stride + 1, (x.shape[3] - 1) // stride + 1
-    win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))[:, ::stride, ::stride][:, :h, :wd]
-    return np.einsum("chwab,kcab->khw", win, w)[None]
-
-expected = conv(conv(conv(x, w1), w2, 2), w3)
-print(json.dumps({"nchw": nchw, "nhwc": nhwc, "max_abs_diff": [float(np.abs(out - expected).max()) for out in outputs],
-                  "scale": float(np.abs(expected).max()), "shapes": [list(out.shape) for out in outputs]}))
-"""
-
-
 def test_winograd_lowering_matches_the_direct_convolution():
     """Tuned TVM CPU builds convert to NHWC and lower 3x3 stride-1 convolutions to Winograd F(4x4, 3x3).
     The result must equal the direct convolution to float32 rounding, also for sizes that leave partial
     tiles (13 x 11), and strided or thin (RGB-like) convolutions must be left alone."""
     from edgehound.export.tvm_env import tvm_python
+    from edgehound.runtime.jobs import run_job
 
-    result = subprocess.run([tvm_python(), "-c", WINOGRAD_CHECK], capture_output=True, text=True,
-                            cwd=SAMPLE.parents[1])
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_job(tvm_python(), "edgehound.export.tvm_winograd:check_against_direct_convolution", {}, 600,
+                     cwd=SAMPLE.parents[1])
     assert report["nchw"] == []  # Winograd works on channels-last activations only ...
     assert report["nhwc"] == [[16, 24, 13, 11]]  # ... which cpu_passes converts to; only the first conv qualifies
     assert report["shapes"] == [[1, 5, 7, 6]] * 2

@@ -1,5 +1,5 @@
-"""Training: data readers, splits, the seed CNN and its improvements, the training loop.
+"""Training: the model families, augmentation, the image cache, the training loop and the study.
 
-Submodules that need torch import it themselves; `datasets` does not, so the runtime can read
-folders of photos for evaluation without the training stack.
+Submodules that need torch import it themselves. The dataset readers and splits live in
+runtime/datasets.py (a device scores folders of photos with them); training imports them from there.
 """

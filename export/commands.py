@@ -1,0 +1,61 @@
+"""`edgehound export`: its arguments beside the code that runs it (cli.py registers it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def cmd_export(args) -> int:
+    from edgehound.export.exporter import ExportOptions, export
+    from edgehound.export.formats import DEFAULT_TARGETS
+
+    opts = ExportOptions(targets=args.targets or list(DEFAULT_TARGETS), out=Path(args.out),
+                         eval_data=Path(args.eval_data) if args.eval_data else None,
+                         calib_data=Path(args.calib_data) if args.calib_data else None, calib_photos=args.calib_photos,
+                         calibration=args.calibration, max_drop=args.max_drop, eval_limit=args.eval_limit,
+                         tune_trials=args.tune_trials, progress=not args.no_progress,
+                         tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None,
+                         skip_missing_tools=not args.targets and not args.device)
+    if args.device:
+        from edgehound.devices.profiles import get_profile
+
+        profile = opts.device = get_profile(args.device)  # its TVM target and compiler for the TVM formats it runs
+        opts.targets = args.targets or list(profile["formats"])
+        print(f"{args.device}: building {', '.join(opts.targets)}")
+    manifest = export(args.checkpoint, opts)
+    failed = manifest["failures"]
+    print(f"manifest: {Path(args.out) / 'manifest.json'} ({len(manifest['artifacts']) - len(failed)} built, "
+          f"{len(failed)} failed)")
+    for entry in failed:
+        print(f"failed: {entry['name']}: {entry['reason']}")
+    for entry in manifest.get("skipped", []):
+        print(f"skipped: {entry['name']}: {entry['reason']} (name it in --targets to make this an error)")
+    return 1 if failed else 0
+
+
+def add_commands(sub) -> None:
+    """`export`."""
+    from edgehound.export.formats import DEFAULT_TARGETS, FORMATS
+
+    ex = sub.add_parser("export", help="build ONNX, int8, TFLite, TVM and NPU artifacts with a manifest",
+                        description="Turn a checkpoint into deployable artifacts. Each is checked against PyTorch "
+                        "(logit parity on real photos), scored on held-out photos through the runtime, and recorded in "
+                        "OUT/manifest.json. Targets: " + ", ".join(FORMATS) + ".")
+    ex.add_argument("checkpoint", help="training checkpoint (best.pt)")
+    ex.add_argument("--out", required=True, help="export folder")
+    ex.add_argument("--targets", nargs="+", metavar="TARGET", help="default: " + " ".join(DEFAULT_TARGETS) +
+                    " (of these, targets whose tools this host lacks, such as a cross compiler, are skipped and listed)")
+    ex.add_argument("--device", help="build exactly what this device profile runs (edgehound devices list)")
+    ex.add_argument("--eval-data", help="held-out photos to score every artifact on (default: the checkpoint's test split)")
+    ex.add_argument("--calib-data", help="photos to calibrate int8 on (default: the checkpoint's training split)")
+    ex.add_argument("--calib-photos", type=int, default=300, help="calibration photos (default 300)")
+    ex.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="minmax",
+                    help="onnx-int8 calibration method")
+    ex.add_argument("--max-drop", type=float, help="mark artifacts losing more accuracy (pp) than this as rejected")
+    ex.add_argument("--eval-limit", type=int, help="score each artifact on at most N held-out photos")
+    ex.add_argument("--tune-trials", type=int, default=0, help="MetaSchedule trials for TVM targets, measured on the "
+                    "device itself for an RPC profile (0: reuse the device's tuning database when present, else untuned)")
+    ex.add_argument("--tuning-dir", help="root of the per-device tuning databases, <dir>/<profile>/<format> "
+                    "(default: $EDGEHOUND_TUNING_DIR or devices/tuning)")
+    ex.add_argument("--no-progress", action="store_true")
+    ex.set_defaults(func=cmd_export)

@@ -1,0 +1,303 @@
+"""The runtime's commands: score, classify and watch with any artifact; look at a dataset folder.
+
+They import only what the runtime installs (numpy, OpenCV, the chosen backend), so they work on a
+device without torch. Each command's arguments sit beside the code that runs it; cli.py registers them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.util import at_least
+
+
+def cmd_data_info(args) -> int:
+    from edgehound.runtime.datasets import read_dataset
+
+    ds = read_dataset(args.root, args.breeds, args.exclude)
+    counts = ds.counts()
+    boxes = sum(s.box is not None for s in ds.samples)
+    print(f"{ds.root}: {ds.layout} layout, {len(ds.samples)} photos, {len(ds.classes)} breeds, {boxes} with a bounding box")
+    for b in ds.classes:
+        print(f"  {b.wnid}  {b.name:<30} {counts.get(b.wnid, 0):>6}")
+    for note in ds.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_data_breeds(args) -> int:
+    from edgehound.runtime.breeds import all_breeds
+
+    for b in all_breeds().values():
+        print(f"{b.wnid}\t{b.folder}\t{b.name}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from edgehound.runtime.metrics import format_report
+    from edgehound.util import atomic_write_json
+
+    _in_tvm_env(args)
+    report = _evaluate(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
+                       args.flip, args.unseen_by)
+    print(format_report(report))
+    for name in report["skipped_files"]:
+        print(f"skipped: {name}")
+    if args.json:
+        atomic_write_json(args.json, report)
+    return 0
+
+
+def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, artifact: str | None = None,
+              flip: bool = False, unseen_by: list[str] = ()) -> dict:
+    """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos."""
+    from edgehound.runtime.classifier import Classifier
+    from edgehound.runtime.evaluation import evaluate_folder
+
+    if Path(model).suffix == ".pt":  # a model file: the "pytorch" backend, with its training split at hand
+        from edgehound.train.checkpoint import checkpoint_artifact
+
+        clf = Classifier(checkpoint_artifact(model), flip=flip)
+    else:
+        clf = Classifier.load(model, artifact, flip=flip)
+    own_split = clf.artifact.entry.get("split")
+    if split and not own_split:
+        raise EdgehoundError(f"{model}: --split test needs a model file (.pt) that records its training split; "
+                             "score a folder of held-out photos instead")
+    report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
+                             split=own_split if split else None, unseen_by=[_training_split(m) for m in unseen_by])
+    report.update(model=str(model), artifact=clf.artifact.name, flip=flip)
+    return report
+
+
+def _training_split(model: str) -> dict:
+    """The split record of a model file (--unseen-by)."""
+    from edgehound.train.checkpoint import load
+
+    meta = load(model).get("meta")
+    split = json.loads(meta).get("split") if isinstance(meta, str) else None
+    if not split:
+        raise EdgehoundError(f"{model}: --unseen-by needs a model file (best.pt) that records its training split")
+    return split
+
+
+def _in_tvm_env(args) -> None:
+    """TVM artifacts run in TVM's environment, as bench and export run them: when this Python lacks TVM
+    (the laptop's .venv, which cannot hold it beside the export tools) and .venv-tvm or
+    $EDGEHOUND_TVM_PYTHON has it, the same command re-runs there. On a device with the runtime-tvm
+    extra, TVM is here and nothing happens."""
+    import importlib.util
+    import os
+
+    from edgehound.runtime.manifest import select_artifact
+
+    if Path(args.model).suffix == ".pt" or os.environ.get("EDGEHOUND_IN_TVM_ENV") \
+            or select_artifact(args.model, args.artifact).backend != "tvm" or importlib.util.find_spec("tvm"):
+        return
+    from edgehound.export.tvm_env import tvm_python
+
+    try:
+        python = tvm_python()
+    except EdgehoundError:
+        return  # no TVM environment anywhere: the backend's error says how to install one
+    os.environ["EDGEHOUND_IN_TVM_ENV"] = "1"  # once: never re-run again from there
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(python, [python, "-m", "edgehound.cli", *args.argv])
+
+
+def _backend_options(args) -> dict:
+    options = {"threads": args.threads}
+    if getattr(args, "delegate", None):
+        options["delegate"] = args.delegate
+    if getattr(args, "device", None):
+        options["device"] = args.device
+    return options
+
+
+def cmd_classify(args) -> int:
+    import time
+
+    from edgehound.runtime.classifier import Classifier
+    from edgehound.runtime.errors import ImageError
+    from edgehound.runtime.preprocess import IMAGE_SUFFIXES
+
+    _in_tvm_env(args)
+    clf = Classifier.load(args.model, args.artifact, flip=args.flip, **_backend_options(args))
+    paths = []
+    for item in map(Path, args.paths):
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            paths += [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            for p in files:  # said, not silently dropped: a folder of GIFs must not look like an empty one
+                if p.suffix.lower() not in IMAGE_SUFFIXES:
+                    print(f"{p}: skipped: not a supported image type ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                          file=sys.stderr)
+        else:
+            paths.append(item)
+    classified = failed = 0
+    for path in paths:
+        t0 = time.perf_counter()
+        try:
+            prediction = clf.classify(path)
+        except ImageError as e:
+            failed += 1
+            line = {"path": str(path), "error": str(e)}
+            print(json.dumps(line) if args.json else f"{path}: unreadable: {e}", flush=True)
+            continue
+        ms = (time.perf_counter() - t0) * 1000
+        classified += 1
+        if args.json:
+            print(json.dumps({"path": str(path), "label": prediction.label, "confidence": round(prediction.confidence, 4),
+                              "ms": round(ms, 2),
+                              "scores": dict(zip(clf.labels, (round(float(v), 4) for v in prediction.scores))),
+                              "logits": [float(v) for v in prediction.logits]}), flush=True)
+        else:
+            print(f"{path}\t{prediction.label}\t{prediction.confidence * 100:.1f}%\t{ms:.1f} ms", flush=True)
+    print(f"{classified} classified, {failed} unreadable, with {clf.artifact.name} ({clf.artifact.backend})",
+          file=sys.stderr)
+    return 0 if classified else 1
+
+
+def cmd_camera(args) -> int:
+    import signal
+
+    from edgehound.runtime.camera import run_camera
+    from edgehound.runtime.classifier import Classifier
+
+    def stop(signum, frame):  # `systemctl stop` sends SIGTERM: end like Ctrl-C, with the summary
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+    _in_tvm_env(args)
+    clf = Classifier.load(args.model, args.artifact, flip=args.flip, **_backend_options(args))
+    print(f"classifying {args.source} with {clf.artifact.name} ({clf.artifact.backend}); Ctrl-C to stop", file=sys.stderr)
+    summary = run_camera(clf, args.source, headless=args.headless, record=args.record, every=args.every,
+                         smooth_s=args.smooth, takeover=args.takeover, capture_size=_capture_size(args.capture_size, clf),
+                         max_frames=args.max_frames, max_reconnects=args.reconnects)
+    print(json.dumps({"summary": summary}) if args.headless else _summary_text(summary), flush=True)
+    if summary["error"]:
+        print(f"edgehound: error: {summary['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _capture_size(text: str, clf) -> tuple[int, int] | None:
+    from edgehound.runtime.camera import capture_size_for
+
+    if text == "full":
+        return None
+    if text == "auto":
+        return capture_size_for(clf.spec.size)
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 32 and int(height) >= 32):
+        raise EdgehoundError(f"--capture-size: expected WIDTHxHEIGHT (e.g. 320x240), auto or full, got {text!r}")
+    return int(width), int(height)
+
+
+def _summary_text(s: dict) -> str:
+    lat = s["latency_ms"]
+    return (f"{s['frames_classified']} frames classified ({s['frames_read']} read, {s['reconnects']} reconnects) in "
+            f"{s['seconds']} s: {s['fps']} FPS; frame time p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms; "
+            f"share: {s['share_of_frame_time']}")
+
+
+SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "efficient"
+
+
+def _add_runtime_args(p: argparse.ArgumentParser, optional_model: bool = False) -> None:
+    if optional_model:
+        p.add_argument("model", nargs="?", default=str(SHIPPED_MODEL),
+                       help="export folder, manifest.json or artifact file (default: the shipped efficient model)")
+    else:
+        p.add_argument("model", help="export folder, manifest.json or artifact file")
+    p.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
+    p.add_argument("--threads", type=int, help="CPU threads for the backend")
+    p.add_argument("--delegate", help="LiteRT external delegate library (e.g. an NPU's), by path")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="TVM device (default cpu)")
+    p.add_argument("--flip", action="store_true", help="test-time flip: average each frame's scores with its mirror "
+                   "image's (twice the inference per frame; off by default)")
+
+
+def _number_in(low: float, high: float, what: str):
+    """argparse type: a number in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{what} must be in [{low:g}, {high:g}], got {text}")
+        return value
+
+    return parse
+
+
+_seconds = _number_in(0, 3600, "seconds")
+
+
+_probability = _number_in(0, 1, "a probability")
+
+
+def add_commands(sub, data) -> None:
+    """`data info`, `data breeds`, `evaluate`, `classify`, `camera`: what a device with only the runtime runs."""
+    info = data.add_parser("info", help="layout, breeds and photo counts of a dataset folder",
+                           description="Show a dataset's layout, breeds and photo counts.")
+    info.add_argument("root")
+    info.add_argument("--breeds", nargs="+", help="only these breeds (WordNet id, Stanford folder or name)")
+    info.add_argument("--exclude", nargs="*", default=[], help="folders whose photos to leave out")
+    info.set_defaults(func=cmd_data_info)
+    breeds = data.add_parser("breeds", help="list the 120 Stanford Dogs breeds", description="List the 120 breeds: WordNet id, Stanford folder, name.")
+    breeds.set_defaults(func=cmd_data_breeds)
+
+    ev = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model",
+                        description="Score MODEL (a training checkpoint, or any artifact through the runtime) on a "
+                        "folder of labelled photos, only on the breeds the model knows.")
+    ev.add_argument("model", help="checkpoint (.pt), export folder, manifest.json or artifact file")
+    ev.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
+    ev.add_argument("--data", required=True, help="folder of photos (any supported layout)")
+    ev.add_argument("--breeds", nargs="+", help="score only these of the model's breeds (two or more: the model "
+                    "answers among them alone, e.g. a multi-breed model on a pair)")
+    ev.add_argument("--flip", action="store_true", help="test-time flip: average each photo's logits with its mirror image's")
+    ev.add_argument("--unseen-by", nargs="+", default=[], metavar="MODEL.pt",
+                    help="only photos in these models' test parts too (compare models trained on different splits)")
+    ev.add_argument("--json", help="also write the report as JSON here")
+    ev.add_argument("--split", choices=["test"], help="score only the test part of the model's own training split "
+                    "of --data (the photos it never trained on)")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    cl = sub.add_parser("classify", help="classify image files or folders with any artifact",
+                        description="Classify images with an exported artifact: one line per image (label, "
+                        "confidence, time). Unreadable images are reported and skipped.")
+    _add_runtime_args(cl)
+    cl.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    cl.add_argument("--json", action="store_true", help="one JSON object per line")
+    cl.set_defaults(func=cmd_classify)
+
+    cam = sub.add_parser("camera", help="live classifier for a webcam, video, stream, folder or picamera2",
+                         description="Classify camera frames live. SRC: a webcam index (0), a video file, an rtsp:// "
+                         "or http:// URL, a folder of images, or picamera2. Shows the frame with label, confidence and "
+                         "FPS, or prints JSON lines with --headless. Reconnects when the source drops; Ctrl-C stops "
+                         "with a summary.")
+    _add_runtime_args(cam, optional_model=True)
+    cam.add_argument("--source", required=True, metavar="SRC")
+    cam.add_argument("--headless", action="store_true", help="no window: JSON lines on stdout")
+    cam.add_argument("--record", metavar="OUT.mp4", help="save the annotated video")
+    cam.add_argument("--every", type=at_least(1), default=1, metavar="N", help="classify every Nth frame")
+    cam.add_argument("--smooth", type=_seconds, default=0.3, metavar="SECONDS",
+                     help="average the scores over the last SECONDS of frames (a video's own frame times; a folder "
+                     "is one photo per second; 0: no smoothing)")
+    cam.add_argument("--takeover", type=_probability, default=0.6, metavar="P",
+                     help="a frame that names another breed with a confidence above P replaces the average at once (1: never)")
+    cam.add_argument("--capture-size", default="auto", metavar="WxH|auto|full",
+                     help="the frame size to ask a webcam or picamera2 for (auto: the smallest 4:3 mode at least the "
+                     "model's input size, e.g. 320x240 for a 160 px model; full: the camera's default)")
+    cam.add_argument("--max-frames", type=at_least(1), help="stop after N classified frames")
+    cam.add_argument("--reconnects", type=at_least(0), default=5, help="reconnect attempts when the source drops")
+    cam.set_defaults(func=cmd_camera)

@@ -1,0 +1,129 @@
+"""The training commands: `train`, `models`, `study`, `data download`.
+
+torch is imported only when a command runs, so registering them costs nothing on a device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgehound.runtime.errors import EdgehoundError
+from edgehound.util import at_least
+
+
+def cmd_data_download(args) -> int:
+    from edgehound.train.download import download_stanford
+
+    bad = [item for item in args.sha256 if "=" not in item or not all(item.split("=", 1))]
+    if bad:
+        raise EdgehoundError(f"--sha256 {bad[0]!r}: expected NAME=HEX, e.g. images.tar=<64 hex digits>")
+    checksums = dict(item.split("=", 1) for item in args.sha256)
+    root = download_stanford(args.root, args.base_url, checksums, keep_archives=not args.remove_archives)
+    print(f"Stanford Dogs ready in {root} (edgehound data info {root})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from edgehound.runtime.metrics import format_report
+    from edgehound.train.config import load_config
+    from edgehound.train.trainer import RunOptions, train
+
+    cfg = load_config(args.config, args.set)
+    breeds = None if [b.lower() for b in args.breeds] == ["all"] else args.breeds
+    opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=breeds, exclude=tuple(args.exclude),
+                      resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold,
+                      progress=not args.no_progress, threads=args.threads, device=args.device,
+                      workers=args.workers, teacher=args.teacher, init=args.init)
+    summary = train(cfg, opts)
+    print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
+    print("test split: " + format_report(summary["test"]))
+    print(f"test split, averaged with the mirror image: accuracy {summary['test_flip']['accuracy']:.2%}")
+    print(f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['images_per_s']:.1f} img/s, "
+          f"{summary['total_train_seconds'] / 60:.1f} min training")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from edgehound.train.model import model_table
+
+    rows = model_table(args.size, args.classes)
+    print(f"{'config':<16} {'family':<10} {'input':>6} {'params':>10} {'MMACs':>10}")
+    for r in rows:
+        print(f"{r['name']:<16} {r['family']:<10} {r['input_size']:>6} {r['params'] / 1e6:>9.2f}M {r['macs'] / 1e6:>10.1f}")
+    return 0
+
+
+def cmd_study(args) -> int:
+    from edgehound.train.study import load_study, parse_shard, run_study, write_report
+
+    study = load_study(args.plan)
+    if args.action == "run":
+        failed = run_study(study, Path(args.data), Path(args.out), tuple(args.exclude), parse_shard(args.shard),
+                           args.threads, args.only)
+        print(f"study: {len(failed)} failed cell(s): {', '.join(failed)}" if failed else "study: all cells of this shard done")
+        return 1 if failed else 0
+    rows = write_report(study, Path(args.out), Path(args.report), args.data, args.plan)
+    print(f"{args.report}: {sum(r['n'] for r in rows)} of {len(study.cells())} cells")
+    return 0
+
+
+def add_commands(sub, data) -> None:
+    """`train`, `models`, `study` and `data download`."""
+    from edgehound.runtime.breeds import DEFAULT_PAIR
+    from edgehound.train.download import STANFORD_BASE_URL
+
+    dl = data.add_parser("download", help="download Stanford Dogs images and boxes (resumable)",
+                         description="Download and extract Stanford Dogs (images.tar, annotation.tar) into ROOT; "
+                         "a partial download resumes.")
+    dl.add_argument("--root", required=True, help="where to put Images/ and Annotation/")
+    dl.add_argument("--base-url", default=STANFORD_BASE_URL, help="mirror to download from")
+    dl.add_argument("--sha256", nargs="*", default=[], metavar="NAME=HEX", help="expected checksum of an archive")
+    dl.add_argument("--remove-archives", action="store_true", help="delete the .tar files after extracting")
+    dl.set_defaults(func=cmd_data_download)
+
+    tr = sub.add_parser("train", help="train a model (seed CNN or an improved config)",
+                        description="Train on a dataset folder with a seeded, stratified split (50%% train / 50%% test "
+                        "by default, validation carved from train). Keeps best.pt by validation accuracy, writes "
+                        "metrics.jsonl per epoch, and resumes a killed run exactly with --resume.")
+    tr.add_argument("--data", required=True, help="dataset folder (any supported layout)")
+    tr.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    tr.add_argument("--config", default="seed", help="config name in train/configs or a .toml path (default: seed)")
+    tr.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override config values")
+    tr.add_argument("--breeds", nargs="+", default=list(DEFAULT_PAIR),
+                    help="breeds to tell apart, or `all` for every breed in --data (default: golden retriever vs Samoyed)")
+    tr.add_argument("--exclude", nargs="*", default=[], help="folders whose photos never enter training (e.g. tests/sample)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    tr.add_argument("--save-every", type=int, default=0, help="save the training state every N steps (default: every 60 s)")
+    tr.add_argument("--folds", type=int, help="k-fold cross-validation: number of folds over the training part")
+    tr.add_argument("--fold", type=int, default=0, help="which fold is validation (0-based)")
+    tr.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="where to train: auto = CUDA when PyTorch sees a GPU (bf16 autocast there), else the CPU")
+    tr.add_argument("--workers", type=int, help="processes that augment batches (default: 0 on the CPU, up to 8 on CUDA)")
+    tr.add_argument("--teacher", type=Path,
+                    help="distil: learn from this model file's softened outputs (any input size, the same or more breeds)")
+    tr.add_argument("--init", type=Path, help="start from this model file's weights where names and shapes match "
+                    "(e.g. a multi-breed model's backbone under a new pair head)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines only)")
+    tr.set_defaults(func=cmd_train)
+
+    mo = sub.add_parser("models", help="the named model configs with their family, parameters and MACs",
+                        description="List train/configs' model configs (`train --config NAME`): family (vgg, resnet, "
+                        "mobilenet), input size, parameters and multiply-accumulates per photo.")
+    mo.add_argument("--size", type=at_least(32), help="count MACs at this input size instead of each config's own")
+    mo.add_argument("--classes", type=at_least(2), default=2, help="number of outputs (default: 2, a pair)")
+    mo.set_defaults(func=cmd_models)
+
+    st = sub.add_parser("study", help="the improvement study: each lever alone and together, pairs x settings x seeds",
+                        description="`run` trains every cell of the study plan (resumable: finished cells are skipped, "
+                        "killed ones resume); `report` writes the tables and plots into train/STUDY.md.")
+    st.add_argument("action", choices=["run", "report"])
+    st.add_argument("--plan", default="study", help="study plan: name in train/configs or a .toml path (default: study)")
+    st.add_argument("--data", default="../shared/data/imagewoof2-320", help="dataset folder")
+    st.add_argument("--out", default="runs/study", help="folder of the study's runs")
+    st.add_argument("--exclude", nargs="*", default=["tests/sample"], help="folders whose photos never enter training")
+    st.add_argument("--shard", default="0/1", help="I/N: run every N-th cell starting at I (parallel workers)")
+    st.add_argument("--threads", type=int, help="torch CPU threads per worker (default: all cores)")
+    st.add_argument("--only", help="run only cells whose key (setting/pair/lever/seedN) contains this text")
+    st.add_argument("--report", default=str(Path(__file__).with_name("STUDY.md")), help="markdown file to write the results into")
+    st.set_defaults(func=cmd_study)
