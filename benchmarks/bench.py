@@ -174,7 +174,9 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
     from edgehound.runtime.evaluation import select_samples
 
     model = manifest["model"]
-    entries = [e for e in manifest["artifacts"] if not opts.artifacts or e["name"] in opts.artifacts]
+    # the eager reference (the pytorch row) always comes along, as the baseline of the accuracy drops
+    entries = [e for e in manifest["artifacts"]
+               if not opts.artifacts or e["name"] in opts.artifacts or e["backend"] == "pytorch"]
     if opts.artifacts and not opts.also:  # with several folders, each runs the names it has
         unknown = set(opts.artifacts) - {e["name"] for e in entries}
         if unknown:
@@ -401,17 +403,14 @@ def _remote_row(entry: dict, folder: Path, profile: dict, opts: BenchOptions) ->
     shape = entry["input"]["shape"]
     session_timeout = reach.get("timeout", 60)
     limit = session_timeout + 10  # the RPC session's own bound, plus starting TVM's interpreter
-    cmd = [_python_for("tvm"), "-m", "edgehound.devices.rpc_bench", "--tracker", reach["tracker"], "--key", reach["key"],
-           "--lib", str(artifact.path), "--shape", ",".join(map(str, shape)), "--repeat", str(opts.runs),
-           "--device", "cuda" if "cuda" in entry["name"] else "cpu", "--timeout", str(session_timeout)]
+    job = {"tracker": reach["tracker"], "key": reach["key"], "lib": str(artifact.path), "shape": shape,
+           "device": "cuda" if "cuda" in entry["name"] else "cpu", "repeat": opts.runs, "number": 1,
+           "timeout": session_timeout}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
-    except subprocess.TimeoutExpired:
-        return {"status": "error", "reason": f"{profile['name']}: no answer within {limit} s"}
-    if proc.returncode != 0:
-        last = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["unknown error"]
-        return {"status": "error", "reason": f"{profile['name']} via RPC {reach['tracker']}: {last[0][:300]}"}
-    lat = json.loads(proc.stdout.strip().splitlines()[-1])["latencies_ms"]
+        lat = run_job(_python_for("tvm"), "edgehound.devices.rpc_bench:run", job, limit,
+                      what=f"{profile['name']} via RPC {reach['tracker']}")["latencies_ms"]
+    except EdgehoundError as e:
+        return {"status": "error", "reason": str(e)[:400]}
     return {"latency": latency_stats(lat), "latencies_ms": lat, "status": "ok", "measured_by": "tvm time_evaluator over RPC",
             "peak_rss_mb": None}
 

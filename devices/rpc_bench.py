@@ -1,10 +1,12 @@
 """Time a TVM library on a remote device through TVM's RPC tracker (runs in TVM's environment).
 
+`run` is a job of runtime/jobs.py (bench calls it so); by hand:
+
     python -m edgehound.devices.rpc_bench --tracker HOST:PORT --key KEY --lib model.so --shape 1,3,160,160
 
 Uploads the library to the device the tracker hands out, loads it into a Relax VM there and
-measures with the remote time evaluator (on a zero input). Prints one JSON line: the per-repeat
-latencies in ms. Every step is bounded by --timeout.
+measures with the remote time evaluator (on a zero input): the per-repeat latencies in ms. Every
+step is bounded by the session timeout.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ import numpy as np
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
-    """The JSON-ready report: accuracy (0..1), n, per_class {name: {accuracy, n}}, confusion[true][pred]."""
+    """The JSON-ready report: accuracy (0..1), balanced accuracy, n, per_class {name: {accuracy, n}},
+    confusion[true][pred]."""
     k = len(class_names)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
@@ -15,8 +16,10 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: l
     for i, name in enumerate(class_names):
         total = int(confusion[i].sum())
         per_class[name] = {"accuracy": float(confusion[i, i] / total) if total else None, "n": total}
+    recalls = [pc["accuracy"] for pc in per_class.values() if pc["accuracy"] is not None]
     return {
         "accuracy": float(np.trace(confusion) / n) if n else 0.0,
+        "balanced_accuracy": float(np.mean(recalls)) if recalls else 0.0,  # the mean of the per-class accuracies
         "n": n,
         "per_class": per_class,
         "classes": list(class_names),
@@ -28,7 +31,8 @@ def format_report(report: dict) -> str:
     """The report as text: accuracy, per-class lines and the confusion matrix."""
     names = report["classes"]
     lines = [f"accuracy {report['accuracy'] * 100:.2f}% on {report['n']} photos"
-             + (f" ({report['skipped']} skipped)" if report.get("skipped") else "")]
+             + (f" ({report['skipped']} skipped)" if report.get("skipped") else "")
+             + (f", balanced accuracy {report['balanced_accuracy'] * 100:.2f}%" if "balanced_accuracy" in report else "")]
     for name, pc in report["per_class"].items():
         acc = "-" if pc["accuracy"] is None else f"{pc['accuracy'] * 100:.2f}%"
         lines.append(f"  {name:<28} {acc:>8}  (n={pc['n']})")

@@ -143,7 +143,7 @@ def test_failed_target_leaves_nothing_and_others_complete(tiny_run, tmp_path, mo
         dest.write_bytes(b"half an artifact")
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setitem(FORMATS, "broken", Format("broken", ".bin", "onnxruntime", "fp32", "nowhere", (), broken))
+    monkeypatch.setitem(FORMATS, "broken", Format("broken", ".bin", "onnxruntime", "fp32", "nowhere", broken))
     out = tmp_path / "exp"
     m = export(tiny_run / "best.pt", ExportOptions(targets=["broken", "onnx", "onnx-int8"], out=out, max_drop=-100.0,
                                                    progress=False))
@@ -181,7 +181,7 @@ def test_an_artifact_off_parity_fails_its_target_and_the_export(tiny_run, tmp_pa
     monkeypatch.setitem(FORMATS, "onnx", dataclasses.replace(FORMATS["onnx"], build=drifting_onnx))
     out = tmp_path / "x"
     assert main(["export", str(tiny_run / "best.pt"), "--out", str(out), "--targets", "onnx", "--no-progress"]) == 1
-    entry = manifest_of(out)["artifacts"][0]
+    entry = {e["name"]: e for e in manifest_of(out)["artifacts"]}["onnx"]
     assert entry["status"] == "failed" and entry["reason"].startswith("parity: max |logit diff| 1.00e-02 > 1e-04")
     assert entry["parity"]["passed"] is False
 

@@ -261,8 +261,8 @@ def test_killed_reexport_keeps_the_old_export_whole(tiny_run, tiny_export, tmp_p
     again = cli("export", tiny_run / "best.pt", "--out", folder, "--targets", "onnx", "--no-progress")
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert [e["name"] for e in manifest["artifacts"]] == ["onnx"]
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.onnx"]  # old files and leftovers gone
+    assert [e["name"] for e in manifest["artifacts"]] == ["pytorch", "onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "manifest.json", "model.onnx"]  # old files and leftovers gone
 
 
 def test_killed_cache_build_leaves_no_temp_file(tmp_path):

@@ -110,3 +110,14 @@ def test_fixed_holdout_is_the_same_photos_whatever_the_seed_or_the_breeds():
     assert {keys[order[i]] for i in pair.test} == {keys[i] for i in a.test if i < 1000}
     seeded = split_indices(labels, seed=0, test_frac=0.2)
     assert not np.array_equal(seeded.test, split_indices(labels, seed=1, test_frac=0.2).test)
+
+
+def test_balanced_accuracy_is_the_mean_of_the_per_class_accuracies():
+    from edgehound.runtime.metrics import classification_report, format_report
+
+    # 90 of class 0 (81 right), 10 of class 1 (2 right): accuracy 83%, balanced (0.9 + 0.2) / 2 = 55%
+    y_true = np.array([0] * 90 + [1] * 10)
+    y_pred = np.array([0] * 81 + [1] * 9 + [1] * 2 + [0] * 8)
+    report = classification_report(y_true, y_pred, ["a", "b"])
+    assert report["accuracy"] == 0.83 and abs(report["balanced_accuracy"] - 0.55) < 1e-12
+    assert "balanced accuracy 55.00%" in format_report(report)
