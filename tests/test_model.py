@@ -121,3 +121,18 @@ def test_balanced_accuracy_is_the_mean_of_the_per_class_accuracies():
     report = classification_report(y_true, y_pred, ["a", "b"])
     assert report["accuracy"] == 0.83 and abs(report["balanced_accuracy"] - 0.55) < 1e-12
     assert "balanced accuracy 55.00%" in format_report(report)
+
+
+def test_models_command_lists_every_config_and_times_training():
+    import subprocess
+
+    from conftest import edgehound_cmd
+    from edgehound.train.config import CONFIG_DIR
+    from edgehound.train.model import training_speed
+
+    out = subprocess.run([*edgehound_cmd(), "models", "--size", "64"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    names = {line.split()[0] for line in out.stdout.splitlines()[1:]}
+    assert names == {p.stem for p in CONFIG_DIR.glob("*.toml")} - {"study"}  # the study plan is not a model
+    assert all(" 64 " in line for line in out.stdout.splitlines()[1:])
+    assert training_speed(load_config("tiny").model, steps=1, batch=4) > 0

@@ -169,6 +169,7 @@ def test_distilled_recipe_run_resumes_exactly_and_loads_on_the_cpu(tmp_path, tin
     assert not all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
     model, meta = checkpoint.load_model(straight / "best.pt")
     assert meta["teacher"]["sha256"] and next(model.parameters()).device.type == "cpu"
+    assert meta["epoch"] == 2  # the edge config keeps the last epoch, not the luckiest validation score
     summary = json.loads((straight / "summary.json").read_text())
     assert summary["device"] == "cpu" and 0 <= summary["test_flip"]["accuracy"] <= 1
 

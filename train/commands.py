@@ -44,12 +44,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from edgehound.train.model import model_table
+    from edgehound.train.config import model_configs
+    from edgehound.train.model import model_table, training_speed
 
     rows = model_table(args.size, args.classes)
-    print(f"{'config':<16} {'family':<10} {'input':>6} {'params':>10} {'MMACs':>10}")
+    configs = model_configs()
+    print(f"{'config':<16} {'family':<10} {'input':>6} {'params':>10} {'MMACs':>10}"
+          + ("   train img/s (channels-last, contiguous)" if args.speed else ""))
     for r in rows:
-        print(f"{r['name']:<16} {r['family']:<10} {r['input_size']:>6} {r['params'] / 1e6:>9.2f}M {r['macs'] / 1e6:>10.1f}")
+        line = f"{r['name']:<16} {r['family']:<10} {r['input_size']:>6} {r['params'] / 1e6:>9.2f}M {r['macs'] / 1e6:>10.1f}"
+        if args.speed:
+            from dataclasses import replace
+
+            mcfg = replace(configs[r["name"]].model, input_size=r["input_size"])
+            line += f"   {training_speed(mcfg, args.classes):8.1f}, {training_speed(mcfg, args.classes, channels_last=False):6.1f}"
+        print(line, flush=True)
     return 0
 
 
@@ -112,6 +121,8 @@ def add_commands(sub, data) -> None:
                         "mobilenet), input size, parameters and multiply-accumulates per photo.")
     mo.add_argument("--size", type=at_least(32), help="count MACs at this input size instead of each config's own")
     mo.add_argument("--classes", type=at_least(2), default=2, help="number of outputs (default: 2, a pair)")
+    mo.add_argument("--speed", action="store_true", help="also time training steps (batch 32, random photos) on "
+                    "this CPU, channels-last as `train` runs them and contiguous for comparison")
     mo.set_defaults(func=cmd_models)
 
     st = sub.add_parser("study", help="the improvement study: each lever alone and together, pairs x settings x seeds",

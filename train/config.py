@@ -62,6 +62,9 @@ class TrainConfig:
     ema: float = 0.0  # exponential moving average of the weights (e.g. 0.999), validated and saved; 0: off
     distill_temperature: float = 4.0  # with --teacher: softening of both outputs
     distill_weight: float = 0.7  # with --teacher: share of the loss that follows the teacher
+    # which epoch best.pt holds: "best" (highest validation accuracy) or "last" (the end of the schedule;
+    # for long schedules, where a max over many noisy validation scores picks luck)
+    keep: str = "best"
 
 
 @dataclass(frozen=True)

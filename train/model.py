@@ -209,3 +209,25 @@ def model_table(input_size: int | None = None, num_classes: int = 2) -> list[dic
         macs, params = count_macs(build_model(mcfg, num_classes), mcfg.input_size)
         rows.append({"name": name, "family": mcfg.family, "input_size": mcfg.input_size, "params": params, "macs": macs})
     return rows
+
+
+def training_speed(cfg: ModelConfig, num_classes: int = 2, batch: int = 32, steps: int = 3,
+                   channels_last: bool = True) -> float:
+    """Photos per second of full training steps (forward, backward, AdamW) on random input, on this CPU,
+    after one untimed step: what `edgehound models --speed` prints."""
+    import time
+
+    model = build_model(cfg, num_classes)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    optimizer = torch.optim.AdamW(model.parameters())
+    x = torch.randn(batch, 3, cfg.input_size, cfg.input_size).to(memory_format=fmt)
+    y = torch.randint(0, num_classes, (batch,))
+    for i in range(steps + 1):
+        if i == 1:
+            t0 = time.perf_counter()
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return batch * steps / (time.perf_counter() - t0)

@@ -235,6 +235,32 @@ def _check_same_data(last_path: Path, saved_meta: dict, ds, split_meta: dict) ->
                              f"(it used --data {saved_split.get('data')}); resume with the same data, or use a new --out")
 
 
+def _resume(last_path: Path, cfg: Config, ds, split_meta: dict, teacher, model, optimizer, schedule, ema) -> dict:
+    """Load a killed run's whole state (refusing another config, data or teacher); returns the loop state."""
+    saved = checkpoint.load(last_path)
+    if saved["config_digest"] != cfg.digest():
+        raise EdgehoundError(f"{last_path}: was trained with another config; use a new --out or drop --resume")
+    saved_meta = json.loads(saved["meta"])
+    _check_same_data(last_path, saved_meta, ds, split_meta)
+    if saved_meta.get("teacher", {}).get("sha256") != (teacher.digest if teacher else None):
+        raise EdgehoundError(f"{last_path}: was trained with another --teacher (or none); resume with the same one")
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    if ema is not None:
+        ema.load_state_dict(saved["ema"])
+    torch.set_rng_state(saved["torch_rng"])
+    return json.loads(saved["state"])
+
+
+def _test_reports(model, cache, labels, test, spec, device, names) -> dict:
+    """The test part's report, plain and with test-time flip (measured, never used to choose anything)."""
+    plain = predict_logits(model, cache, test, spec, device=device)
+    flipped = predict_logits(model, cache, test, spec, device=device, flip=True)
+    return {"test": classification_report(labels[test], plain.argmax(1), names),
+            "test_flip": classification_report(labels[test], flipped.argmax(1), names)}
+
+
 def train(cfg: Config, opts: RunOptions) -> dict:
     out = Path(opts.out)
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
@@ -244,6 +270,8 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     t = cfg.train
     if t.schedule not in ("onecycle", "cosine"):
         raise EdgehoundError(f"train.schedule must be onecycle or cosine, got {t.schedule!r}")
+    if t.keep not in ("best", "last"):
+        raise EdgehoundError(f"train.keep must be best or last, got {t.keep!r}")
     workers = opts.workers if opts.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     teacher = Teacher(Path(opts.teacher), ds.classes, spec, device) if opts.teacher else None
     aug = AugmentConfig(crop_scale=tuple(cfg.data.crop_scale))
@@ -270,20 +298,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
 
     last_path, best_path = out / "last.pt", out / "best.pt"
     if opts.resume and last_path.is_file():
-        saved = checkpoint.load(last_path)
-        if saved["config_digest"] != cfg.digest():
-            raise EdgehoundError(f"{last_path}: was trained with another config; use a new --out or drop --resume")
-        saved_meta = json.loads(saved["meta"])
-        _check_same_data(last_path, saved_meta, ds, split_meta)
-        if saved_meta.get("teacher", {}).get("sha256") != (teacher.digest if teacher else None):
-            raise EdgehoundError(f"{last_path}: was trained with another --teacher (or none); resume with the same one")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        if ema is not None:
-            ema.load_state_dict(saved["ema"])
-        torch.set_rng_state(saved["torch_rng"])
-        state = json.loads(saved["state"])
+        state = _resume(last_path, cfg, ds, split_meta, teacher, model, optimizer, schedule, ema)
         print(f"resuming {out} at epoch {state['epoch'] + 1}, step {state['step']}/{steps_per_epoch}")
     elif not opts.resume and last_path.is_file():
         raise EdgehoundError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
@@ -357,7 +372,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         state["history"].append(row)
         print(f"epoch {epoch + 1}/{t.epochs}: loss {row['train_loss']:.4f}, train acc {row['train_acc']:.3f}, "
               f"val acc {val_acc:.3f}, {row['seconds']:.1f} s, {row['images_per_s']:.1f} img/s", flush=True)
-        if val_acc > state["best_val"]:
+        if (val_acc > state["best_val"]) if t.keep == "best" else (epoch + 1 == t.epochs):
             state["best_val"] = val_acc
             weights = {k: v.cpu() for k, v in scored().state_dict().items()}  # loads on a CPU-only machine
             checkpoint.save(best_path, {"model": weights,
@@ -370,12 +385,9 @@ def train(cfg: Config, opts: RunOptions) -> dict:
 
     best, _ = checkpoint.load_model(best_path)
     best = best.to(device, memory_format=torch.channels_last)
-    test_logits = predict_logits(best, cache, split.test, spec, device=device)
-    flip_logits = predict_logits(best, cache, split.test, spec, device=device, flip=True)
-    report = classification_report(labels[split.test], test_logits.argmax(1), names)
     summary = {
-        "config": cfg.to_dict(), "data": str(opts.data), "layout": ds.layout, "test": report,
-        "test_flip": classification_report(labels[split.test], flip_logits.argmax(1), names),
+        "config": cfg.to_dict(), "data": str(opts.data), "layout": ds.layout,
+        **_test_reports(best, cache, labels, split.test, spec, device, names),
         "best_val_acc": state["best_val"], "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
         "skipped": cache.skipped, "params": params, "macs": macs, "device": device.type, "workers": workers,
         "teacher": extra_meta.get("teacher"),
