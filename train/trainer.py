@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from edgehound.runtime.datasets import photo_key, read_dataset, split_indices
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, normalize
 from edgehound.train import checkpoint
-from edgehound.runtime.datasets import photo_key, read_dataset, split_indices
 from edgehound.train.augment import AugmentConfig, augment
 from edgehound.train.cache import ImageCache, load_cached
 from edgehound.train.config import Config
