@@ -75,14 +75,15 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
 
 
 def _training_split(model: str) -> dict:
-    """The split record of a model file (--unseen-by)."""
+    """The split record of a model file (--unseen-by), with the breeds it was drawn over: a seeded split
+    draws breed by breed, so the same record over other breeds is another split."""
     from edgehound.train.checkpoint import load
 
     meta = load(model).get("meta")
-    split = json.loads(meta).get("split") if isinstance(meta, str) else None
-    if not split:
+    meta = json.loads(meta) if isinstance(meta, str) else {}
+    if not meta.get("split"):
         raise EdgehoundError(f"{model}: --unseen-by needs a model file (best.pt) that records its training split")
-    return split
+    return {**meta["split"], "wnids": [c["wnid"] for c in meta["classes"]]}
 
 
 def _in_tvm_env(args) -> None:

@@ -63,7 +63,8 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
 
     split: the training run's split settings (checkpoint meta); when given, only the photos of
     that run's test part, i.e. photos the model never trained on.
-    unseen_by: other runs' split settings: only photos in each of their test parts too, so models
+    unseen_by: other runs' split settings (with "wnids", the breeds each split was drawn over): only
+    photos in each of their test parts too, so models
     trained on different splits are compared on photos that none of them trained on or chose epochs by.
     """
     model_wnids = [c["wnid"] for c in classes]
@@ -79,7 +80,7 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
     else:
         samples = [s for s in read_dataset(data).samples if s.wnid in wanted]
     for other in unseen_by:
-        unseen = {photo_key(s) for s in split_samples(other, model_wnids, "test", data)}
+        unseen = {photo_key(s) for s in split_samples(other, other.get("wnids", model_wnids), "test", data)}
         samples = [s for s in samples if photo_key(s) in unseen]
     if not samples:
         raise EdgehoundError(f"{data}: no photos of the model's breeds ({', '.join(c['name'] for c in classes)})"
