@@ -36,7 +36,7 @@ from edgehound.train.augment import AugmentConfig, augment
 from edgehound.train.cache import ImageCache, load_cached
 from edgehound.train.config import Config
 from edgehound.train.model import build_model, count_macs
-from edgehound.util import atomic_write_json, atomic_write_text
+from edgehound.util import atomic_write_json, atomic_write_text, sha256_file
 
 
 @dataclass
@@ -96,8 +96,8 @@ def _loader(dataset: Batches, workers: int, device: torch.device):
 
 
 def predict_logits(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: PreprocessSpec,
-                   device: torch.device = torch.device("cpu"), batch_size: int = 128, flip: bool = False) -> np.ndarray:
-    """Logits of the cached photos at idx (eval mode, no augmentation); flip: averaged with the mirror image's."""
+                   device: torch.device = torch.device("cpu"), batch_size: int = 128, mirror: bool = False) -> np.ndarray:
+    """Logits of the cached photos at idx (eval mode, no augmentation); mirror: of their mirror images."""
     was_training = model.training
     model.eval()
     out = []
@@ -105,10 +105,7 @@ def predict_logits(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: P
     with torch.inference_mode(), _autocast(device):
         for x in _loader(Batches(cache, batches, spec, None), 0, device):
             x = x.to(device, memory_format=torch.channels_last)
-            logits = model(x).float()
-            if flip:
-                logits = (logits + model(x.flip(3)).float()) / 2
-            out.append(logits.cpu().numpy())
+            out.append(model(x.flip(3) if mirror else x).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -164,7 +161,7 @@ class Teacher:
         self.columns = torch.tensor([index[b.wnid] for b in classes], device=device)
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.size = tspec.size
-        self.digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self.digest = sha256_file(path)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -256,7 +253,7 @@ def _resume(last_path: Path, cfg: Config, ds, split_meta: dict, teacher, model, 
 def _test_reports(model, cache, labels, test, spec, device, names) -> dict:
     """The test part's report, plain and with test-time flip (measured, never used to choose anything)."""
     plain = predict_logits(model, cache, test, spec, device=device)
-    flipped = predict_logits(model, cache, test, spec, device=device, flip=True)
+    flipped = (plain + predict_logits(model, cache, test, spec, device=device, mirror=True)) / 2
     return {"test": classification_report(labels[test], plain.argmax(1), names),
             "test_flip": classification_report(labels[test], flipped.argmax(1), names)}
 
