@@ -83,7 +83,7 @@ def _training_split(model: str) -> dict:
     meta = json.loads(meta) if isinstance(meta, str) else {}
     if not meta.get("split"):
         raise EdgehoundError(f"{model}: --unseen-by needs a model file (best.pt) that records its training split")
-    return {**meta["split"], "wnids": [c["wnid"] for c in meta["classes"]]}
+    return {"wnids": [c["wnid"] for c in meta["classes"]], **meta["split"]}  # a narrowed model's own record wins
 
 
 def _in_tvm_env(args) -> None:

@@ -254,9 +254,13 @@ def split_samples(split: dict, wnids: list[str], part: str = "test", data: str |
     """The photos of one part ("train", "val", "test") of a training run's recorded split.
 
     split: the run's split settings (checkpoint meta "split"); data: the same dataset elsewhere.
+    wnids: the breeds whose photos to return. A split drawn over more breeds than the model has (a
+    model narrowed from a multi-breed one records them as split["wnids"]) is redrawn over those:
+    a seeded split draws breed by breed, so the same settings over fewer breeds are another split.
     """
-    ds = read_dataset(data or split["data"], wnids, split["exclude"])
+    ds = read_dataset(data or split["data"], split.get("wnids") or wnids, split["exclude"])
     parts = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
                           split["per_class"] or None, split["folds"], split["fold"],
                           split.get("holdout", "seeded"), [photo_key(s) for s in ds.samples])
-    return [ds.samples[i] for i in getattr(parts, part)]
+    keep = set(wnids)
+    return [ds.samples[i] for i in getattr(parts, part) if ds.samples[i].wnid in keep]

@@ -209,6 +209,46 @@ def test_a_multi_breed_model_is_scored_on_a_pair_by_the_pairs_outputs(tmp_path):
     assert pair.state_dict()[list(pair.state_dict())[-1]].shape[0] == 2
 
 
+def test_a_narrowed_model_answers_as_the_multi_breed_one_on_the_pairs_outputs(tmp_path):
+    wide, narrow = tmp_path / "all", tmp_path / "pair.pt"
+    run(train_cmd(SAMPLE, wide, "--breeds", "all", "--set", "train.epochs=1"))
+    run([*edgehound_cmd(), "narrow", str(wide / "best.pt"), "--breeds", SAMOYED, GOLDEN, "--out", str(narrow)])
+    big, big_meta = checkpoint.load_model(wide / "best.pt")
+    small, meta = checkpoint.load_model(narrow)
+    assert [c["wnid"] for c in meta["classes"]] == [SAMOYED, GOLDEN]  # the order asked for
+    columns = [[c["wnid"] for c in big_meta["classes"]].index(w) for w in (SAMOYED, GOLDEN)]
+    x = torch.randn(3, 3, 160, 160)
+    with torch.no_grad():
+        assert torch.allclose(small(x), big(x)[:, columns], atol=1e-6)
+
+    # scored on its test part, it is the multi-breed model scored by the pair's outputs: the same photos
+    # (the split is drawn over the four breeds it was trained on, not redrawn over two)
+    reports = []
+    for model, extra in ((narrow, []), (wide / "best.pt", ["--breeds", GOLDEN, SAMOYED])):
+        path = tmp_path / f"{len(reports)}.json"
+        run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--split", "test", *extra,
+             "--json", str(path), "--no-progress"])
+        reports.append(json.loads(path.read_text()))
+    assert reports[0]["n"] == reports[1]["n"] > 0
+    assert {k: v["n"] for k, v in reports[0]["per_class"].items()} == {k: v["n"] for k, v in reports[1]["per_class"].items()}
+    assert reports[0]["accuracy"] == reports[1]["accuracy"]
+    from edgehound.runtime.datasets import split_samples
+
+    own = [s.path for s in split_samples(meta["split"], [GOLDEN, SAMOYED], "test")]
+    assert own == [s.path for s in split_samples(big_meta["split"], [c["wnid"] for c in big_meta["classes"]], "test")
+                   if s.wnid in (GOLDEN, SAMOYED)]
+    redrawn = {k: v for k, v in meta["split"].items() if k != "wnids"}
+    assert own != [s.path for s in split_samples(redrawn, [GOLDEN, SAMOYED], "test")]  # what the record prevents
+
+    refused = subprocess.run([*edgehound_cmd(), "narrow", str(wide / "best.pt"), "--breeds", GOLDEN, "pug",
+                              "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
+    assert refused.returncode != 0 and "does not know pug" in refused.stderr and "Traceback" not in refused.stderr
+    before = (wide / "best.pt").read_bytes()
+    refused = subprocess.run([*edgehound_cmd(), "narrow", str(wide / "best.pt"), "--breeds", GOLDEN, SAMOYED,
+                              "--out", str(wide / "best.pt")], capture_output=True, text=True)
+    assert refused.returncode != 0 and (wide / "best.pt").read_bytes() == before
+
+
 def test_unseen_by_keeps_only_photos_no_model_trained_on(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     run(train_cmd(SAMPLE, a, "--set", "train.epochs=1"))

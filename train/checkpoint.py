@@ -103,3 +103,31 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
         raise EdgehoundError(f"{path}: weights do not fit its config ({str(e).splitlines()[0]})") from None
     model.eval()
     return model, meta
+
+
+def narrow(path: str | Path, breeds: list[str]) -> dict:
+    """A multi-breed model file restricted to some of its breeds: the output layer keeps their rows alone,
+    so the new model answers exactly as the old one scored on those breeds' outputs (argmax and softmax
+    over the kept logits), with no training. The split record keeps the breeds it was drawn over."""
+    from edgehound.runtime.breeds import resolve_breed
+
+    model, meta = load_model(path)
+    wnids = [c["wnid"] for c in meta["classes"]]
+    chosen = [resolve_breed(b).wnid for b in breeds]
+    missing = [b for b, w in zip(breeds, chosen) if w not in wnids]
+    if missing or len(set(chosen)) != len(chosen) or len(chosen) < 2:
+        raise EdgehoundError(f"{path}: narrowing needs two or more different breeds of the model's own "
+                             f"({', '.join(c['name'] for c in meta['classes'])})"
+                             + (f"; it does not know {', '.join(missing)}" if missing else ""))
+    name, head = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    if head.out_features != len(wnids):
+        raise EdgehoundError(f"{path}: its last layer ({name}) has {head.out_features} outputs for {len(wnids)} breeds")
+    rows = torch.tensor([wnids.index(w) for w in chosen])
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    weights[f"{name}.weight"] = head.weight.detach()[rows].clone()
+    weights[f"{name}.bias"] = head.bias.detach()[rows].clone()
+    split = meta.get("split")
+    meta.update(classes=[meta["classes"][wnids.index(w)] for w in chosen],
+                split={"wnids": wnids, **split} if split else None,
+                narrowed_from={"file": Path(path).name, "sha256": sha256_file(path), "classes": meta["classes"]})
+    return {"model": weights, "meta": json.dumps(meta)}

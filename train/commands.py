@@ -1,4 +1,4 @@
-"""The training commands: `train`, `models`, `study`, `data download`.
+"""The training commands: `train`, `narrow`, `models`, `study`, `data download`.
 
 torch is imported only when a command runs, so registering them costs nothing on a device.
 """
@@ -40,6 +40,20 @@ def cmd_train(args) -> int:
     print(f"test split, averaged with the mirror image: accuracy {summary['test_flip']['accuracy']:.2%}")
     print(f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['images_per_s']:.1f} img/s, "
           f"{summary['total_train_seconds'] / 60:.1f} min training")
+    return 0
+
+
+def cmd_narrow(args) -> int:
+    from edgehound.train import checkpoint
+
+    source, out = Path(args.model), Path(args.out)
+    if out.exists() and out.resolve() == source.resolve():
+        raise EdgehoundError(f"{out}: is the model being narrowed; write the narrowed model elsewhere")
+    payload = checkpoint.narrow(source, args.breeds)
+    checkpoint.save(out, payload)
+    model, meta = checkpoint.load_model(out)  # what was written loads as a model file
+    print(f"{out}: {', '.join(c['name'] for c in meta['classes'])} from {source} "
+          f"({len(meta['narrowed_from']['classes'])} breeds), {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params")
     return 0
 
 
@@ -115,6 +129,15 @@ def add_commands(sub, data) -> None:
                     "(e.g. a multi-breed model's backbone under a new pair head)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines only)")
     tr.set_defaults(func=cmd_train)
+
+    na = sub.add_parser("narrow", help="a multi-breed model file restricted to some of its breeds (no training)",
+                        description="Keep only the chosen breeds' outputs of a model file: a pair model from one "
+                        "trained on more breeds, answering exactly as that model scored on the pair's outputs "
+                        "(`evaluate --breeds`). Exports like any model file.")
+    na.add_argument("model", help="model file (best.pt / last.pt) trained on more breeds")
+    na.add_argument("--breeds", nargs="+", required=True, help="the breeds to keep, in the order of the new outputs")
+    na.add_argument("--out", required=True, help="the new model file (.pt)")
+    na.set_defaults(func=cmd_narrow)
 
     mo = sub.add_parser("models", help="the named model configs with their family, parameters and MACs",
                         description="List train/configs' model configs (`train --config NAME`): family (vgg, resnet, "
