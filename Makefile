@@ -21,9 +21,9 @@ setup: $(BIN)/edgehound
 
 demo: setup
 	rm -rf $(RUN)
-	# the shipped efficient model (trained without these photos) on the committed sample
-	$(BIN)/edgehound evaluate runtime/models/efficient/manifest.json --data tests/sample --no-progress
-	$(BIN)/edgehound classify runtime/models/efficient tests/sample/n02111889 --artifact tflite-int8
+	# the shipped edge model (trained without these photos) on the committed sample
+	$(BIN)/edgehound evaluate runtime/models/edge/manifest.json --data tests/sample --no-progress
+	$(BIN)/edgehound classify runtime/models/edge tests/sample/n02111889 --artifact tflite-int8
 	# the whole job on the bundled sample: train a tiny model, score it, export everything, benchmark
 	$(BIN)/edgehound data info tests/sample
 	$(BIN)/edgehound train --data tests/sample --config tiny --out $(RUN)/train

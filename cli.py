@@ -9,6 +9,7 @@ runtime installed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from edgehound.runtime.errors import EdgehoundError
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgehound: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `edgehound evaluate ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush stays quiet
+        return 0
 
 
 if __name__ == "__main__":

@@ -160,6 +160,13 @@ def robustness_tables(r: dict) -> list[str]:
     return tables
 
 
+def _weights_kept(model: dict) -> str:
+    val = f"validation accuracy {_pct(model.get('val_acc'))}" + (" over all the breeds it trained on" if model.get("trained_on") else "")
+    if model.get("keep") == "last":
+        return f"the weights of its last epoch, {model.get('epoch')}, as its config says; {val}"
+    return f"best epoch {model.get('epoch')} by {val}"
+
+
 def render(folder: Path) -> str:
     """CARD.md's text from the manifest and card/ alone."""
     manifest, folder = read_manifest(folder)
@@ -180,7 +187,11 @@ def render(folder: Path) -> str:
            "## Data and split", "",
            f"The photos measured below are the {ref.get('data', 'held-out part of its training data')}: photos it "
            "never trained on and that chose neither its epochs nor its settings "
-           f"(best epoch {model.get('epoch')} by validation accuracy {_pct(model.get('val_acc'))}).", ""]
+           f"({_weights_kept(model)}).", ""]
+    if model.get("trained_on"):
+        out += [f"It was trained on {len(model['trained_on'])} breeds ({', '.join(model['trained_on'])}) and keeps "
+                f"only the outputs of {' and '.join(names)} (`edgehound narrow`): it answers as that model does when "
+                "scored on these breeds alone.", ""]
     if rob:
         ck = rob["clean"]["checkpoint"]
         out += ["## Accuracy on held-out photos", "",

@@ -167,7 +167,9 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         "model": {"config": cfg["name"], "classes": meta["classes"], "macs": macs, "params": params,
                   "checkpoint": str(checkpoint_path),
                   "checkpoint_sha256": checkpoint_sha256, "val_acc": meta.get("val_acc"),
-                  "epoch": meta.get("epoch"),
+                  "epoch": meta.get("epoch"), "keep": cfg.get("train", {}).get("keep", "best"),
+                  # a model narrowed from a multi-breed one (`edgehound narrow`): the breeds it trained on
+                  "trained_on": [c["name"] for c in meta["narrowed_from"]["classes"]] if meta.get("narrowed_from") else None,
                   # which photos it trained on and which it is scored on (holdout "fixed": the shipping split)
                   "split": {k: v for k, v in (meta.get("split") or {}).items() if k != "photos_digest"} or None,
                   "teacher": meta.get("teacher")},

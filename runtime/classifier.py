@@ -1,6 +1,6 @@
 """Classifier: load an artifact through its manifest, classify images with training's preprocessing.
 
-    clf = Classifier.load("runtime/models/efficient/manifest.json")   # or an export folder / artifact file
+    clf = Classifier.load("runtime/models/edge/manifest.json")   # or an export folder / artifact file
     label, confidence, scores = clf.classify("dog.jpg")
 """
 

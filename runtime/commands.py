@@ -208,13 +208,13 @@ def _summary_text(s: dict) -> str:
             f"share: {s['share_of_frame_time']}")
 
 
-SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "efficient"
+SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "edge"  # what `camera` runs when given no model
 
 
 def _add_runtime_args(p: argparse.ArgumentParser, optional_model: bool = False) -> None:
     if optional_model:
         p.add_argument("model", nargs="?", default=str(SHIPPED_MODEL),
-                       help="export folder, manifest.json or artifact file (default: the shipped efficient model)")
+                       help="export folder, manifest.json or artifact file (default: the shipped edge model)")
     else:
         p.add_argument("model", help="export folder, manifest.json or artifact file")
     p.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")

@@ -196,6 +196,16 @@ def test_card_regenerates_identically(tiny_export, tiny_run, tmp_path):
     assert r.returncode == 2 and "robustness.json: unreadable" in r.stderr
 
 
+def test_every_shipped_models_card_is_what_its_files_render():
+    """A shipped card is not edited by hand: after a manifest changes, `edgehound card FOLDER` rewrites it."""
+    from edgehound.benchmarks.card import render
+
+    folders = sorted(p.parent for p in (SAMPLE.parents[1] / "runtime" / "models").glob("*/manifest.json"))
+    assert folders
+    stale = [f.name for f in folders if render(f) != (f / "CARD.md").read_text()]
+    assert stale == [], f"re-render with `edgehound card runtime/models/NAME`: {stale}"
+
+
 def test_map_agreement_compares_the_same_photos():
     rng = np.random.default_rng(0)
     a = rng.random((16, 16))

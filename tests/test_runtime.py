@@ -97,10 +97,9 @@ def test_smoothed_label_keeps_up_on_a_video_whose_scene_changes(tmp_path):
     """The issue's video: a new held-out photo every 8 frames at 30 FPS, through the shipped model's
     int8 artifact. Per-frame and smoothed accuracy are both measured; the time window with takeover
     stays within 3 pp of per-frame, where a 0.5 s window without takeover lags behind every change."""
-    from conftest import REPO
     from edgehound.benchmarks.camera_study import run_camera_process, scene_video, score
+    from edgehound.runtime.commands import SHIPPED_MODEL as model  # the camera's default
 
-    model = REPO / "runtime" / "models" / "efficient"
     labels = [c["name"] for c in Classifier.load(model, "tflite-int8").classes]
     photos = [(p, label) for pair in zip(sample_photos(GOLDEN, 12), sample_photos(SAMOYED, 12))
               for label, p in enumerate(pair)]

@@ -1,10 +1,9 @@
 #!/bin/sh
 # classify, evaluate and camera --headless on tests/sample with each artifact named, outputs in OUT.
 # The emulated Pi and the x86 reference run this same script (tests/arm/emulated_pi.sh).
-#   tests/arm/commands.sh OUT ARTIFACT...
+#   tests/arm/commands.sh MODEL OUT ARTIFACT...
 set -eu
-out=$1; shift
-model=runtime/models/efficient
+model=$1; out=$2; shift 2
 mkdir -p "$out"
 for a in "$@"; do
   t=$(date +%s)

@@ -1,6 +1,6 @@
 """Compare the emulated Pi's outputs with this host's: labels identical, the model within tolerance.
 
-    python tests/arm/compare.py runs/arm runtime/models/efficient
+    python tests/arm/compare.py runs/arm runtime/models/edge
 
 Reads OUT/arm and OUT/x86 (tests/arm/commands.sh and model_parity.py), writes OUT/summary.json and
 prints one line per artifact. Exit 1 when a label, a confusion matrix or a camera label differs, or

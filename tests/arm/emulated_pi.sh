@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 repo=$(pwd)
 root=${EDGEHOUND_ARM_ROOT:-$HOME/.cache/edgehound/arm64-bookworm}
 out=${EDGEHOUND_ARM_OUT:-runs/arm}
-model=runtime/models/efficient
+model=runtime/models/edge  # the default model, as the README tells a Pi user
 artifacts=(tflite-int8 onnx tvm-aarch64)
 python=${PYTHON:-.venv/bin/python}
 mirror=${EDGEHOUND_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -77,14 +77,14 @@ say "installed in $(( $(date +%s) - t0 )) s"
 #    also runs the model on this host's input tensors, so the model is compared apart from OpenCV
 say "running classify, evaluate and camera on this host"
 rm -rf "$out/x86" "$out/arm" "$root/src/out"
-PATH="$repo/.venv/bin:$PATH" tests/arm/commands.sh "$out/x86" tflite-int8 onnx tvm-x86
+PATH="$repo/.venv/bin:$PATH" tests/arm/commands.sh $model "$out/x86" tflite-int8 onnx tvm-x86
 "$python" tests/arm/model_parity.py $model "$out/x86" tflite-int8 onnx
 "$repo/.venv-tvm/bin/python" tests/arm/model_parity.py $model "$out/x86" tvm-x86  # TVM's environment
 say "running classify, evaluate and camera on the emulated Pi"
 t0=$(date +%s)
 mkdir -p "$root/src/out"
 cp "$out/x86/inputs.npy" "$root/src/out/x86-inputs.npy"
-in_root sh -c "cd /src/edgehound && tests/arm/commands.sh /src/out ${artifacts[*]} &&
+in_root sh -c "cd /src/edgehound && tests/arm/commands.sh $model /src/out ${artifacts[*]} &&
   python tests/arm/model_parity.py $model /src/out ${artifacts[*]} --inputs /src/out/x86-inputs.npy"
 cp -r "$root/src/out" "$out/arm"
 say "emulated Pi: $(( $(date +%s) - t0 )) s"
