@@ -255,8 +255,8 @@ def split_samples(split: dict, wnids: list[str], part: str = "test", data: str |
 
     split: the run's split settings (checkpoint meta "split"); data: the same dataset elsewhere.
     wnids: the breeds whose photos to return. A split drawn over more breeds than the model has (a
-    model narrowed from a multi-breed one records them as split["wnids"]) is redrawn over those:
-    a seeded split draws breed by breed, so the same settings over fewer breeds are another split.
+    model narrowed from a multi-breed one records them as split["wnids"]) is drawn over all of those
+    first: a seeded split draws breed by breed, so the same settings over fewer breeds are another split.
     """
     ds = read_dataset(data or split["data"], split.get("wnids") or wnids, split["exclude"])
     parts = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
