@@ -5,8 +5,11 @@
 Reads OUT/arm and OUT/x86 (tests/arm/commands.sh and model_parity.py), writes OUT/summary.json and
 prints one line per artifact. Exit 1 when a label, a confusion matrix or a camera label differs, or
 when the model's logits on the same input tensors differ by more than the artifact's export parity
-tolerance (int8 artifacts, which have none: one step of their output quantization, where two CPUs'
-integer kernels may round differently). The end-to-end logit difference
+tolerance. int8 artifacts have none: theirs is their own error against fp32 at export (parity's
+max |logit diff|), at least one step of their output quantization. Integer kernels are not bit-exact
+across CPUs (XNNPACK's NEON and AVX-512 paths round each layer's requantization their own way), so a
+deeper model drifts by a few output steps; more than int8's own error would be another model. Labels,
+confusion matrices and camera labels are gated exactly. The end-to-end logit difference
 and OpenCV's preprocessing difference between the two CPUs are reported, not gated.
 The TVM row compares the aarch64 library there with the x86 one here (both fp32, same graph).
 """
@@ -21,6 +24,12 @@ import numpy as np
 
 INT8_TOLERANCE = 0.05  # logits, for an int8 artifact whose output scale the manifest does not give
 X86_NAME = {"tvm-aarch64": "tvm-x86"}
+
+
+def int8_tolerance(entry: dict) -> float:
+    """An int8 artifact's own error against fp32 at export, and never less than one output step."""
+    step = (entry.get("output_quantization") or {}).get("scale", INT8_TOLERANCE)
+    return max(step, (entry.get("parity") or {}).get("max_abs_logit_diff") or 0.0) * 1.001
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -58,9 +67,7 @@ def compare_one(out: Path, name: str, tolerance: float) -> dict:
 def main(argv: list[str]) -> int:
     out, model = Path(argv[0]), Path(argv[1])
     manifest = json.loads((model / "manifest.json").read_text())
-    tolerances = {e["name"]: (e.get("parity") or {}).get("tolerance")
-                  or (e.get("output_quantization") or {}).get("scale", INT8_TOLERANCE) * 1.001
-                  for e in manifest["artifacts"]}
+    tolerances = {e["name"]: (e.get("parity") or {}).get("tolerance") or int8_tolerance(e) for e in manifest["artifacts"]}
     seconds = {}
     for where in ("arm", "x86"):
         for line in (out / where / "seconds.txt").read_text().splitlines():
