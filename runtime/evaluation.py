@@ -80,7 +80,7 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
     else:
         samples = [s for s in read_dataset(data).samples if s.wnid in wanted]
     for other in unseen_by:
-        unseen = {photo_key(s) for s in split_samples(other, other.get("wnids", model_wnids), "test", data)}
+        unseen = {photo_key(s) for s in split_samples(other, model_wnids, "test", data)}
         samples = [s for s in samples if photo_key(s) in unseen]
     if not samples:
         raise EdgehoundError(f"{data}: no photos of the model's breeds ({', '.join(c['name'] for c in classes)})"
