@@ -250,17 +250,29 @@ def split_indices(
     return Split(*(np.sort(np.concatenate(parts)) for parts in (train, val, test)))
 
 
-def split_samples(split: dict, wnids: list[str], part: str = "test", data: str | Path | None = None) -> list[Sample]:
-    """The photos of one part ("train", "val", "test") of a training run's recorded split.
+def split_parts(ds: Dataset, split: dict) -> Split:
+    """A recorded split (checkpoint meta "split") of ds, as indices into ds.samples.
 
-    split: the run's split settings (checkpoint meta "split"); data: the same dataset elsewhere.
-    wnids: the breeds whose photos to return. A split drawn over more breeds than the model has (a
-    model narrowed from a multi-breed one records them as split["wnids"]) is drawn over all of those
-    first: a seeded split draws breed by breed, so the same settings over fewer breeds are another split.
+    A split drawn over more breeds than ds holds (split["wnids"]: a model narrowed from a multi-breed
+    one, or a run initialised from one) is drawn over all of those first, from the same folder, and
+    then kept to ds's photos: a seeded split draws breed by breed, so the same settings over fewer
+    breeds are another split.
     """
-    ds = read_dataset(data or split["data"], split.get("wnids") or wnids, split["exclude"])
-    parts = split_indices(ds.labels(), split["seed"], split["test_frac"], split["val_frac"],
+    wide = split.get("wnids")
+    source = read_dataset(ds.root, wide, split["exclude"]) if wide and set(wide) != {b.wnid for b in ds.classes} else ds
+    parts = split_indices(source.labels(), split["seed"], split["test_frac"], split["val_frac"],
                           split["per_class"] or None, split["folds"], split["fold"],
-                          split.get("holdout", "seeded"), [photo_key(s) for s in ds.samples])
-    keep = set(wnids)
-    return [ds.samples[i] for i in getattr(parts, part) if ds.samples[i].wnid in keep]
+                          split.get("holdout", "seeded"), [photo_key(s) for s in source.samples])
+    if source is ds:
+        return parts
+    index = {s.path: i for i, s in enumerate(ds.samples)}
+    return Split(*(np.array(sorted(index[source.samples[j].path] for j in getattr(parts, part)
+                                   if source.samples[j].path in index), np.int64)
+                   for part in ("train", "val", "test")))
+
+
+def split_samples(split: dict, wnids: list[str], part: str = "test", data: str | Path | None = None) -> list[Sample]:
+    """The photos of one part ("train", "val", "test") of a training run's recorded split, of the breeds
+    `wnids`. split: the run's split settings (checkpoint meta "split"); data: the same dataset elsewhere."""
+    ds = read_dataset(data or split["data"], wnids, split["exclude"])
+    return [ds.samples[i] for i in getattr(split_parts(ds, split), part)]

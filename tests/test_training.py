@@ -240,6 +240,23 @@ def test_a_narrowed_model_answers_as_the_multi_breed_one_on_the_pairs_outputs(tm
     redrawn = {k: v for k, v in meta["split"].items() if k != "wnids"}
     assert own != [s.path for s in split_samples(redrawn, [GOLDEN, SAMOYED], "test")]  # what the record prevents
 
+    # a pair head fine-tuned from the narrowed model validates on photos the multi-breed model never trained on
+    tuned = tmp_path / "tuned"
+    out = run(train_cmd(SAMPLE, tuned, "--breeds", SAMOYED, GOLDEN, "--init", str(narrow), "--set", "train.epochs=1")).stdout
+    assert "split drawn over the 4 breeds" in out
+    tuned_meta = json.loads(checkpoint.load(tuned / "best.pt")["meta"])
+    assert tuned_meta["split"]["wnids"] == big_meta["split"].get("wnids", [c["wnid"] for c in big_meta["classes"]])
+    big_split = {"wnids": [c["wnid"] for c in big_meta["classes"]], **big_meta["split"]}
+    big_train = {s.path for s in split_samples(big_split, [GOLDEN, SAMOYED], "train")}
+    tuned_val = {s.path for s in split_samples(tuned_meta["split"], [GOLDEN, SAMOYED], "val")}
+    assert tuned_val and not tuned_val & big_train
+    assert {s.path for s in split_samples(tuned_meta["split"], [GOLDEN, SAMOYED], "test")} == set(own)
+    redrawn_val = {s.path for s in split_samples(redrawn, [GOLDEN, SAMOYED], "val")}
+    assert redrawn_val & big_train  # what drawing over the four breeds prevents
+    refused = subprocess.run(train_cmd(SAMPLE, tmp_path / "swapped", "--breeds", GOLDEN, SAMOYED, "--init", str(narrow)),
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "in the order" in refused.stderr and "Traceback" not in refused.stderr
+
     refused = subprocess.run([*edgehound_cmd(), "narrow", str(wide / "best.pt"), "--breeds", GOLDEN, "pug",
                               "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
     assert refused.returncode != 0 and "does not know pug" in refused.stderr and "Traceback" not in refused.stderr

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from edgehound.runtime.datasets import photo_key, read_dataset, split_indices
+from edgehound.runtime.datasets import read_dataset, split_parts
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, normalize
@@ -177,13 +177,17 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
                     log_target=True) * t * t
 
 
-def _init_from(model: nn.Module, family: str, path: Path) -> int:
+def _init_from(model: nn.Module, family: str, path: Path, classes: list | None = None) -> int:
     """Copy every tensor of `path`'s model whose name and shape match (a multi-breed backbone under a new
     pair head). Returns how many were copied."""
     source, meta = checkpoint.load_model(path)
     if meta["config"]["model"].get("family", "vgg") != family:  # names and shapes could match by chance
         raise EdgehoundError(f"{path}: is a {meta['config']['model'].get('family', 'vgg')} model; --init needs the "
                              f"config's family ({family})")
+    theirs = [c["wnid"] for c in meta["classes"]]
+    if classes and sorted(theirs) == sorted(b.wnid for b in classes) and theirs != [b.wnid for b in classes]:
+        raise EdgehoundError(f"{path}: its output rows are {', '.join(c['name'] for c in meta['classes'])}; list "
+                             "--breeds in the order of its classes, so that no row starts as the other breed")
     own = model.state_dict()
     matched = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
     if not any(v.dim() > 0 for v in matched.values()):  # batch-norm step counters alone do not count
@@ -198,15 +202,42 @@ def _prepare_data(cfg: Config, opts: RunOptions):
         raise EdgehoundError(f"{opts.data}: training needs at least two breeds, got {', '.join(b.name for b in ds.classes)}")
     spec = PreprocessSpec(size=cfg.model.input_size, crop=cfg.data.crop, use_boxes=cfg.data.use_boxes)
     cache = load_cached(ds.samples, spec, opts.cache_dir, opts.progress)
-    labels = ds.labels()
-    split = split_indices(labels, cfg.train.seed, cfg.data.test_frac, cfg.data.val_frac,
-                          cfg.data.per_class or None, opts.folds, opts.fold, cfg.data.holdout,
-                          [photo_key(s) for s in ds.samples])
+    split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": cfg.train.seed,
+                  "test_frac": cfg.data.test_frac, "val_frac": cfg.data.val_frac, "per_class": cfg.data.per_class,
+                  "holdout": cfg.data.holdout, "folds": opts.folds, "fold": opts.fold, "photos_digest": photos_digest(ds)}
+    wider = _inherited_split_breeds(Path(opts.init), split_meta, ds) if opts.init else None
+    if wider:
+        split_meta["wnids"] = wider
+        print(f"split drawn over the {len(wider)} breeds of {opts.init}'s split, so that its training photos stay "
+              "out of this run's validation and test parts")
+    split = split_parts(ds, split_meta)
     for part in ("train", "val", "test"):  # unreadable photos are skipped everywhere
         setattr(split, part, np.array([i for i in getattr(split, part) if cache.ok[i]], dtype=np.int64))
     if len(split.train) == 0 or len(split.val) == 0:
         raise EdgehoundError(f"{opts.data}: too few readable photos to train ({len(split.train)} train, {len(split.val)} val)")
-    return ds, spec, cache, labels, split
+    return ds, spec, cache, ds.labels(), split, split_meta
+
+
+def _inherited_split_breeds(init: Path, split_meta: dict, ds) -> list[str] | None:
+    """The breeds a fine-tune's split is drawn over: those of the --init model's split when it was drawn
+    over more breeds on the same photos with the same settings (a pair head on a multi-breed backbone),
+    so that the photos that model trained on are not this run's validation photos. None: draw as usual."""
+    meta = checkpoint.load_model(init)[1] if init.is_file() else {}
+    theirs = meta.get("split")
+    if not theirs:
+        return None
+    wide = theirs.get("wnids") or [c["wnid"] for c in meta["classes"]]
+    mine = [b.wnid for b in ds.classes]
+    if set(wide) == set(mine) or not set(mine) <= set(wide) or \
+            Path(theirs["data"]).resolve() != Path(split_meta["data"]).resolve():
+        return None
+    same = ("exclude", "seed", "test_frac", "val_frac", "per_class", "holdout", "folds", "fold")
+    differ = [k for k in same if theirs.get(k) != split_meta[k]]
+    if differ:
+        print(f"note: {init} was split with other {', '.join(differ)}; this run's validation part may hold photos "
+              "it trained on")
+        return None
+    return wide
 
 
 def photos_digest(ds) -> str:
@@ -262,7 +293,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     out = Path(opts.out)
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     device = pick_device(opts.device)
-    ds, spec, cache, labels, split = _prepare_data(cfg, opts)  # refusals come before --out is created
+    ds, spec, cache, labels, split, split_meta = _prepare_data(cfg, opts)  # refusals come before --out is created
     names = [b.name for b in ds.classes]
     t = cfg.train
     if t.schedule not in ("onecycle", "cosine"):
@@ -277,7 +308,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     model = build_model(cfg.model, len(ds.classes))
     macs, params = count_macs(model, cfg.model.input_size)  # before any weights move to the device
     if opts.init and not opts.resume:
-        print(f"{_init_from(model, cfg.model.family, Path(opts.init))} tensors initialised from {opts.init}")
+        print(f"{_init_from(model, cfg.model.family, Path(opts.init), ds.classes)} tensors initialised from {opts.init}")
     model = model.to(device, memory_format=torch.channels_last)  # channels-last: faster convs on CPU and GPU
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(t.ema),
                                                use_buffers=True) if t.ema else None)
@@ -288,9 +319,6 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
     state = {"epoch": 0, "step": 0, "best_val": -1.0, "history": [], "sums": [0.0, 0, 0, 0.0]}
 
-    split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": t.seed,
-                  "test_frac": cfg.data.test_frac, "val_frac": cfg.data.val_frac, "per_class": cfg.data.per_class,
-                  "holdout": cfg.data.holdout, "folds": opts.folds, "fold": opts.fold, "photos_digest": photos_digest(ds)}
     extra_meta = {"teacher": {"path": str(opts.teacher), "sha256": teacher.digest}} if teacher else {}
 
     last_path, best_path = out / "last.pt", out / "best.pt"
