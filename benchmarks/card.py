@@ -192,6 +192,13 @@ def render(folder: Path) -> str:
         out += [f"It was trained on {len(model['trained_on'])} breeds ({', '.join(model['trained_on'])}) and keeps "
                 f"only the outputs of {' and '.join(names)} (`edgehound narrow`): it answers as that model does when "
                 "scored on these breeds alone.", ""]
+    init = model.get("init")
+    if init and init["trained_on"] != names:
+        out += [f"It started from the weights of `{init['file']}`, a model trained on {len(init['trained_on'])} breeds "
+                f"({', '.join(init['trained_on'])}), and was then trained on {' and '.join(names)} alone (`train --init`)"
+                + (f", on a split drawn over those {len(init['trained_on'])} breeds, so that its validation photos are "
+                   "ones neither model trained on." if len((model.get('split') or {}).get('wnids') or []) > len(names)
+                   else "."), ""]
     if rob:
         ck = rob["clean"]["checkpoint"]
         out += ["## Accuracy on held-out photos", "",

@@ -172,7 +172,10 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
                   "trained_on": [c["name"] for c in meta["narrowed_from"]["classes"]] if meta.get("narrowed_from") else None,
                   # which photos it trained on and which it is scored on (holdout "fixed": the shipping split)
                   "split": {k: v for k, v in (meta.get("split") or {}).items() if k != "photos_digest"} or None,
-                  "teacher": meta.get("teacher")},
+                  "teacher": meta.get("teacher"),
+                  # a model fine-tuned from another (`train --init`): that file and the breeds it trained on
+                  "init": {"file": Path(meta["init"]["path"]).name, "sha256": meta["init"]["sha256"],
+                           "trained_on": meta["init"]["trained_on"]} if meta.get("init") else None},
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
         "tools": _tool_versions(),
         "default": None,

@@ -246,6 +246,7 @@ def test_a_narrowed_model_answers_as_the_multi_breed_one_on_the_pairs_outputs(tm
     assert "split drawn over the 4 breeds" in out
     tuned_meta = json.loads(checkpoint.load(tuned / "best.pt")["meta"])
     assert tuned_meta["split"]["wnids"] == big_meta["split"].get("wnids", [c["wnid"] for c in big_meta["classes"]])
+    assert tuned_meta["init"]["trained_on"] == [c["name"] for c in big_meta["classes"]]  # provenance, for the card
     big_split = {"wnids": [c["wnid"] for c in big_meta["classes"]], **big_meta["split"]}
     big_train = {s.path for s in split_samples(big_split, [GOLDEN, SAMOYED], "train")}
     tuned_val = {s.path for s in split_samples(tuned_meta["split"], [GOLDEN, SAMOYED], "val")}

@@ -320,6 +320,10 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     state = {"epoch": 0, "step": 0, "best_val": -1.0, "history": [], "sums": [0.0, 0, 0, 0.0]}
 
     extra_meta = {"teacher": {"path": str(opts.teacher), "sha256": teacher.digest}} if teacher else {}
+    if opts.init:  # where the weights started, and the breeds that model learnt from (a narrowed one's too)
+        init_meta = checkpoint.load_model(opts.init)[1]
+        extra_meta["init"] = {"path": str(opts.init), "sha256": sha256_file(opts.init),
+                              "trained_on": [c["name"] for c in (init_meta.get("narrowed_from") or init_meta)["classes"]]}
 
     last_path, best_path = out / "last.pt", out / "best.pt"
     if opts.resume and last_path.is_file():
@@ -415,7 +419,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         **_test_reports(best, cache, labels, split.test, spec, device, names),
         "best_val_acc": state["best_val"], "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
         "skipped": cache.skipped, "params": params, "macs": macs, "device": device.type, "workers": workers,
-        "teacher": extra_meta.get("teacher"),
+        "teacher": extra_meta.get("teacher"), "init": extra_meta.get("init"),
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in state["history"]])),
         "images_per_s": float(np.mean([r["images_per_s"] for r in state["history"]])),
         "total_train_seconds": float(sum(r["seconds"] for r in state["history"])),
