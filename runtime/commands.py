@@ -44,7 +44,7 @@ def cmd_evaluate(args) -> int:
     _in_tvm_env(args)
     report = _evaluate(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
                        args.flip, args.unseen_by)
-    print(format_report(report))
+    print((f"{args.split} part of its training split: " if args.split else "") + format_report(report))
     for name in report["skipped_files"]:
         print(f"skipped: {name}")
     if args.json:
@@ -66,11 +66,12 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
         clf = Classifier.load(model, artifact, flip=flip)
     own_split = clf.artifact.entry.get("split")
     if split and not own_split:
-        raise EdgehoundError(f"{model}: --split test needs a model file (.pt) that records its training split; "
+        raise EdgehoundError(f"{model}: --split {split} needs a model file (.pt) that records its training split; "
                              "score a folder of held-out photos instead")
     report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
-                             split=own_split if split else None, unseen_by=[_training_split(m) for m in unseen_by])
-    report.update(model=str(model), artifact=clf.artifact.name, flip=flip)
+                             split=own_split if split else None, unseen_by=[_training_split(m) for m in unseen_by],
+                             part=split or "test")
+    report.update(model=str(model), artifact=clf.artifact.name, flip=flip, split=split)
     return report
 
 
@@ -268,8 +269,9 @@ def add_commands(sub, data) -> None:
     ev.add_argument("--unseen-by", nargs="+", default=[], metavar="MODEL.pt",
                     help="only photos in these models' test parts too (compare models trained on different splits)")
     ev.add_argument("--json", help="also write the report as JSON here")
-    ev.add_argument("--split", choices=["test"], help="score only the test part of the model's own training split "
-                    "of --data (the photos it never trained on)")
+    ev.add_argument("--split", choices=["test", "val"], help="score only a part of the model's own training split "
+                    "of --data: test, the photos it never trained on; val, those that chose its epochs (to compare "
+                    "settings without touching the test part)")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -58,11 +58,11 @@ def evaluate_samples(
 
 
 def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | None = None,
-                   split: dict | None = None, unseen_by: list[dict] = ()) -> list[Sample]:
+                   split: dict | None = None, unseen_by: list[dict] = (), part: str = "test") -> list[Sample]:
     """The photos of `data` to score: those of the model's breeds (or the chosen subset of them).
 
     split: the training run's split settings (checkpoint meta); when given, only the photos of
-    that run's test part, i.e. photos the model never trained on.
+    that run's `part`: "test", photos the model never trained on, or "val", those that chose its epochs.
     unseen_by: other runs' split settings (with "wnids", the breeds each split was drawn over): only
     photos in each of their test parts too, so models
     trained on different splits are compared on photos that none of them trained on or chose epochs by.
@@ -76,7 +76,7 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
             raise EdgehoundError(f"the model does not know {', '.join(sorted(unknown))}; it knows {', '.join(model_wnids)}")
         wanted = chosen
     if split is not None:
-        samples = [s for s in split_samples(split, model_wnids, "test", data) if s.wnid in wanted]
+        samples = [s for s in split_samples(split, model_wnids, part, data) if s.wnid in wanted]
     else:
         samples = [s for s in read_dataset(data).samples if s.wnid in wanted]
     for other in unseen_by:
@@ -90,10 +90,10 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
 
 def evaluate_folder(predict, classes: list[dict], spec: PreprocessSpec, data: str | Path,
                     breeds: list[str] | None = None, progress: bool = True, split: dict | None = None,
-                    unseen_by: list[dict] = ()) -> dict:
+                    unseen_by: list[dict] = (), part: str = "test") -> dict:
     """Score the model on `data`'s photos of its breeds. With two or more of them chosen (`breeds`), the
     model answers among those alone: a multi-breed model scored on a pair uses only the pair's outputs."""
-    samples = select_samples(classes, data, breeds, split, unseen_by)
+    samples = select_samples(classes, data, breeds, split, unseen_by, part)
     if breeds and len(breeds) >= 2 and len(breeds) < len(classes):
         columns = sorted({[c["wnid"] for c in classes].index(resolve_breed(b).wnid) for b in breeds})
         full_predict, classes = predict, [classes[i] for i in columns]

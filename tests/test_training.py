@@ -111,6 +111,13 @@ def test_evaluate_scores_only_the_breeds_the_model_knows(tmp_path):
     assert held_out["accuracy"] == summary["test"]["accuracy"]
     assert held_out["confusion"] == summary["test"]["confusion"]
 
+    # --split val scores the photos that chose its epochs, as training scored them
+    out_text = run([*edgehound_cmd(), "evaluate", str(out / "best.pt"), "--data", str(SAMPLE), "--split", "val",
+                    "--json", str(report_path), "--no-progress"]).stdout
+    val = json.loads(report_path.read_text())
+    assert val["n"] == summary["split"]["val"] > 0 and val["split"] == "val" and out_text.startswith("val part")
+    assert val["accuracy"] == json.loads(checkpoint.load(out / "best.pt")["meta"])["val_acc"]
+
 
 def test_bad_inputs_give_one_line_errors(tmp_path):
     truncated = tmp_path / "model.pt"
