@@ -254,6 +254,9 @@ def test_a_narrowed_model_answers_as_the_multi_breed_one_on_the_pairs_outputs(tm
     tuned_meta = json.loads(checkpoint.load(tuned / "best.pt")["meta"])
     assert tuned_meta["split"]["wnids"] == big_meta["split"].get("wnids", [c["wnid"] for c in big_meta["classes"]])
     assert tuned_meta["init"]["trained_on"] == [c["name"] for c in big_meta["classes"]]  # provenance, for the card
+    refused = subprocess.run(train_cmd(SAMPLE, tuned, "--breeds", SAMOYED, GOLDEN, "--set", "train.epochs=1", "--resume"),
+                             capture_output=True, text=True)  # without --init the split would be drawn anew
+    assert refused.returncode != 0 and "(--init)" in refused.stderr and "Traceback" not in refused.stderr
     big_split = {"wnids": [c["wnid"] for c in big_meta["classes"]], **big_meta["split"]}
     big_train = {s.path for s in split_samples(big_split, [GOLDEN, SAMOYED], "train")}
     tuned_val = {s.path for s in split_samples(tuned_meta["split"], [GOLDEN, SAMOYED], "val")}

@@ -257,8 +257,11 @@ def _check_same_data(last_path: Path, saved_meta: dict, ds, split_meta: dict) ->
                              f"not {', '.join(classes)}; resume with the same --breeds, or use a new --out")
     saved_split = saved_meta.get("split", {})
     changed = [k for k in ("folds", "fold", "photos_digest") if k in saved_split and saved_split[k] != split_meta[k]]
+    if saved_split.get("wnids") != split_meta.get("wnids"):
+        changed.append("wnids")
     if changed:
-        what = {"folds": "--folds", "fold": "--fold", "photos_digest": "the photos (--data, --exclude)"}
+        what = {"folds": "--folds", "fold": "--fold", "photos_digest": "the photos (--data, --exclude)",
+                "wnids": "the breeds the split is drawn over (--init)"}
         raise EdgehoundError(f"{last_path}: {', '.join(what[k] for k in changed)} differ from the run being resumed "
                              f"(it used --data {saved_split.get('data')}); resume with the same data, or use a new --out")
 
