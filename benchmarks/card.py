@@ -199,6 +199,9 @@ def render(folder: Path) -> str:
                 + (f", on a split drawn over those {len(init['trained_on'])} breeds, so that its validation photos are "
                    "ones neither model trained on." if len((model.get('split') or {}).get('wnids') or []) > len(names)
                    else "."), ""]
+    if model.get("teacher"):
+        out += [f"It learnt from a teacher's softened outputs as well as the labels (`train --teacher`): "
+                f"`{model['teacher']['path']}`, sha256 {model['teacher']['sha256'][:12]}.", ""]
     if rob:
         ck = rob["clean"]["checkpoint"]
         out += ["## Accuracy on held-out photos", "",
