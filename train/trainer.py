@@ -196,7 +196,7 @@ def _init_from(model: nn.Module, family: str, path: Path, classes: list | None =
     return len(matched)
 
 
-def _prepare_data(cfg: Config, opts: RunOptions):
+def _prepare_data(cfg: Config, opts: RunOptions, init_meta: dict | None):
     ds = read_dataset(opts.data, opts.breeds, opts.exclude)
     if len(ds.classes) < 2:
         raise EdgehoundError(f"{opts.data}: training needs at least two breeds, got {', '.join(b.name for b in ds.classes)}")
@@ -205,7 +205,7 @@ def _prepare_data(cfg: Config, opts: RunOptions):
     split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": cfg.train.seed,
                   "test_frac": cfg.data.test_frac, "val_frac": cfg.data.val_frac, "per_class": cfg.data.per_class,
                   "holdout": cfg.data.holdout, "folds": opts.folds, "fold": opts.fold, "photos_digest": photos_digest(ds)}
-    wider = _inherited_split_breeds(Path(opts.init), split_meta, ds) if opts.init else None
+    wider = _inherited_split_breeds(Path(opts.init), init_meta, split_meta, ds) if init_meta else None
     if wider:
         split_meta["wnids"] = wider
         print(f"split drawn over the {len(wider)} breeds of {opts.init}'s split, so that its training photos stay "
@@ -218,11 +218,10 @@ def _prepare_data(cfg: Config, opts: RunOptions):
     return ds, spec, cache, ds.labels(), split, split_meta
 
 
-def _inherited_split_breeds(init: Path, split_meta: dict, ds) -> list[str] | None:
+def _inherited_split_breeds(init: Path, meta: dict, split_meta: dict, ds) -> list[str] | None:
     """The breeds a fine-tune's split is drawn over: those of the --init model's split when it was drawn
     over more breeds on the same photos with the same settings (a pair head on a multi-breed backbone),
     so that the photos that model trained on are not this run's validation photos. None: draw as usual."""
-    meta = checkpoint.load_model(init)[1] if init.is_file() else {}
     theirs = meta.get("split")
     if not theirs:
         return None
@@ -296,7 +295,8 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     out = Path(opts.out)
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     device = pick_device(opts.device)
-    ds, spec, cache, labels, split, split_meta = _prepare_data(cfg, opts)  # refusals come before --out is created
+    init_meta = checkpoint.load_model(opts.init)[1] if opts.init else None  # read once: split, provenance
+    ds, spec, cache, labels, split, split_meta = _prepare_data(cfg, opts, init_meta)  # refusals come before --out is created
     names = [b.name for b in ds.classes]
     t = cfg.train
     if t.schedule not in ("onecycle", "cosine"):
@@ -324,7 +324,6 @@ def train(cfg: Config, opts: RunOptions) -> dict:
 
     extra_meta = {"teacher": {"path": str(opts.teacher), "sha256": teacher.digest}} if teacher else {}
     if opts.init:  # where the weights started, and the breeds that model learnt from (a narrowed one's too)
-        init_meta = checkpoint.load_model(opts.init)[1]
         extra_meta["init"] = {"path": str(opts.init), "sha256": sha256_file(opts.init),
                               "trained_on": [c["name"] for c in (init_meta.get("narrowed_from") or init_meta)["classes"]]}
 
