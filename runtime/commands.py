@@ -58,16 +58,23 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
     from edgehound.runtime.classifier import Classifier
     from edgehound.runtime.evaluation import evaluate_folder
 
+    from edgehound.runtime.datasets import check_split
+    from edgehound.runtime.manifest import read_manifest
+
     if Path(model).suffix == ".pt":  # a model file: the "pytorch" backend, with its training split at hand
         from edgehound.train.checkpoint import checkpoint_artifact
 
         clf = Classifier(checkpoint_artifact(model), flip=flip)
-    else:
+        own_split = clf.artifact.entry.get("split")
+    else:  # an export: its manifest's model section keeps the checkpoint's split
         clf = Classifier.load(model, artifact, flip=flip)
-    own_split = clf.artifact.entry.get("split")
-    if split and not own_split:
-        raise EdgehoundError(f"{model}: --split {split} needs a model file (.pt) that records its training split; "
-                             "score a folder of held-out photos instead")
+        model_section = read_manifest(model)[0].get("model")
+        own_split = model_section.get("split") if isinstance(model_section, dict) else None
+    if split and own_split is None:
+        raise EdgehoundError(f"{model}: --split {split} needs a model file (.pt) or an export whose manifest records "
+                             "its training split; score a folder of held-out photos instead")
+    if split:
+        check_split(own_split, str(model))
     report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
                              split=own_split if split else None, unseen_by=[_training_split(m) for m in unseen_by],
                              part=split or "test")

@@ -250,6 +250,27 @@ def split_indices(
     return Split(*(np.sort(np.concatenate(parts)) for parts in (train, val, test)))
 
 
+# The fields of a recorded split (checkpoint meta "split", manifest model.split): types, and their name in errors.
+SPLIT_FIELDS = {"data": ((str,), "a path"), "exclude": ((list,), "a list"), "seed": ((int,), "an integer"),
+                "test_frac": ((int, float), "a number"), "val_frac": ((int, float), "a number"),
+                "per_class": ((int,), "an integer"), "folds": ((int, type(None)), "an integer or null"),
+                "fold": ((int,), "an integer")}
+
+
+def check_split(split, where: str) -> dict:
+    """A recorded split from a file (checkpoint or manifest), once its fields have the types a split has."""
+    if not isinstance(split, dict):
+        raise EdgehoundError(f"{where}: the split record is not an object")
+    for key, (kinds, name) in SPLIT_FIELDS.items():
+        value = split.get(key)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise EdgehoundError(f"{where}: split record field {key!r} is missing or not {name}")
+    wnids = split.get("wnids", [])
+    if not isinstance(wnids, list) or not all(isinstance(w, str) for w in wnids):
+        raise EdgehoundError(f"{where}: split record field 'wnids' is not a list of breed ids")
+    return split
+
+
 def split_parts(ds: Dataset, split: dict) -> Split:
     """A recorded split (checkpoint meta "split") of ds, as indices into ds.samples.
 

@@ -62,6 +62,13 @@ def test_int8_artifacts_are_integer(tiny_export):
     assert tfl["input"]["dtype"] == "int8" and tfl["input"]["quantization"]["scale"] > 0
     assert tfl["input"]["layout"] == "NHWC" and tfl["output_quantization"]["dtype"] == "int8"
     assert entries["onnx-int8"]["calibration"]["format"] == "QDQ per-channel"
+    # the global pool has its own scale: its averages span a fraction of its input's range
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(tiny_export / tfl["file"]))
+    scale = {t["index"]: t["quantization"][0] for t in interp.get_tensor_details()}
+    means = [op for op in interp._get_ops_details() if op["op_name"] == "MEAN"]  # the op list has no public API
+    assert means and all(scale[op["outputs"][0]] < scale[op["inputs"][0]] for op in means)
     import onnx
 
     ops = {n.op_type for n in onnx.load(tiny_export / entries["onnx-int8"]["file"]).graph.node}
@@ -124,6 +131,31 @@ def test_corrupted_and_truncated_artifacts_are_refused(tiny_export, tmp_path):
     tfl.write_bytes(tfl.read_bytes()[:1000])
     with pytest.raises(EdgehoundError, match="truncated"):
         Classifier.load(copy / "model.tflite")
+
+
+def test_an_export_is_scored_on_its_checkpoint_s_validation_photos(tiny_run, tiny_export, tmp_path):
+    """evaluate --split val on an export: the int8 settings are compared there, the test part is left alone."""
+    from conftest import edgehound_cmd
+
+    def val_report(model, *extra):
+        report = tmp_path / "val.json"
+        result = subprocess.run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--split", "val",
+                                 "--json", str(report), "--no-progress", *extra], capture_output=True, text=True)
+        return result, json.loads(report.read_text()) if result.returncode == 0 else None
+
+    _, reference = val_report(tiny_run / "best.pt")
+    _, onnx = val_report(tiny_export, "--artifact", "onnx")
+    assert onnx["n"] == reference["n"] > 0 and onnx["artifact"] == "onnx"
+    assert onnx["accuracy"] == reference["accuracy"]  # fp32 ONNX agrees with PyTorch photo for photo
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_export, copy)
+    manifest = manifest_of(copy)
+    manifest["model"]["split"]["seed"] = "zero"  # a hostile manifest: a split record of the wrong types
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    result, _ = val_report(copy, "--artifact", "onnx")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "split record field 'seed' is missing or not an integer" in result.stderr and str(copy) in result.stderr
 
 
 def test_tvm_library_for_a_cpu_feature_this_host_lacks_is_refused_before_it_runs(tiny_export, tmp_path):
