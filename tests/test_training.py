@@ -302,3 +302,17 @@ def test_unseen_by_keeps_only_photos_no_model_trained_on(tmp_path):
     # (drawn over the four breeds, seed 3's test part would give 16 and 16 here instead)
     assert [per_class[name]["n"] for name in ("golden retriever", "Samoyed")] == \
         [sum(k.startswith(w) for k in both) for w in (GOLDEN, SAMOYED)]
+
+
+def test_a_fixed_split_seed_compares_training_seeds_on_the_same_photos(tmp_path):
+    from edgehound.runtime.datasets import split_samples
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(train_cmd(SAMPLE, a, "--set", "train.epochs=1"))
+    run(train_cmd(SAMPLE, b, "--set", "train.epochs=1", "train.seed=3", "data.split_seed=0"))
+    metas = [json.loads(checkpoint.load(d / "best.pt")["meta"]) for d in (a, b)]
+    assert metas[1]["split"]["seed"] == 0 and metas[1]["config"]["train"]["seed"] == 3
+    for part in ("train", "val", "test"):
+        assert [s.path for s in split_samples(metas[0]["split"], [GOLDEN, SAMOYED], part)] == \
+            [s.path for s in split_samples(metas[1]["split"], [GOLDEN, SAMOYED], part)]
+    assert not torch.equal(state_dict(a / "best.pt")["features.0.weight"], state_dict(b / "best.pt")["features.0.weight"])

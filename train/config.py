@@ -45,6 +45,9 @@ class DataConfig:
     test_frac: float = 0.5
     val_frac: float = 0.1
     holdout: str = "seeded"  # "seeded": the study's test part; "fixed": shipped models' (hash of each photo)
+    # seed of the photos' draw into train/val(/test); -1: train.seed. Fix it to compare training seeds on
+    # the same validation photos (and, for a pair head, on those of its --init model's split).
+    split_seed: int = -1
     crop_scale: tuple[float, ...] = ()  # with augment: random-resized crop of this area range, e.g. [0.25, 1.0]
 
 
