@@ -56,9 +56,8 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
               flip: bool = False, unseen_by: list[str] = ()) -> dict:
     """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos."""
     from edgehound.runtime.classifier import Classifier
-    from edgehound.runtime.evaluation import evaluate_folder
-
     from edgehound.runtime.datasets import check_split
+    from edgehound.runtime.evaluation import evaluate_folder
     from edgehound.runtime.manifest import read_manifest
 
     if Path(model).suffix == ".pt":  # a model file: the "pytorch" backend, with its training split at hand

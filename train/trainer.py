@@ -202,7 +202,8 @@ def _prepare_data(cfg: Config, opts: RunOptions, init_meta: dict | None):
         raise EdgehoundError(f"{opts.data}: training needs at least two breeds, got {', '.join(b.name for b in ds.classes)}")
     spec = PreprocessSpec(size=cfg.model.input_size, crop=cfg.data.crop, use_boxes=cfg.data.use_boxes)
     cache = load_cached(ds.samples, spec, opts.cache_dir, opts.progress)
-    split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": cfg.train.seed if cfg.data.split_seed < 0 else cfg.data.split_seed,
+    split_seed = cfg.train.seed if cfg.data.split_seed < 0 else cfg.data.split_seed
+    split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": split_seed,
                   "test_frac": cfg.data.test_frac, "val_frac": cfg.data.val_frac, "per_class": cfg.data.per_class,
                   "holdout": cfg.data.holdout, "folds": opts.folds, "fold": opts.fold, "photos_digest": photos_digest(ds)}
     wider = _inherited_split_breeds(Path(opts.init), init_meta, split_meta, ds) if init_meta else None
