@@ -9,8 +9,11 @@ tolerance. int8 artifacts have none: theirs is their own error against fp32 at e
 max |logit diff|), at least one step of their output quantization. Integer kernels are not bit-exact
 across CPUs (XNNPACK's NEON and AVX-512 paths round each layer's requantization their own way), so a
 deeper model drifts by a few output steps; more than int8's own error would be another model. Labels,
-confusion matrices and camera labels are gated exactly. The end-to-end logit difference
-and OpenCV's preprocessing difference between the two CPUs are reported, not gated.
+confusion matrices and camera labels are gated exactly, except that an int8 artifact's label may differ
+on a photo that lies on the decision boundary within that drift: its top-two logit margin here is at
+most twice the tolerance, since each logit may move by the tolerance; the confusion matrices may then
+differ by those photos alone. The end-to-end logit difference and OpenCV's preprocessing difference
+between the two CPUs are reported, not gated.
 The TVM row compares the aarch64 library there with the x86 one here (both fp32, same graph).
 """
 
@@ -36,13 +39,21 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def compare_one(out: Path, name: str, tolerance: float) -> dict:
+def margin(logits: list[float]) -> float:
+    """How far a photo is from the decision boundary: its top logit minus the runner-up."""
+    top = sorted(logits, reverse=True)
+    return top[0] - top[1]
+
+
+def compare_one(out: Path, name: str, tolerance: float, int8: bool = False) -> dict:
     arm, x86 = out / "arm", out / "x86"
     x86_name = X86_NAME.get(name, name)
     arm_lines = {Path(r["path"]).name: r for r in read_jsonl(arm / f"classify-{name}.jsonl")}
     x86_lines = {Path(r["path"]).name: r for r in read_jsonl(x86 / f"classify-{x86_name}.jsonl")}
     shared = sorted(arm_lines.keys() & x86_lines.keys())
     labels_differ = [p for p in shared if arm_lines[p]["label"] != x86_lines[p]["label"]]
+    # int8: a label may flip only on a photo within the kernels' drift of the boundary
+    unexplained = [p for p in labels_differ if not int8 or margin(x86_lines[p]["logits"]) > 2 * tolerance]
     end_to_end = max((abs(a - b) for p in shared for a, b in zip(arm_lines[p]["logits"], x86_lines[p]["logits"])),
                      default=float("inf"))
     model_diff = float(np.abs(np.load(arm / f"logits-{name}.npy") - np.load(x86 / f"logits-{x86_name}.npy")).max())
@@ -53,14 +64,17 @@ def compare_one(out: Path, name: str, tolerance: float) -> dict:
     x86_cam = [r["label"] for r in read_jsonl(x86 / f"camera-{x86_name}.jsonl") if "frame" in r]
     row = {"artifact": name, "x86_artifact": x86_name, "photos": len(shared),
            "same_photos": arm_lines.keys() == x86_lines.keys(), "labels_differ": labels_differ,
+           "labels_differ_off_the_boundary": unexplained,
            "model_max_abs_logit_diff": model_diff, "tolerance": tolerance,
            "end_to_end_max_abs_logit_diff": end_to_end,
            "preprocessing": {"max_abs_pixel_diff": int(pixels.max()), "pixels_differing": float((pixels > 0).mean())},
            "accuracy_arm": arm_eval["accuracy"], "accuracy_x86": x86_eval["accuracy"],
            "confusion_identical": arm_eval["confusion"] == x86_eval["confusion"],
+           "confusion_cells_moved": int(np.abs(np.array(arm_eval["confusion"]) - np.array(x86_eval["confusion"])).sum()),
            "camera_frames": len(arm_cam), "camera_labels_identical": bool(arm_cam) and arm_cam == x86_cam}
-    row["ok"] = (row["same_photos"] and not labels_differ and model_diff <= tolerance and row["confusion_identical"]
-                 and row["camera_labels_identical"])
+    # each flipped photo moves one count from one confusion cell to another
+    row["ok"] = (row["same_photos"] and not unexplained and model_diff <= tolerance
+                 and row["confusion_cells_moved"] <= 2 * len(labels_differ) and row["camera_labels_identical"])
     return row
 
 
@@ -68,6 +82,7 @@ def main(argv: list[str]) -> int:
     out, model = Path(argv[0]), Path(argv[1])
     manifest = json.loads((model / "manifest.json").read_text())
     tolerances = {e["name"]: (e.get("parity") or {}).get("tolerance") or int8_tolerance(e) for e in manifest["artifacts"]}
+    int8 = {e["name"] for e in manifest["artifacts"] if e.get("precision") == "int8"}
     seconds = {}
     for where in ("arm", "x86"):
         for line in (out / where / "seconds.txt").read_text().splitlines():
@@ -75,11 +90,11 @@ def main(argv: list[str]) -> int:
             seconds.setdefault(where, {})[name] = int(s)
     rows = []
     for name in seconds["arm"]:
-        row = compare_one(out, name, tolerances[X86_NAME.get(name, name)])
+        row = compare_one(out, name, tolerances[X86_NAME.get(name, name)], X86_NAME.get(name, name) in int8)
         row["seconds"] = {"emulated_arm": seconds["arm"][name], "x86": seconds["x86"].get(row["x86_artifact"])}
         rows.append(row)
         print(f"{name:<12} vs x86 {row['x86_artifact']:<12} {row['photos']} photos, {len(row['labels_differ'])} labels "
-              f"differ; model on the same tensors: max |logit diff| {row['model_max_abs_logit_diff']:.2e} "
+              f"differ ({len(row['labels_differ_off_the_boundary'])} off the boundary); model on the same tensors: max |logit diff| {row['model_max_abs_logit_diff']:.2e} "
               f"(tolerance {row['tolerance']:.3g}); end to end {row['end_to_end_max_abs_logit_diff']:.2e}; accuracy "
               f"{row['accuracy_arm']:.4f} vs {row['accuracy_x86']:.4f}; camera {row['camera_frames']} frames "
               f"{'same' if row['camera_labels_identical'] else 'DIFFERENT'}; {row['seconds']['emulated_arm']} s "

@@ -1,0 +1,46 @@
+"""tests/arm/compare.py: the emulated Pi's labels must equal this host's, except int8 flips on the boundary."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent / "arm"))
+from compare import compare_one  # noqa: E402
+
+
+def write_side(folder: Path, logits: dict, confusion):
+    folder.mkdir(parents=True)
+    lines = [json.dumps({"path": f"/x/{p}", "label": ["a", "b"][int(np.argmax(v))], "logits": v}) for p, v in logits.items()]
+    (folder / "classify-m.jsonl").write_text("\n".join(lines) + "\n")
+    np.save(folder / "logits-m.npy", np.zeros((2, 2), np.float32))
+    np.save(folder / "inputs.npy", np.zeros((2, 4, 4, 3), np.uint8))
+    (folder / "evaluate-m.json").write_text(json.dumps({"accuracy": 0.5, "confusion": confusion}))
+    (folder / "camera-m.jsonl").write_text(json.dumps({"frame": 0, "label": "a"}) + "\n")
+
+
+def case(tmp_path, arm_logits, int8):
+    x86 = {"p1.jpg": [0.30, 0.28], "p2.jpg": [2.0, -1.0]}
+    arm = {**x86, "p1.jpg": arm_logits}
+    flipped = np.argmax(arm_logits) != 0
+    write_side(tmp_path / "x86", x86, [[2, 0], [0, 0]])
+    write_side(tmp_path / "arm", arm, [[1, 1], [0, 0]] if flipped else [[2, 0], [0, 0]])
+    return compare_one(tmp_path, "m", tolerance=0.05, int8=int8)
+
+
+def test_an_int8_flip_on_the_boundary_passes_and_any_other_fails(tmp_path):
+    on_boundary = case(tmp_path / "a", [0.27, 0.29], int8=True)  # x86 margin 0.02 <= 2 x 0.05
+    assert on_boundary["labels_differ"] == ["p1.jpg"] and on_boundary["ok"]
+    fp32 = case(tmp_path / "b", [0.27, 0.29], int8=False)  # fp32 labels are gated exactly
+    assert not fp32["ok"] and fp32["labels_differ_off_the_boundary"] == ["p1.jpg"]
+    same = case(tmp_path / "c", [0.30, 0.28], int8=True)
+    assert same["ok"] and same["confusion_identical"]
+
+
+def test_an_int8_flip_far_from_the_boundary_fails(tmp_path):
+    x86 = {"p1.jpg": [1.0, 0.2], "p2.jpg": [2.0, -1.0]}  # margin 0.8: no rounding flips that
+    write_side(tmp_path / "x86", x86, [[2, 0], [0, 0]])
+    write_side(tmp_path / "arm", {**x86, "p1.jpg": [0.1, 0.9]}, [[1, 1], [0, 0]])
+    row = compare_one(tmp_path, "m", tolerance=0.05, int8=True)
+    assert not row["ok"] and row["labels_differ_off_the_boundary"] == ["p1.jpg"]
