@@ -28,6 +28,17 @@ class Breed:
         return {"wnid": self.wnid, "folder": self.folder, "name": self.name}
 
 
+def check_classes(classes, where: str) -> list[dict]:
+    """A model's class list from a file (manifest, checkpoint): at least two entries, each with a
+    wnid and a name, as every reader (labels, splits, reports) uses them."""
+    if not isinstance(classes, list) or len(classes) < 2:
+        raise EdgehoundError(f"{where}: 'classes' is missing or not a list of two or more breeds")
+    for i, c in enumerate(classes):
+        if not isinstance(c, dict) or not isinstance(c.get("wnid"), str) or not isinstance(c.get("name"), str):
+            raise EdgehoundError(f"{where}: classes[{i}] is not a breed (an object with a wnid and a name)")
+    return classes
+
+
 def _key(text: str) -> str:
     """Normalise a breed spelling: case, underscores, hyphens and spaces do not matter."""
     return re.sub(r"[\s_\-]+", " ", text.strip().lower())

@@ -84,14 +84,11 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
 def _training_split(model: str) -> dict:
     """The split record of a model file (--unseen-by), with the breeds it was drawn over: a seeded split
     draws breed by breed, so the same record over other breeds is another split."""
-    from edgehound.runtime.datasets import check_split
-    from edgehound.train.checkpoint import load
+    from edgehound.train.checkpoint import load, read_meta
 
-    meta = load(model).get("meta")
-    meta = json.loads(meta) if isinstance(meta, str) else {}
+    meta = read_meta(model, load(model))  # its split record checked as --split's is
     if not meta.get("split"):
         raise EdgehoundError(f"{model}: --unseen-by needs a model file (best.pt) that records its training split")
-    check_split(meta["split"], model)  # the same hostile-file check as --split's
     return {"wnids": [c["wnid"] for c in meta["classes"]], **meta["split"]}  # a narrowed model's own record wins
 
 

@@ -14,8 +14,10 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgehound.runtime.breeds import check_classes
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.host import cpu_info
+from edgehound.runtime.preprocess import PreprocessSpec
 from edgehound.util import sha256_file
 
 SCHEMA_VERSION = 1
@@ -73,6 +75,8 @@ def _checked_entry(entry: dict, folder: Path) -> Artifact:
     shape = entry["input"].get("shape")
     if not isinstance(shape, list) or len(shape) < 2:
         raise EdgehoundError(f"{where}: input.shape {shape!r} is not a tensor shape")
+    check_classes(entry["classes"], where)
+    PreprocessSpec.from_dict(entry["preprocess"], where)
     file = entry["file"]
     path = (folder / file).resolve()
     # An artifact is a file of its own export folder: never an absolute path, '..' or a link out of it.

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgehound.runtime.errors import ImageError
+from edgehound.runtime.errors import EdgehoundError, ImageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,8 +57,30 @@ class PreprocessSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PreprocessSpec":
-        d = dict(d)
+    def from_dict(cls, d: dict, where: str = "preprocess") -> "PreprocessSpec":
+        """A spec from a record in a file (manifest, checkpoint): each field's type and range checked,
+        since a wrong one would fail deep inside OpenCV or NumPy on the first photo."""
+        if not isinstance(d, dict):
+            raise EdgehoundError(f"{where}: the preprocess record is missing or not an object")
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise EdgehoundError(f"{where}: unknown preprocess field(s) {', '.join(sorted(unknown))}")
+        d = {**asdict(cls()), **d}
+
+        def number(x):
+            return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+        problems = {
+            "size": isinstance(d["size"], int) and not isinstance(d["size"], bool) and MIN_SIDE <= d["size"] <= 4096,
+            "crop": d["crop"] in CROPS, "use_boxes": isinstance(d["use_boxes"], bool),
+            "box_margin": number(d["box_margin"]) and 0 <= d["box_margin"] <= 1,
+            "mean": isinstance(d["mean"], (list, tuple)) and len(d["mean"]) == 3 and all(map(number, d["mean"])),
+            "std": isinstance(d["std"], (list, tuple)) and len(d["std"]) == 3 and all(number(x) and x > 0 for x in d["std"]),
+            "channel_order": d["channel_order"] == "RGB",  # the only order the decoder produces
+            "layout": d["layout"] in ("NCHW", "NHWC")}
+        bad = [k for k, ok in problems.items() if not ok]
+        if bad:
+            raise EdgehoundError(f"{where}: preprocess field {bad[0]!r} has an unusable value {d[bad[0]]!r}")
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
         return cls(**d)
 

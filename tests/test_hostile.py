@@ -165,6 +165,42 @@ def test_malformed_manifests_are_clear_errors(tiny_export, tmp_path, case):
     assert result.returncode == 2 and "manifest.json" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("case", ["std of zero", "size as text", "classes without names"])
+def test_manifest_preprocessing_and_classes_are_checked_before_a_photo_is_read(tiny_export, tmp_path, case):
+    folder = copy_export(tiny_export, tmp_path / "x")
+    changes = {
+        "std of zero": lambda e: {**e, "preprocess": {**e["preprocess"], "std": [0, 0, 0]}},
+        "size as text": lambda e: {**e, "preprocess": {**e["preprocess"], "size": "big"}},
+        "classes without names": lambda e: {**e, "classes": [{"wnid": c["wnid"]} for c in e["classes"]]},
+    }
+    edit_manifest(folder, lambda m: {**m, "artifacts": [changes[case](e) for e in m["artifacts"]]})
+    result = cli("classify", folder, sample_photos(GOLDEN, 1)[0], "--artifact", "onnx")
+    assert result.returncode == 2 and "manifest.json" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert ("preprocess field" in result.stderr) != (case == "classes without names"), result.stderr
+
+
+@pytest.mark.parametrize("case", ["meta not JSON", "no classes", "split seed as text", "size as text",
+                                  "config of the wrong type"])
+def test_malformed_checkpoint_meta_is_a_clear_error_naming_the_file(tiny_run, tmp_path, case):
+    import torch
+
+    ckpt = torch.load(tiny_run / "best.pt", weights_only=True)
+    meta = json.loads(ckpt["meta"])
+    changes = {
+        "meta not JSON": lambda: "{not json",
+        "no classes": lambda: json.dumps({k: v for k, v in meta.items() if k != "classes"}),
+        "split seed as text": lambda: json.dumps({**meta, "split": {**meta["split"], "seed": "zero"}}),
+        "size as text": lambda: json.dumps({**meta, "preprocess": {**meta["preprocess"], "size": "big"}}),
+        "config of the wrong type": lambda: json.dumps({**meta, "config": {**meta["config"], "model": {"input_size": [1]}}}),
+    }
+    bad = tmp_path / "bad.pt"
+    torch.save({**ckpt, "meta": changes[case]()}, bad)
+    for command in (["evaluate", bad, "--data", SAMPLE], ["export", bad, "--out", tmp_path / "out", "--targets", "onnx"]):
+        result = cli(*command)
+        assert result.returncode == 2 and f"{bad}:" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("artifact", ["onnx", "tflite"])
 def test_manifest_input_shape_that_is_not_the_files_is_refused(tiny_export, tmp_path, artifact):
     folder = copy_export(tiny_export, tmp_path / "x")

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from edgehound.runtime.backends import Backend
-from edgehound.runtime.breeds import Breed
+from edgehound.runtime.breeds import Breed, check_classes
+from edgehound.runtime.datasets import check_split
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import Artifact
 from edgehound.runtime.preprocess import PreprocessSpec
@@ -34,9 +35,32 @@ def load(path: str | Path) -> dict:
     if not path.is_file():
         raise EdgehoundError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign files raise many different errors
         raise EdgehoundError(f"{path}: not a readable edgehound checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict):
+        raise EdgehoundError(f"{path}: not an edgehound checkpoint (a {type(ckpt).__name__}, not a dictionary)")
+    return ckpt
+
+
+def read_meta(path: str | Path, ckpt: dict) -> dict:
+    """A checkpoint's meta, once the fields its readers use have the right types: a checkpoint is a file
+    from outside, and a bad field would otherwise fail far from here (a KeyError in an export, a split
+    of the wrong photos)."""
+    try:
+        meta = json.loads(ckpt["meta"]) if isinstance(ckpt.get("meta"), str) else None
+    except json.JSONDecodeError as e:
+        raise EdgehoundError(f"{path}: its meta is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no meta with a config)")
+    check_classes(meta.get("classes"), str(path))
+    PreprocessSpec.from_dict(meta.get("preprocess"), str(path))
+    if meta.get("split") is not None:
+        check_split(meta["split"], str(path))
+    narrowed = meta.get("narrowed_from")
+    if narrowed is not None:
+        check_classes(narrowed.get("classes") if isinstance(narrowed, dict) else None, f"{path}: narrowed_from")
+    return meta
 
 
 def model_meta(cfg: Config, classes: list[Breed], spec: PreprocessSpec, **extra) -> str:
@@ -69,9 +93,7 @@ def checkpoint_entry(path: str | Path, sha256: str | None = None) -> dict:
     """A model file as a manifest entry of the "pytorch" backend: what the runtime's Classifier reads."""
     path = Path(path)
     ckpt = load(path)
-    if "meta" not in ckpt:
-        raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no meta)")
-    meta = json.loads(ckpt["meta"])
+    meta = read_meta(path, ckpt)
     sha256 = sha256 or sha256_file(path)
     size = meta["preprocess"]["size"]
     return {"name": "pytorch", "format": "pytorch", "file": path.name, "backend": "pytorch", "precision": "fp32",
@@ -92,11 +114,13 @@ def checkpoint_artifact(path: str | Path) -> Artifact:
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """A model file (best.pt / last.pt) -> (model in eval mode, meta with config, classes, preprocess)."""
     ckpt = load(path)
-    if "model" not in ckpt or "meta" not in ckpt:
-        raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no model weights / meta)")
-    meta = json.loads(ckpt["meta"])
-    cfg = Config.from_dict(meta["config"])
-    model = build_model(cfg.model, len(meta["classes"]))
+    if not isinstance(ckpt.get("model"), dict):
+        raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no model weights)")
+    meta = read_meta(path, ckpt)
+    try:
+        model = build_model(Config.from_dict(meta["config"]).model, len(meta["classes"]))
+    except (TypeError, ValueError, AttributeError, EdgehoundError) as e:  # a config field of the wrong type or range
+        raise EdgehoundError(f"{path}: its config does not build a model ({e})") from None
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:  # weights of another shape than the config says

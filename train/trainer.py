@@ -271,7 +271,7 @@ def _resume(last_path: Path, cfg: Config, ds, split_meta: dict, teacher, model, 
     saved = checkpoint.load(last_path)
     if saved["config_digest"] != cfg.digest():
         raise EdgehoundError(f"{last_path}: was trained with another config; use a new --out or drop --resume")
-    saved_meta = json.loads(saved["meta"])
+    saved_meta = checkpoint.read_meta(last_path, saved)
     _check_same_data(last_path, saved_meta, ds, split_meta)
     if saved_meta.get("teacher", {}).get("sha256") != (teacher.digest if teacher else None):
         raise EdgehoundError(f"{last_path}: was trained with another --teacher (or none); resume with the same one")
