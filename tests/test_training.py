@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -127,6 +128,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         (train_cmd(SAMPLE, tmp_path / "x", "--set", "model.depth=3"), "unknown setting(s) in [model]: depth"),
         ([*edgehound_cmd(), "train", "--data", str(SAMPLE), "--out", str(tmp_path / "y"), "--breeds", "labradoodle"],
          "unknown breed 'labradoodle'"),
+        (train_cmd(SAMPLE, tmp_path / "z", "--set", "train.logit_adjust=-1"), "train.logit_adjust must be 0 or more"),
     ]:
         result = subprocess.run(cmd, capture_output=True, text=True)
         assert result.returncode == 2, result.stderr
@@ -316,3 +318,18 @@ def test_a_fixed_split_seed_compares_training_seeds_on_the_same_photos(tmp_path)
         assert [s.path for s in split_samples(metas[0]["split"], [GOLDEN, SAMOYED], part)] == \
             [s.path for s in split_samples(metas[1]["split"], [GOLDEN, SAMOYED], part)]
     assert not torch.equal(state_dict(a / "best.pt")["features.0.weight"], state_dict(b / "best.pt")["features.0.weight"])
+
+
+def test_logit_adjustment_moves_answers_toward_the_rarer_breed(tmp_path):
+    data = tmp_path / "skewed"  # five golden retrievers to each Samoyed
+    for wnid, n in ((GOLDEN, 40), (SAMOYED, 8)):
+        (data / wnid).mkdir(parents=True)
+        for p in sample_photos(wnid, n):
+            shutil.copy(p, data / wnid / p.name)
+    answered_samoyed = []
+    for tau in (0, 2):
+        out, report = tmp_path / f"tau{tau}", tmp_path / f"tau{tau}.json"
+        run(train_cmd(data, out, "--set", "train.epochs=8", "train.keep=last", f"train.logit_adjust={tau}"))
+        run([*edgehound_cmd(), "evaluate", str(out / "best.pt"), "--data", str(SAMPLE), "--json", str(report), "--no-progress"])
+        answered_samoyed.append(sum(row[1] for row in json.loads(report.read_text())["confusion"]))
+    assert answered_samoyed[1] > answered_samoyed[0], answered_samoyed

@@ -63,6 +63,10 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(a, a) mixing of photo pairs; 0: off
     cutmix: float = 0.0  # Beta(a, a) box pasted from another photo; 0: off (with mixup: one of the two per batch)
     ema: float = 0.0  # exponential moving average of the weights (e.g. 0.999), validated and saved; 0: off
+    # logit adjustment (Menon et al. 2021): the loss sees logits + tau * log(each breed's share of the
+    # training part), so the model's own logits answer as if the breeds were equally common (the hard
+    # pair has 580 foxhounds to 932 beagles); 0: off, 1: the paper's default
+    logit_adjust: float = 0.0
     distill_temperature: float = 4.0  # with --teacher: softening of both outputs
     distill_weight: float = 0.7  # with --teacher: share of the loss that follows the teacher
     # which epoch best.pt holds: "best" (highest validation accuracy) or "last" (the end of the schedule;

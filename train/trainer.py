@@ -177,6 +177,16 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
                     log_target=True) * t * t
 
 
+def class_log_prior(train_labels: np.ndarray, n_classes: int, tau: float) -> torch.Tensor:
+    """tau * log(each class's share of the training photos): logit adjustment's offset."""
+    if tau < 0:
+        raise EdgehoundError(f"train.logit_adjust must be 0 or more, got {tau}")
+    if tau == 0:
+        return torch.zeros(n_classes)
+    share = np.bincount(train_labels, minlength=n_classes) / max(len(train_labels), 1)
+    return torch.tensor(tau * np.log(np.maximum(share, 1e-12)), dtype=torch.float32)
+
+
 def _init_from(model: nn.Module, family: str, path: Path, classes: list | None = None) -> int:
     """Copy every tensor of `path`'s model whose name and shape match (a multi-breed backbone under a new
     pair head). Returns how many were copied."""
@@ -321,6 +331,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=t.epochs * steps_per_epoch,
                                                    pct_start=0.15 if t.schedule == "onecycle" else 1e-9)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+    log_prior = class_log_prior(labels[split.train], len(ds.classes), t.logit_adjust).to(device)
     state = {"epoch": 0, "step": 0, "best_val": -1.0, "history": [], "sums": [0.0, 0, 0, 0.0]}
 
     extra_meta = {"teacher": {"path": str(opts.teacher), "sha256": teacher.digest}} if teacher else {}
@@ -370,10 +381,11 @@ def train(cfg: Config, opts: RunOptions) -> dict:
                 x, partner, lam = mixed
             with _autocast(device):
                 logits = model(x).float()
-                loss = loss_fn(logits, y) if mixed is None else lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[partner])
-                if teacher is not None:
+                fit = logits + log_prior  # what the loss sees: logit adjustment (zeros when off)
+                loss = loss_fn(fit, y) if mixed is None else lam * loss_fn(fit, y) + (1 - lam) * loss_fn(fit, y[partner])
+                if teacher is not None:  # the teacher knows the training part's odds, as the adjusted logits do
                     w = t.distill_weight
-                    loss = w * distill_loss(logits, teacher.logits(x), t.distill_temperature) + (1 - w) * loss
+                    loss = w * distill_loss(fit, teacher.logits(x), t.distill_temperature) + (1 - w) * loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
