@@ -306,7 +306,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     out = Path(opts.out)
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     device = pick_device(opts.device)
-    init_meta = checkpoint.load_model(opts.init)[1] if opts.init else None  # read once: split, provenance
+    init_meta = checkpoint.read_meta(opts.init, checkpoint.load(opts.init)) if opts.init else None  # split, provenance
     ds, spec, cache, labels, split, split_meta = _prepare_data(cfg, opts, init_meta)  # refusals come before --out is created
     names = [b.name for b in ds.classes]
     t = cfg.train
