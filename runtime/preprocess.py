@@ -71,7 +71,7 @@ class PreprocessSpec:
             return isinstance(x, (int, float)) and not isinstance(x, bool)
 
         problems = {
-            "size": isinstance(d["size"], int) and not isinstance(d["size"], bool) and MIN_SIDE <= d["size"] <= 4096,
+            "size": isinstance(d["size"], int) and not isinstance(d["size"], bool) and 0 < d["size"] <= 4096,
             "crop": d["crop"] in CROPS, "use_boxes": isinstance(d["use_boxes"], bool),
             "box_margin": number(d["box_margin"]) and 0 <= d["box_margin"] <= 1,
             "mean": isinstance(d["mean"], (list, tuple)) and len(d["mean"]) == 3 and all(map(number, d["mean"])),
