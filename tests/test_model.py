@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from edgehound.train.augment import augment
-from edgehound.train.config import load_config
+from edgehound.train.config import TrainConfig, load_config
 from edgehound.train.model import DogCNN, count_macs
 
 
@@ -29,6 +29,17 @@ def test_levers_change_the_model():
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in model.modules())
     assert count_macs(model, 300)[1] < count_macs(DogCNN(base.model, 2), 300)[1] / 10
+
+
+def test_a_setting_added_later_at_its_default_keeps_the_digest():
+    from dataclasses import asdict, make_dataclass, replace
+
+    cfg = load_config("edge")
+    later = make_dataclass("LaterTrainConfig", [("new_option", float, 0.0)], bases=(TrainConfig,), frozen=True)
+    extended = replace(cfg, train=later(**asdict(cfg.train)))
+    assert extended.digest() == cfg.digest()  # a run saved before the option existed still resumes
+    assert replace(extended, train=replace(extended.train, new_option=1.0)).digest() != cfg.digest()
+    assert replace(cfg, train=replace(cfg.train, lr=cfg.train.lr / 2)).digest() != cfg.digest()
 
 
 def test_augment_is_deterministic_per_seed_and_changes_the_photo():

@@ -85,8 +85,15 @@ class Config:
         return asdict(self)
 
     def digest(self) -> str:
-        """Hash of everything that changes the trained weights (checked when a run resumes)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of everything that changes the trained weights (checked when a run resumes). Settings at
+        their defaults are left out, so a setting added later, off by default, keeps old runs resumable."""
+        changed = {"name": self.name}
+        for key in ("model", "data", "train"):
+            section = getattr(self, key)
+            default = type(section)()
+            changed[key] = {f.name: getattr(section, f.name) for f in fields(section)
+                                               if getattr(section, f.name) != getattr(default, f.name)}
+        return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
