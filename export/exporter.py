@@ -16,7 +16,7 @@ import platform
 import shutil
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,7 @@ class ExportContext:
         return self.built[name]
 
     def calibration_batches(self, layout: str, batch: int = 8):
-        spec = PreprocessSpec.from_dict({**self.spec.to_dict(), "layout": layout})
+        spec = replace(self.spec, layout=layout)
         return [normalize(self.calib_images[i:i + batch], spec) for i in range(0, len(self.calib_images), batch)]
 
     def input_desc(self, shape, layout, dtype="float32", quantization=None) -> dict:

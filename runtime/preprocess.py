@@ -48,8 +48,27 @@ class PreprocessSpec:
     layout: str = "NCHW"
 
     def __post_init__(self):
-        if self.crop not in CROPS:
-            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
+        """Every field's type and range, whoever builds the spec (a config, a manifest, a checkpoint):
+        a wrong one would fail deep inside OpenCV or NumPy on the first photo, or classify NaNs."""
+
+        def number(x):
+            return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+        def three(x, ok=number):
+            return isinstance(x, (list, tuple)) and len(x) == 3 and all(map(ok, x))
+
+        usable = {
+            "size": isinstance(self.size, int) and not isinstance(self.size, bool) and 0 < self.size <= 4096,
+            "crop": self.crop in CROPS, "use_boxes": isinstance(self.use_boxes, bool),
+            "box_margin": number(self.box_margin) and 0 <= self.box_margin <= 1,
+            "mean": three(self.mean), "std": three(self.std, lambda x: number(x) and x > 0),
+            "channel_order": self.channel_order == "RGB",  # the only order the decoder produces
+            "layout": self.layout in ("NCHW", "NHWC")}
+        bad = [k for k, ok in usable.items() if not ok]
+        if bad:
+            raise ValueError(f"preprocess field {bad[0]!r} has an unusable value {getattr(self, bad[0])!r}")
+        object.__setattr__(self, "mean", tuple(self.mean))  # JSON gives lists; the spec stays hashable
+        object.__setattr__(self, "std", tuple(self.std))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -58,31 +77,16 @@ class PreprocessSpec:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "preprocess") -> "PreprocessSpec":
-        """A spec from a record in a file (manifest, checkpoint): each field's type and range checked,
-        since a wrong one would fail deep inside OpenCV or NumPy on the first photo."""
+        """A spec from a record in a file (manifest, checkpoint); a bad record is an error naming `where`."""
         if not isinstance(d, dict):
             raise EdgehoundError(f"{where}: the preprocess record is missing or not an object")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise EdgehoundError(f"{where}: unknown preprocess field(s) {', '.join(sorted(unknown))}")
-        d = {**asdict(cls()), **d}
-
-        def number(x):
-            return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-        problems = {
-            "size": isinstance(d["size"], int) and not isinstance(d["size"], bool) and 0 < d["size"] <= 4096,
-            "crop": d["crop"] in CROPS, "use_boxes": isinstance(d["use_boxes"], bool),
-            "box_margin": number(d["box_margin"]) and 0 <= d["box_margin"] <= 1,
-            "mean": isinstance(d["mean"], (list, tuple)) and len(d["mean"]) == 3 and all(map(number, d["mean"])),
-            "std": isinstance(d["std"], (list, tuple)) and len(d["std"]) == 3 and all(number(x) and x > 0 for x in d["std"]),
-            "channel_order": d["channel_order"] == "RGB",  # the only order the decoder produces
-            "layout": d["layout"] in ("NCHW", "NHWC")}
-        bad = [k for k, ok in problems.items() if not ok]
-        if bad:
-            raise EdgehoundError(f"{where}: preprocess field {bad[0]!r} has an unusable value {d[bad[0]]!r}")
-        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
-        return cls(**d)
+        try:
+            return cls(**d)
+        except ValueError as e:
+            raise EdgehoundError(f"{where}: {e}") from None
 
 
 def image_size(buf: np.ndarray) -> tuple[int, int] | None:

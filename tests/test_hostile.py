@@ -91,6 +91,30 @@ def test_resume_with_other_breeds_or_photos_is_refused(tmp_path):
     assert fewer.returncode == 2 and "the photos (--data, --exclude) differ" in fewer.stderr, fewer.stderr
 
 
+@pytest.mark.parametrize("case", ["optimizer missing", "schedule not a state", "loop state not JSON",
+                                  "epoch as text"])
+def test_a_damaged_training_state_is_refused_on_resume_and_left_in_place(tmp_path, case):
+    import torch
+
+    out = tmp_path / "run"
+    base = ["train", "--data", SAMPLE, "--out", out, "--config", "tiny", "--no-progress", "--set", "train.epochs=1"]
+    assert cli(*base).returncode == 0
+    saved = torch.load(out / "last.pt", weights_only=True)
+    state = json.loads(saved["state"])
+    damaged = {
+        "optimizer missing": lambda: {k: v for k, v in saved.items() if k != "optimizer"},
+        "schedule not a state": lambda: {**saved, "schedule": "every step"},
+        "loop state not JSON": lambda: {**saved, "state": "{epoch: 1"},
+        "epoch as text": lambda: {**saved, "state": json.dumps({**state, "epoch": "one"})},
+    }[case]()
+    torch.save(damaged, out / "last.pt")
+    before = (out / "last.pt").read_bytes()
+    result = cli(*base, "--resume")
+    assert result.returncode == 2 and "last.pt" in result.stderr and "cannot be resumed" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (out / "last.pt").read_bytes() == before  # the run's file is kept for whoever can mend it
+
+
 def test_training_needs_two_distinct_breeds_and_leaves_no_empty_folder(tmp_path):
     one = cli("train", "--data", SAMPLE, "--out", tmp_path / "one", "--config", "tiny", "--breeds", "golden_retriever")
     assert one.returncode == 2 and "at least two breeds" in one.stderr

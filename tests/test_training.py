@@ -128,11 +128,19 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         (train_cmd(SAMPLE, tmp_path / "x", "--set", "model.depth=3"), "unknown setting(s) in [model]: depth"),
         ([*edgehound_cmd(), "train", "--data", str(SAMPLE), "--out", str(tmp_path / "y"), "--breeds", "labradoodle"],
          "unknown breed 'labradoodle'"),
-        (train_cmd(SAMPLE, tmp_path / "z", "--set", "train.logit_adjust=-1"), "train.logit_adjust must be 0 or more"),
+        # settings of the wrong type or range: refused when the config is read (these were tracebacks
+        # from PreprocessSpec, the optimizer or a division by the batch size)
+        (train_cmd(SAMPLE, tmp_path / "z", "--set", "train.logit_adjust=-1"), "train.logit_adjust = -1: expected 0 or more"),
+        (train_cmd(SAMPLE, tmp_path / "z", "--set", "data.crop=middle"), "data.crop = 'middle': expected one of center, none"),
+        (train_cmd(SAMPLE, tmp_path / "z", "--set", "train.epochs=ten"), "train.epochs = 'ten': expected int"),
+        (train_cmd(SAMPLE, tmp_path / "z", "--set", "train.lr=0"), "train.lr = 0: expected more than 0"),
+        (train_cmd(SAMPLE, tmp_path / "z", "--set", "train.batch_size=0"), "train.batch_size = 0: expected 1 or more"),
+        (train_cmd(SAMPLE, tmp_path / "z", "--set", "model.input_size=100000"), "preprocess field 'size'"),
     ]:
         result = subprocess.run(cmd, capture_output=True, text=True)
         assert result.returncode == 2, result.stderr
-        assert expected in result.stderr and "Traceback" not in result.stderr
+        assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "z").exists()  # refused before the run folder was made
 
 
 def test_every_command_has_help():

@@ -11,7 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from edgehound.runtime.datasets import HOLDOUTS
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.preprocess import CROPS
 from edgehound.util import tomllib
 
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -105,8 +107,51 @@ class Config:
             unknown = set(values) - set(known)
             if unknown:
                 raise EdgehoundError(f"unknown setting(s) in [{key}]: {', '.join(sorted(unknown))}")
+            for name, value in values.items():
+                problem = _problem(name, value, known[name].default)
+                if problem:
+                    raise EdgehoundError(f"setting {key}.{name} = {value!r}: {problem}")
             kwargs[key] = section(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
         return cls(**kwargs)
+
+
+# Values a setting may take, checked when a config is read (a file, --set, a checkpoint's record), so
+# a bad one is refused before any photo is decoded, not deep inside PyTorch mid-run.
+CHOICES = {"crop": CROPS, "holdout": HOLDOUTS, "schedule": ("onecycle", "cosine"),
+           "keep": ("best", "last")}
+AT_LEAST_ONE = {"input_size", "kernel_size", "stem_channels", "expand", "epochs", "batch_size"}
+BELOW_ONE = {"conv_dropout", "fc_dropout", "test_frac", "val_frac", "label_smoothing", "ema", "distill_weight"}
+MAY_BE_NEGATIVE = {"seed", "split_seed"}
+
+
+def _problem(name: str, value, default) -> str | None:
+    """Why `value` cannot be setting `name` (whose default is `default`), or None."""
+    if not _fits(value, default):
+        return f"expected {type(default).__name__}, like its default {default!r}"
+    if name in CHOICES and value not in CHOICES[name]:
+        return f"expected one of {', '.join(CHOICES[name])}"
+    numbers = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, (int, float))]
+    if name in AT_LEAST_ONE and value < 1:
+        return "expected 1 or more"
+    if name in BELOW_ONE and not 0 <= value < 1:
+        return "expected a fraction from 0 up to (not including) 1"
+    if name == "lr" and value <= 0:
+        return "expected more than 0"
+    if name not in MAY_BE_NEGATIVE and any(v < 0 for v in numbers):
+        return "expected 0 or more"
+    return None
+
+
+def _fits(value, default) -> bool:
+    """A setting's value has its default's type (an int passes for a float; a list for a tuple)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                                                        for v in value)
+    return isinstance(value, type(default))
 
 
 def load_config(name_or_path: str = "seed", overrides: list[str] = ()) -> Config:

@@ -179,18 +179,18 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
 
 def class_log_prior(train_labels: np.ndarray, n_classes: int, tau: float) -> torch.Tensor:
     """tau * log(each class's share of the training photos): logit adjustment's offset."""
-    if tau < 0:
-        raise EdgehoundError(f"train.logit_adjust must be 0 or more, got {tau}")
     if tau == 0:
         return torch.zeros(n_classes)
     share = np.bincount(train_labels, minlength=n_classes) / max(len(train_labels), 1)
     return torch.tensor(tau * np.log(np.maximum(share, 1e-12)), dtype=torch.float32)
 
 
-def _init_from(model: nn.Module, family: str, path: Path, classes: list | None = None) -> int:
-    """Copy every tensor of `path`'s model whose name and shape match (a multi-breed backbone under a new
-    pair head). Returns how many were copied."""
-    source, meta = checkpoint.load_model(path)
+def _init_from(model: nn.Module, family: str, path: Path, ckpt: dict, meta: dict, classes: list | None = None) -> int:
+    """Copy every tensor of `path`'s model (its loaded `ckpt`, checked `meta`) whose name and shape match
+    (a multi-breed backbone under a new pair head). Returns how many were copied."""
+    weights = ckpt.get("model")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no model weights)")
     if meta["config"]["model"].get("family", "vgg") != family:  # names and shapes could match by chance
         raise EdgehoundError(f"{path}: is a {meta['config']['model'].get('family', 'vgg')} model; --init needs the "
                              f"config's family ({family})")
@@ -199,7 +199,7 @@ def _init_from(model: nn.Module, family: str, path: Path, classes: list | None =
         raise EdgehoundError(f"{path}: its output rows are {', '.join(c['name'] for c in meta['classes'])}; list "
                              "--breeds in the order of its classes, so that no row starts as the other breed")
     own = model.state_dict()
-    matched = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     if not any(v.dim() > 0 for v in matched.values()):  # batch-norm step counters alone do not count
         raise EdgehoundError(f"{path}: no weights fit this config's model (another family or sizes)")
     model.load_state_dict(matched, strict=False)
@@ -210,7 +210,10 @@ def _prepare_data(cfg: Config, opts: RunOptions, init_meta: dict | None):
     ds = read_dataset(opts.data, opts.breeds, opts.exclude)
     if len(ds.classes) < 2:
         raise EdgehoundError(f"{opts.data}: training needs at least two breeds, got {', '.join(b.name for b in ds.classes)}")
-    spec = PreprocessSpec(size=cfg.model.input_size, crop=cfg.data.crop, use_boxes=cfg.data.use_boxes)
+    try:
+        spec = PreprocessSpec(size=cfg.model.input_size, crop=cfg.data.crop, use_boxes=cfg.data.use_boxes)
+    except ValueError as e:
+        raise EdgehoundError(f"config {cfg.name}: {e}") from None
     cache = load_cached(ds.samples, spec, opts.cache_dir, opts.progress)
     split_seed = cfg.train.seed if cfg.data.split_seed < 0 else cfg.data.split_seed
     split_meta = {"data": str(opts.data), "exclude": [str(e) for e in opts.exclude], "seed": split_seed,
@@ -279,19 +282,29 @@ def _check_same_data(last_path: Path, saved_meta: dict, ds, split_meta: dict) ->
 def _resume(last_path: Path, cfg: Config, ds, split_meta: dict, teacher, model, optimizer, schedule, ema) -> dict:
     """Load a killed run's whole state (refusing another config, data or teacher); returns the loop state."""
     saved = checkpoint.load(last_path)
-    if saved["config_digest"] != cfg.digest():
+    if saved.get("config_digest") != cfg.digest():
         raise EdgehoundError(f"{last_path}: was trained with another config; use a new --out or drop --resume")
     saved_meta = checkpoint.read_meta(last_path, saved)
     _check_same_data(last_path, saved_meta, ds, split_meta)
     if saved_meta.get("teacher", {}).get("sha256") != (teacher.digest if teacher else None):
         raise EdgehoundError(f"{last_path}: was trained with another --teacher (or none); resume with the same one")
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    schedule.load_state_dict(saved["schedule"])
-    if ema is not None:
-        ema.load_state_dict(saved["ema"])
-    torch.set_rng_state(saved["torch_rng"])
-    return json.loads(saved["state"])
+    try:  # the training state is read from the file as it is: any part missing or malformed is refused
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = json.loads(saved["state"])
+        if not (isinstance(state, dict) and all(isinstance(state.get(k), int) for k in ("epoch", "step"))
+                and isinstance(state.get("best_val"), (int, float)) and isinstance(state.get("history"), list)
+                and isinstance(state.get("sums"), list) and len(state["sums"]) == 4):
+            raise ValueError("the loop's counters are missing or of the wrong type")
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EdgehoundError(f"{last_path}: its training state cannot be resumed ({reason}); the file is left "
+                             "as it is: start again with a new --out") from None
+    return state
 
 
 def _test_reports(model, cache, labels, test, spec, device, names) -> dict:
@@ -306,14 +319,11 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     out = Path(opts.out)
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     device = pick_device(opts.device)
-    init_meta = checkpoint.read_meta(opts.init, checkpoint.load(opts.init)) if opts.init else None  # split, provenance
+    init = checkpoint.load(opts.init) if opts.init else None
+    init_meta = checkpoint.read_meta(opts.init, init) if opts.init else None  # split, provenance
     ds, spec, cache, labels, split, split_meta = _prepare_data(cfg, opts, init_meta)  # refusals come before --out is created
     names = [b.name for b in ds.classes]
     t = cfg.train
-    if t.schedule not in ("onecycle", "cosine"):
-        raise EdgehoundError(f"train.schedule must be onecycle or cosine, got {t.schedule!r}")
-    if t.keep not in ("best", "last"):
-        raise EdgehoundError(f"train.keep must be best or last, got {t.keep!r}")
     workers = opts.workers if opts.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     teacher = Teacher(Path(opts.teacher), ds.classes, spec, device) if opts.teacher else None
     aug = AugmentConfig(crop_scale=tuple(cfg.data.crop_scale))
@@ -322,7 +332,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     model = build_model(cfg.model, len(ds.classes))
     macs, params = count_macs(model, cfg.model.input_size)  # before any weights move to the device
     if opts.init and not opts.resume:
-        print(f"{_init_from(model, cfg.model.family, Path(opts.init), ds.classes)} tensors initialised from {opts.init}")
+        print(f"{_init_from(model, cfg.model.family, Path(opts.init), init, init_meta, ds.classes)} tensors initialised from {opts.init}")
     model = model.to(device, memory_format=torch.channels_last)  # channels-last: faster convs on CPU and GPU
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(t.ema),
                                                use_buffers=True) if t.ema else None)
