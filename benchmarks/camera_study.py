@@ -25,7 +25,7 @@ import numpy as np
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import read_manifest
 from edgehound.runtime.preprocess import load_image
-from edgehound.util import atomic_write_json
+from edgehound.util import at_least, atomic_write_json
 
 FPS = 30.0
 
@@ -87,10 +87,10 @@ def main(argv=None) -> int:
     p.add_argument("model", type=Path, help="an export folder with the checkpoint it was exported from")
     p.add_argument("--artifact", default="tflite-int8")
     p.add_argument("--data", type=Path, required=True, help="the dataset the model was trained on")
-    p.add_argument("--photos", type=int, default=100)
+    p.add_argument("--photos", type=at_least(1), default=100)
     p.add_argument("--part", choices=("val", "test"), default="test",
                    help="which part of the split to show: choose camera settings on val, report on test")
-    p.add_argument("--frames-per-photo", type=int, default=8)
+    p.add_argument("--frames-per-photo", type=at_least(1), default=8)
     p.add_argument("--noise", type=float, default=0.0, help="sensor noise per frame, standard deviation in pixel units")
     p.add_argument("--frame-size", default="640x480", help="WxH of the video's frames (what the camera delivers)")
     p.add_argument("--out", type=Path, required=True)

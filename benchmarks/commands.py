@@ -73,9 +73,9 @@ def add_commands(sub) -> None:
     be.add_argument("--out", default="runs/bench", help="where results.json and report.html go (default runs/bench)")
     be.add_argument("--artifacts", nargs="+", metavar="NAME", help="only these artifacts")
     be.add_argument("--data", help="held-out photos to measure accuracy on (default: the export's figures)")
-    be.add_argument("--threads", type=int, help="threads per backend (default: the backend's)")
-    be.add_argument("--warmup", type=int, default=10)
-    be.add_argument("--runs", type=int, default=100, help="timed runs per artifact (default 100)")
+    be.add_argument("--threads", type=at_least(1), help="threads per backend (default: the backend's)")
+    be.add_argument("--warmup", type=at_least(0), default=10)
+    be.add_argument("--runs", type=at_least(1), default=100, help="timed runs per artifact (default 100)")
     be.add_argument("--duration", type=float, help="time each artifact for this many seconds instead of --runs")
     be.add_argument("--rounds", type=at_least(2), default=20, help="interleaved rounds: all models stay loaded and "
                     "each round times every one for runs/rounds runs in a random order, so ratios share the machine's "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgehound.util import at_least
+
 
 def cmd_export(args) -> int:
     from edgehound.export.exporter import ExportOptions, export
@@ -48,12 +50,12 @@ def add_commands(sub) -> None:
     ex.add_argument("--device", help="build exactly what this device profile runs (edgehound devices list)")
     ex.add_argument("--eval-data", help="held-out photos to score every artifact on (default: the checkpoint's test split)")
     ex.add_argument("--calib-data", help="photos to calibrate int8 on (default: the checkpoint's training split)")
-    ex.add_argument("--calib-photos", type=int, default=300, help="calibration photos (default 300)")
+    ex.add_argument("--calib-photos", type=at_least(1), default=300, help="calibration photos (default 300)")
     ex.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="minmax",
                     help="onnx-int8 calibration method")
     ex.add_argument("--max-drop", type=float, help="mark artifacts losing more accuracy (pp) than this as rejected")
-    ex.add_argument("--eval-limit", type=int, help="score each artifact on at most N held-out photos")
-    ex.add_argument("--tune-trials", type=int, default=0, help="MetaSchedule trials for TVM targets, measured on the "
+    ex.add_argument("--eval-limit", type=at_least(1), help="score each artifact on at most N held-out photos")
+    ex.add_argument("--tune-trials", type=at_least(0), default=0, help="MetaSchedule trials for TVM targets, measured on the "
                     "device itself for an RPC profile (0: reuse the device's tuning database when present, else untuned)")
     ex.add_argument("--tuning-dir", help="root of the per-device tuning databases, <dir>/<profile>/<format> "
                     "(default: $EDGEHOUND_TUNING_DIR or devices/tuning)")

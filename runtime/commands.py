@@ -224,7 +224,7 @@ def _add_runtime_args(p: argparse.ArgumentParser, optional_model: bool = False) 
     else:
         p.add_argument("model", help="export folder, manifest.json or artifact file")
     p.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
-    p.add_argument("--threads", type=int, help="CPU threads for the backend")
+    p.add_argument("--threads", type=at_least(1), help="CPU threads for the backend")
     p.add_argument("--delegate", help="LiteRT external delegate library (e.g. an NPU's), by path")
     p.add_argument("--device", choices=["cpu", "cuda"], help="TVM device (default cpu)")
     p.add_argument("--flip", action="store_true", help="test-time flip: average each frame's scores with its mirror "

@@ -124,6 +124,20 @@ def test_training_needs_two_distinct_breeds_and_leaves_no_empty_folder(tmp_path)
     assert not (tmp_path / "one").exists() and not (tmp_path / "same").exists()  # refused: no empty --out
 
 
+@pytest.mark.parametrize("args", [
+    ["train", "--data", SAMPLE, "--out", "OUT", "--threads", "0"],  # was torch's RuntimeError from set_num_threads
+    ["train", "--data", SAMPLE, "--out", "OUT", "--workers", "-1"],  # was DataLoader's ValueError
+    ["train", "--data", SAMPLE, "--out", "OUT", "--folds", "1"],  # was NumPy's "need at least one array"
+    ["bench", "runtime/models/edge", "--runs", "0", "--out", "OUT"],  # was an IndexError over no timings
+    ["export", "runtime/models/edge/best.pt", "--out", "OUT", "--calib-photos", "0"],
+    ["classify", "runtime/models/edge", "tests/sample", "--threads", "0"],
+])
+def test_a_count_below_its_least_is_a_usage_error(tmp_path, args):
+    result = cli(*[tmp_path / "out" if a == "OUT" else a for a in args])
+    assert result.returncode == 2 and "must be at least" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 # ---- 3. the camera never loses a recording or a whole run silently
 
 def test_camera_recording_to_an_unwritable_place_is_an_error(tiny_export, tmp_path):

@@ -116,13 +116,13 @@ def add_commands(sub, data) -> None:
                     help="breeds to tell apart, or `all` for every breed in --data (default: golden retriever vs Samoyed)")
     tr.add_argument("--exclude", nargs="*", default=[], help="folders whose photos never enter training (e.g. tests/sample)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    tr.add_argument("--save-every", type=int, default=0, help="save the training state every N steps (default: every 60 s)")
-    tr.add_argument("--folds", type=int, help="k-fold cross-validation: number of folds over the training part")
-    tr.add_argument("--fold", type=int, default=0, help="which fold is validation (0-based)")
-    tr.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    tr.add_argument("--save-every", type=at_least(0), default=0, help="save the training state every N steps (default: every 60 s)")
+    tr.add_argument("--folds", type=at_least(2), help="k-fold cross-validation: number of folds over the training part")
+    tr.add_argument("--fold", type=at_least(0), default=0, help="which fold is validation (0-based)")
+    tr.add_argument("--threads", type=at_least(1), help="torch CPU threads (default: all cores)")
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="where to train: auto = CUDA when PyTorch sees a GPU (bf16 autocast there), else the CPU")
-    tr.add_argument("--workers", type=int, help="processes that augment batches (default: 0 on the CPU, up to 8 on CUDA)")
+    tr.add_argument("--workers", type=at_least(0), help="processes that augment batches (default: 0 on the CPU, up to 8 on CUDA)")
     tr.add_argument("--teacher", type=Path,
                     help="distil: learn from this model file's softened outputs (any input size, the same or more breeds)")
     tr.add_argument("--init", type=Path, help="start from this model file's weights where names and shapes match "
@@ -157,7 +157,7 @@ def add_commands(sub, data) -> None:
     st.add_argument("--out", default="runs/study", help="folder of the study's runs")
     st.add_argument("--exclude", nargs="*", default=["tests/sample"], help="folders whose photos never enter training")
     st.add_argument("--shard", default="0/1", help="I/N: run every N-th cell starting at I (parallel workers)")
-    st.add_argument("--threads", type=int, help="torch CPU threads per worker (default: all cores)")
+    st.add_argument("--threads", type=at_least(1), help="torch CPU threads per worker (default: all cores)")
     st.add_argument("--only", help="run only cells whose key (setting/pair/lever/seedN) contains this text")
     st.add_argument("--report", default=str(Path(__file__).with_name("STUDY.md")), help="markdown file to write the results into")
     st.set_defaults(func=cmd_study)
