@@ -18,14 +18,70 @@ PROFILE_DIR = Path(__file__).with_name("profiles")
 TUNING_DIR = Path(__file__).with_name("tuning")  # committed MetaSchedule databases, one per profile and format
 
 
+# A profile's fields and their types; description, tvm_target and cross_compiler may be left out.
+FIELDS = {"name": str, "description": str, "arch": str, "formats": list, "tvm_target": dict, "cross_compiler": str,
+          "reach": dict}
+OPTIONAL = {"description": "", "tvm_target": {}, "cross_compiler": ""}
+# How each kind of reach is made, with the type of each of its fields (those marked * are required).
+REACH = {"local": {"note": str},
+         "ssh": {"host*": str, "port": int, "timeout": (int, float), "connect_timeout": (int, float), "edgehound": str,
+                 "remote_dir": str, "known_hosts": str, "identity": str},
+         "rpc": {"tracker*": str, "key*": str, "timeout": (int, float)}}
+
+
+def read_profile(path: Path) -> dict:
+    """A profile file, checked: a lab's own .toml is input from outside, and a wrong field would
+    otherwise end in a KeyError in the middle of a bench or an export."""
+    try:
+        profile = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise EdgehoundError(f"{path}: not a readable device profile ({e})") from None
+    return check_profile(profile, str(path))
+
+
+def check_profile(profile: dict, where: str) -> dict:
+    """The profile with its optional fields filled in, or an error naming `where` and the field."""
+    from edgehound.export.formats import FORMATS
+
+    unknown = set(profile) - set(FIELDS)
+    if unknown:
+        raise EdgehoundError(f"{where}: unknown profile field(s) {', '.join(sorted(unknown))}")
+    profile = {**OPTIONAL, **profile}
+    for key, kind in FIELDS.items():
+        if key not in profile:
+            raise EdgehoundError(f"{where}: the profile has no {key}")
+        if not isinstance(profile[key], kind):
+            raise EdgehoundError(f"{where}: {key} must be a {kind.__name__}, got {profile[key]!r}")
+    wrong = [f for f in profile["formats"] if f not in FORMATS]
+    if not profile["formats"] or wrong:
+        raise EdgehoundError(f"{where}: formats must name one or more of {', '.join(FORMATS)}"
+                             + (f" (not {', '.join(map(repr, wrong))})" if wrong else ""))
+    if any(FORMATS[f].backend == "tvm" for f in profile["formats"]) and not profile["tvm_target"]:
+        raise EdgehoundError(f"{where}: it runs a TVM format, so it needs a tvm_target")
+    reach = profile["reach"]
+    if reach.get("kind") not in REACH:
+        raise EdgehoundError(f"{where}: reach.kind must be one of {', '.join(REACH)}, got {reach.get('kind')!r}")
+    fields = {k.rstrip("*"): (t, k.endswith("*")) for k, t in REACH[reach["kind"]].items()}
+    for key, value in reach.items():
+        if key != "kind" and (key not in fields or not isinstance(value, fields[key][0]) or isinstance(value, bool)):
+            raise EdgehoundError(f"{where}: reach.{key} = {value!r} is not a field of a {reach['kind']} reach "
+                                 f"of the right type (fields: {', '.join(fields)})")
+    missing = [k for k, (_, required) in fields.items() if required and not reach.get(k)]
+    if missing:
+        raise EdgehoundError(f"{where}: a {reach['kind']} reach needs {', '.join(missing)}")
+    return profile
+
+
 def all_profiles() -> dict[str, dict]:
-    return {p.stem: tomllib.loads(p.read_text()) for p in sorted(PROFILE_DIR.glob("*.toml"))}
+    return {p.stem: read_profile(p) for p in sorted(PROFILE_DIR.glob("*.toml"))}
 
 
 def get_profile(name: str) -> dict:
     """A profile by name, or from a .toml file path (a lab's own device)."""
-    if name.endswith(".toml") and Path(name).is_file():
-        return tomllib.loads(Path(name).read_text())
+    if name.endswith(".toml"):
+        if not Path(name).is_file():
+            raise EdgehoundError(f"{name}: no such device profile file")
+        return read_profile(Path(name))
     profiles = all_profiles()
     if name not in profiles:
         raise EdgehoundError(f"unknown device {name!r} (known: {', '.join(profiles)})")

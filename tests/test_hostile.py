@@ -138,6 +138,26 @@ def test_a_count_below_its_least_is_a_usage_error(tmp_path, args):
     assert not (tmp_path / "out").exists()
 
 
+GOOD_PROFILE = 'name = "lab-pi"\narch = "aarch64"\nformats = ["onnx"]\nreach = { kind = "ssh", host = "pi@lab" }\n'
+
+
+@pytest.mark.parametrize("case, text, problem", [
+    ("not TOML", "name = \"lab-pi\"\nformats = [\n", "not a readable device profile"),  # was TOMLDecodeError
+    ("formats as text", GOOD_PROFILE.replace('["onnx"]', '"onnx"'), "formats must be a list"),  # was "unknown target 'o'"
+    ("an unknown format", GOOD_PROFILE.replace('"onnx"', '"onnx-fp16"'), "not 'onnx-fp16'"),
+    ("no reach", GOOD_PROFILE.split("reach")[0], "the profile has no reach"),  # was KeyError: 'reach'
+    ("reach as text", GOOD_PROFILE.replace('{ kind = "ssh", host = "pi@lab" }', '"ssh"'), "reach must be a dict"),
+    ("ssh without a host", GOOD_PROFILE.replace(', host = "pi@lab"', ""), "a ssh reach needs host"),
+    ("port as text", GOOD_PROFILE.replace(' }', ', port = "22" }'), "reach.port = '22'"),
+])
+def test_a_malformed_device_profile_is_a_clear_error_naming_the_file(tiny_export, tmp_path, case, text, problem):
+    profile = tmp_path / "lab-pi.toml"
+    profile.write_text(text)
+    result = cli("bench", tiny_export, "--device", profile, "--runs", "2", "--out", tmp_path / "bench")
+    assert result.returncode == 2 and str(profile) in result.stderr and problem in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "bench").exists()
+
+
 # ---- 3. the camera never loses a recording or a whole run silently
 
 def test_camera_recording_to_an_unwritable_place_is_an_error(tiny_export, tmp_path):
