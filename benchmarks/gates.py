@@ -54,7 +54,7 @@ def write_baseline(baseline: Path, manifest_path: Path, data: Path, breeds: list
 
 def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
     """Failures (empty when the gate passes). manifest_path overrides the baseline's export folder."""
-    doc = json.loads(Path(baseline).read_text())
+    doc = read_baseline(Path(baseline))
     manifest_path = manifest_path or REPO / doc["manifest"]
     try:
         now = measure(manifest_path, REPO / doc["data"], doc.get("breeds"))
@@ -84,6 +84,43 @@ def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
                                 f"(drop {drop:.2f} pp > {tolerance} pp for {cur.get('precision')}) on {cur['n']} photos "
                                 f"of {doc['data']}")
     return failures
+
+
+def read_baseline(path: Path) -> dict:
+    """A baseline file, checked field by field: a gate that dies in a KeyError says nothing about the model."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgehoundError(f"{path}: not a readable baseline ({e})") from None
+
+    def number(x, low=0.0, high=float("inf")):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and low <= x <= high
+
+    def count(x):
+        return x is None or (isinstance(x, int) and not isinstance(x, bool) and x >= 0)
+
+    if not isinstance(doc, dict):
+        raise EdgehoundError(f"{path}: a baseline is a JSON object, got {type(doc).__name__}")
+    fields = {"manifest": lambda v: isinstance(v, str) and v, "data": lambda v: isinstance(v, str) and v,
+              "breeds": lambda v: v is None or (isinstance(v, list) and all(isinstance(b, str) for b in v)),
+              "tolerance_pp": number, "size_growth": number, "fp32_tolerance_pp": number,
+              "artifacts": lambda v: isinstance(v, dict) and v}
+    artifact_fields = {"size_bytes": count, "n": count, "accuracy": lambda v: v is None or number(v, 0, 1),
+                       "precision": lambda v: v is None or isinstance(v, str), "error": lambda v: isinstance(v, str)}
+    unknown = set(doc) - set(fields)
+    missing = set(fields) - set(doc) - {"fp32_tolerance_pp"}
+    if unknown or missing:
+        raise EdgehoundError(f"{path}: " + "; ".join(
+            ([f"unknown field(s) {', '.join(sorted(unknown))}"] if unknown else [])
+            + ([f"missing field(s) {', '.join(sorted(missing))}"] if missing else [])))
+    bad = [k for k, ok in fields.items() if k in doc and not ok(doc[k])]
+    if bad:
+        raise EdgehoundError(f"{path}: field {bad[0]!r} has an unusable value {doc[bad[0]]!r}")
+    for name, figures in doc["artifacts"].items():
+        if not (isinstance(figures, dict) and set(figures) <= set(artifact_fields)
+                and all(artifact_fields[k](v) for k, v in figures.items())):
+            raise EdgehoundError(f"{path}: artifact {name!r} has unusable figures {figures!r}")
+    return doc
 
 
 def _rel(path: Path) -> str:

@@ -203,6 +203,19 @@ def test_gate_fails_on_a_missing_file_and_on_one_fp32_photo(export_copy, tmp_pat
     assert all("its file is missing" in f for f in failures)
 
 
+@pytest.mark.parametrize("case", ["not JSON", "a list", "no data", "an accuracy as text", "an unknown field"])
+def test_a_malformed_baseline_is_a_clear_error_naming_the_file(tmp_path, case):
+    doc = json.loads(REPO_BASELINES[0].read_text())
+    text = {"not JSON": "{manifest: edge", "a list": "[]",  # were a JSONDecodeError and a TypeError traceback
+            "no data": json.dumps({k: v for k, v in doc.items() if k != "data"}),  # was KeyError: 'data'
+            "an accuracy as text": json.dumps({**doc, "artifacts": {"onnx": {"size_bytes": 1, "accuracy": "0.9"}}}),
+            "an unknown field": json.dumps({**doc, "tolerance": 5})}[case]  # a typo, silently ignored before
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(text)
+    result = subprocess.run([*edgehound_cmd(), "gate", str(baseline)], capture_output=True, text=True)
+    assert result.returncode == 2 and str(baseline) in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_bench_by_duration_and_threads(export_copy, tmp_path):
     _, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "--duration", "1", "--threads", "1")
     row = {r["name"]: r for r in res["rows"]}["onnx"]
