@@ -126,6 +126,9 @@ def _run_worker(job: dict, python: str, timeout: float) -> dict:
 
 def bench(opts: BenchOptions) -> dict:
     manifest, folder = read_manifest(opts.source)
+    # earlier results are read and checked first: a bad one found after minutes of timing would cost them
+    merged = [read_results(Path(p), "--merge") for p in opts.merge or []]
+    earlier_run = read_results(Path(opts.compare), "--compare") if opts.compare else None
     profile = None
     if opts.device != "local":
         from edgehound.devices.profiles import get_profile
@@ -152,11 +155,10 @@ def bench(opts: BenchOptions) -> dict:
     cards = [read_manifest(src)[1] / "CARD.md" for src in sources]
     results["cards"] = {label: str(card) for label, card in zip(folder_labels(sources), cards) if card.is_file()}
     _ratios(results, opts.baseline)  # before merging: only rows timed in the same rounds are paired
-    for earlier in opts.merge or []:  # rows of other devices, so one report covers them all
-        old = json.loads(Path(earlier).read_text())
+    for old in merged:  # rows of other devices, so one report covers them all
         results["rows"] += [{**r, "device": r.get("device", old.get("device", "local"))} for r in old["rows"]]
-    if opts.compare:
-        results["compare"] = compare(results, json.loads(Path(opts.compare).read_text()))
+    if earlier_run:
+        results["compare"] = compare(results, earlier_run)
     if opts.pick:
         results["pick"] = pick(results, folder / MANIFEST, opts.max_drop)
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -466,12 +468,51 @@ def _drops(results: dict) -> None:
     results["accuracy_reference"] = ref["name"] if ref else None
 
 
+def _pair(x) -> bool:
+    return isinstance(x, list) and len(x) == 2 and all(_number(v) for v in x)
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+# What the report and compare read of a results.json row: each field's check (absent or null is allowed
+# for all but name and status: a row that was not run has no figures).
+ROW_FIELDS = {
+    "name": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),
+    **{k: lambda v: isinstance(v, str) for k in ("precision", "backend", "device", "reason", "tuned_on")},
+    **{k: _number for k in ("size_bytes", "accuracy", "peak_rss_mb")},
+    "latency": lambda v: isinstance(v, dict) and all(_number(v.get(k)) for k in ("p50", "p90")) and _pair(v.get("median_ci95"))
+    and all(v.get(k) is None or _number(v[k]) for k in ("fps", "mean")),
+    "ratio": lambda v: isinstance(v, dict) and isinstance(v.get("to"), str) and _number(v.get("value")) and _pair(v.get("ci95"))
+    and isinstance(v.get("verdict"), str),
+}
+
+
+def read_results(path: Path, option: str) -> dict:
+    """An earlier results.json (--merge, --compare), checked where the report and compare read it."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgehoundError(f"{option} {path}: not a readable results.json ({e})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != RESULTS_SCHEMA:
+        raise EdgehoundError(f"{option} {path}: not an edgehound results.json (schema "
+                             f"{doc.get('schema') if isinstance(doc, dict) else None!r}, expected {RESULTS_SCHEMA})")
+    if not isinstance(doc.get("rows"), list) or not all(isinstance(r, dict) for r in doc["rows"]):
+        raise EdgehoundError(f"{option} {path}: its rows are not a list of objects")
+    for i, row in enumerate(doc["rows"]):
+        bad = [k for k, ok in ROW_FIELDS.items()
+               if (k in ("name", "status") or row.get(k) is not None) and not ok(row.get(k))]
+        if bad:
+            raise EdgehoundError(f"{option} {path}: row {i + 1} ({row.get('name')!r}) has an unusable {bad[0]} "
+                                 f"{row.get(bad[0])!r}")
+    return doc
+
+
 def compare(new: dict, old: dict) -> list[dict]:
     """Ratios new/old per artifact and metric; latency flagged when beyond both runs' noise; with
     interleaved rounds in both runs, each artifact's ratio to the baseline, flagged when the two
     runs' intervals do not overlap (the figure that holds across a noisy machine)."""
-    if old.get("schema") != RESULTS_SCHEMA:
-        raise EdgehoundError(f"--compare: not an edgehound results.json (schema {old.get('schema')!r})")
     old_rows = {r["name"]: r for r in old["rows"]}
     out = []
     for r in new["rows"]:

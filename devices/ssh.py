@@ -86,4 +86,6 @@ def bench_over_ssh(profile: dict, folder: Path, bench_args: list[str]) -> dict:
     _run([*ssh, command], f"{name}: edgehound bench on {host}", timeout)
     with tempfile.TemporaryDirectory() as tmp:
         _run([*scp, f"{host}:{out_dir}/results.json", tmp], f"{name}: fetching results from {host}", timeout)
-        return json.loads((Path(tmp) / "results.json").read_text())
+        from edgehound.benchmarks.bench import read_results
+
+        return read_results(Path(tmp) / "results.json", f"{name}: the results from {host}")

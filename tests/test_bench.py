@@ -216,6 +216,25 @@ def test_a_malformed_baseline_is_a_clear_error_naming_the_file(tmp_path, case):
     assert result.returncode == 2 and str(baseline) in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("case", ["not JSON", "another schema", "rows not a list", "a latency as text"])
+def test_earlier_results_are_checked_before_anything_is_timed(tmp_path, case):
+    from edgehound.benchmarks.bench import RESULTS_SCHEMA
+
+    good = {"schema": RESULTS_SCHEMA, "rows": [_row("onnx", 10.0, 0.0)]}
+    text = {"not JSON": "{rows", "another schema": json.dumps({**good, "schema": "other/1"}),
+            "rows not a list": json.dumps({**good, "rows": "onnx"}),  # was a TypeError after the whole bench
+            "a latency as text": json.dumps({**good, "rows": [{**_row("onnx", 10.0, 0.0), "latency": {"p50": "10"}}]}),
+            }[case]
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(text)
+    for option in ("--merge", "--compare"):
+        result = subprocess.run([*edgehound_cmd(), "bench", str(SAMPLE.parents[1] / "runtime" / "models" / "edge"),
+                                 "--runs", "2", option, str(earlier), "--out", str(tmp_path / "b")],
+                                capture_output=True, text=True)
+        assert result.returncode == 2 and f"{option} {earlier}" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "b").exists()  # refused before timing
+
+
 def test_bench_by_duration_and_threads(export_copy, tmp_path):
     _, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "--duration", "1", "--threads", "1")
     row = {r["name"]: r for r in res["rows"]}["onnx"]
