@@ -41,6 +41,8 @@ class Artifact:
 def read_manifest(path: str | Path) -> tuple[dict, Path]:
     """(manifest, folder) for a manifest.json, an export folder, or an artifact file beside its manifest."""
     path = Path(path)
+    if not path.exists():
+        raise EdgehoundError(f"{path}: no such export folder, manifest or artifact file")
     if path.is_dir():
         path = path / MANIFEST
     elif path.name != MANIFEST:
