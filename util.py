@@ -32,9 +32,16 @@ def _umask() -> int:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temp file in the same folder, then rename: readers never see a half-written file."""
+    from edgehound.runtime.errors import EdgehoundError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():  # os.replace would fail only after the temp file was made in the folder above
+        raise EdgehoundError(f"{path}: is a folder; give the name of a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise EdgehoundError(f"{path}: cannot write there ({e.strerror or e})") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -81,6 +88,18 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     return True
+
+
+def folder(text: str) -> Path:
+    """argparse type: a folder to write into (--out), refused at once when a file already has its name,
+    not after minutes of work, when the first write into it fails."""
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise argparse.ArgumentTypeError(f"{part} is a file, not a folder")
+            break
+    return path
 
 
 def at_least(low: int):

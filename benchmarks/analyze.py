@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.util import at_least
+from edgehound.util import at_least, folder
 
 
 def held_out(classes: list[dict], data: str, split: dict | None, use_split: bool, limit: int | None = None):
@@ -149,7 +149,7 @@ def add_commands(sub) -> None:
     ex.add_argument("--method", default="auto", choices=["auto", "gradcam", "occlusion"],
                     help="auto: Grad-CAM for a checkpoint, occlusion for an artifact")
     ex.add_argument("--pngs", type=at_least(0), help="write PNGs for the first N photos only (the JSON has all)")
-    ex.add_argument("--out", required=True, help="folder for the PNGs and saliency.json")
+    ex.add_argument("--out", type=folder, required=True, help="folder for the PNGs and saliency.json")
     ex.add_argument("--no-progress", action="store_true")
     ex.set_defaults(func=cmd_explain)
 
@@ -169,7 +169,7 @@ def add_commands(sub) -> None:
     ro.add_argument("--black-box-limit", type=at_least(1), default=50, help="photos for the black-box attack (default 50)")
     ro.add_argument("--queries", type=at_least(1), default=200, help="black-box iterations per photo (default 200)")
     ro.add_argument("--seed", type=int, default=0)
-    ro.add_argument("--out", required=True)
+    ro.add_argument("--out", type=folder, required=True)
     ro.add_argument("--no-progress", action="store_true")
     ro.set_defaults(func=cmd_robustness)
 
@@ -195,5 +195,5 @@ def add_data_composite(dsub) -> None:
     co.add_argument("--data", required=True, help="dataset folder (the model's breeds and at least one other)")
     co.add_argument("--n", type=at_least(1), default=40, help="number of composites (breeds in turn)")
     co.add_argument("--seed", type=int, default=0)
-    co.add_argument("--out", required=True, help="a new folder")
+    co.add_argument("--out", type=folder, required=True, help="a new folder")
     co.set_defaults(func=cmd_data_composite)

@@ -25,7 +25,7 @@ import numpy as np
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import read_manifest
 from edgehound.runtime.preprocess import load_image
-from edgehound.util import at_least, atomic_write_json
+from edgehound.util import at_least, atomic_write_json, folder
 
 FPS = 30.0
 
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames-per-photo", type=at_least(1), default=8)
     p.add_argument("--noise", type=float, default=0.0, help="sensor noise per frame, standard deviation in pixel units")
     p.add_argument("--frame-size", default="640x480", help="WxH of the video's frames (what the camera delivers)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=folder, required=True)
     p.add_argument("--camera-args", default="", help="extra arguments for `edgehound camera`, e.g. '--smooth 0.3'")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.util import at_least
+from edgehound.util import at_least, folder
 
 
 def cmd_bench(args) -> int:
@@ -70,7 +70,7 @@ def add_commands(sub) -> None:
                         "memory, size, accuracy. Writes OUT/results.json and OUT/report.html.")
     be.add_argument("source", nargs="+", help="export folder or manifest.json; several are measured side by side "
                     "in one run, their rows named FOLDER/ARTIFACT")
-    be.add_argument("--out", default="runs/bench", help="where results.json and report.html go (default runs/bench)")
+    be.add_argument("--out", type=folder, default="runs/bench", help="where results.json and report.html go (default runs/bench)")
     be.add_argument("--artifacts", nargs="+", metavar="NAME", help="only these artifacts")
     be.add_argument("--data", help="held-out photos to measure accuracy on (default: the export's figures)")
     be.add_argument("--threads", type=at_least(1), help="threads per backend (default: the backend's)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgehound.util import at_least
+from edgehound.util import at_least, folder
 
 
 def cmd_export(args) -> int:
@@ -44,7 +44,7 @@ def add_commands(sub) -> None:
                         "(logit parity on real photos), scored on held-out photos through the runtime, and recorded in "
                         "OUT/manifest.json. Targets: " + ", ".join(FORMATS) + ".")
     ex.add_argument("checkpoint", help="training checkpoint (best.pt)")
-    ex.add_argument("--out", required=True, help="export folder")
+    ex.add_argument("--out", type=folder, required=True, help="export folder")
     ex.add_argument("--targets", nargs="+", metavar="TARGET", help="default: " + " ".join(DEFAULT_TARGETS) +
                     " (of these, targets whose tools this host lacks, such as a cross compiler, are skipped and listed)")
     ex.add_argument("--device", help="build exactly what this device profile runs (edgehound devices list)")

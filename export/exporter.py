@@ -224,7 +224,10 @@ def _build_folder(final: Path) -> Path:
     that already holds an export: a staging folder inside it, swapped in at the end (_swap_in), so a
     killed re-export leaves the old manifest and its artifacts whole. Leftovers of killed exports
     (staging folders, temp files of processes that are gone) are removed first."""
-    final.mkdir(parents=True, exist_ok=True)
+    try:
+        final.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file on the way, no permission
+        raise EdgehoundError(f"{final}: cannot make the export folder ({e.strerror or e})") from None
     remove_leftovers(final, ".*.tmp*")
     if not (final / MANIFEST).is_file():
         return final

@@ -138,6 +138,20 @@ def test_a_count_below_its_least_is_a_usage_error(tmp_path, args):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_out_folder_that_is_a_file_is_refused_before_any_work_and_the_file_kept(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    model = SAMPLE.parents[1] / "runtime" / "models" / "edge"
+    for args in (["train", "--data", SAMPLE, "--config", "tiny", "--out", notes],  # was FileExistsError after the cache
+                 ["bench", model, "--runs", "2", "--out", notes / "bench"],  # was FileExistsError after all the timing
+                 ["export", model / "best.pt", "--targets", "onnx", "--out", notes],
+                 ["evaluate", model, "--data", SAMPLE, "--json", tmp_path]):  # was IsADirectoryError, a temp file in /
+        result = cli(*args)
+        assert result.returncode == 2 and str(notes if args[0] != "evaluate" else tmp_path) in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert notes.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 GOOD_PROFILE = 'name = "lab-pi"\narch = "aarch64"\nformats = ["onnx"]\nreach = { kind = "ssh", host = "pi@lab" }\n'
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.util import at_least
+from edgehound.util import at_least, folder
 
 
 def cmd_data_download(args) -> int:
@@ -109,7 +109,7 @@ def add_commands(sub, data) -> None:
                         "by default, validation carved from train). Keeps best.pt by validation accuracy, writes "
                         "metrics.jsonl per epoch, and resumes a killed run exactly with --resume.")
     tr.add_argument("--data", required=True, help="dataset folder (any supported layout)")
-    tr.add_argument("--out", required=True, help="run folder for checkpoints and metrics")
+    tr.add_argument("--out", type=folder, required=True, help="run folder for checkpoints and metrics")
     tr.add_argument("--config", default="seed", help="config name in train/configs or a .toml path (default: seed)")
     tr.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override config values")
     tr.add_argument("--breeds", nargs="+", default=list(DEFAULT_PAIR),
@@ -154,7 +154,7 @@ def add_commands(sub, data) -> None:
     st.add_argument("action", choices=["run", "report"])
     st.add_argument("--plan", default="study", help="study plan: name in train/configs or a .toml path (default: study)")
     st.add_argument("--data", default="../shared/data/imagewoof2-320", help="dataset folder")
-    st.add_argument("--out", default="runs/study", help="folder of the study's runs")
+    st.add_argument("--out", type=folder, default="runs/study", help="folder of the study's runs")
     st.add_argument("--exclude", nargs="*", default=["tests/sample"], help="folders whose photos never enter training")
     st.add_argument("--shard", default="0/1", help="I/N: run every N-th cell starting at I (parallel workers)")
     st.add_argument("--threads", type=at_least(1), help="torch CPU threads per worker (default: all cores)")
