@@ -37,7 +37,8 @@ def load(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign files raise many different errors
-        raise EdgehoundError(f"{path}: not a readable edgehound checkpoint ({type(e).__name__}: {e})") from None
+        first = (str(e).strip().splitlines() or [""])[0][:160]  # torch's own message runs to a page
+        raise EdgehoundError(f"{path}: not a readable edgehound checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(ckpt, dict):
         raise EdgehoundError(f"{path}: not an edgehound checkpoint (a {type(ckpt).__name__}, not a dictionary)")
     return ckpt
