@@ -119,7 +119,8 @@ class Config:
 # a bad one is refused before any photo is decoded, not deep inside PyTorch mid-run.
 CHOICES = {"crop": CROPS, "holdout": HOLDOUTS, "schedule": ("onecycle", "cosine"),
            "keep": ("best", "last")}
-AT_LEAST_ONE = {"input_size", "kernel_size", "stem_channels", "expand", "epochs", "batch_size"}
+AT_LEAST_ONE = {"input_size", "kernel_size", "stem_channels", "expand", "epochs", "batch_size", "conv_channels",
+                "fc_widths"}
 BELOW_ONE = {"conv_dropout", "fc_dropout", "test_frac", "val_frac", "label_smoothing", "ema", "distill_weight"}
 MAY_BE_NEGATIVE = {"seed", "split_seed"}
 
@@ -130,10 +131,10 @@ def _problem(name: str, value, default) -> str | None:
         return f"expected {type(default).__name__}, like its default {default!r}"
     if name in CHOICES and value not in CHOICES[name]:
         return f"expected one of {', '.join(CHOICES[name])}"
-    numbers = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, (int, float))]
-    if name in AT_LEAST_ONE and value < 1:
+    numbers = list(value) if isinstance(value, (list, tuple)) else [value] if isinstance(value, (int, float)) else []
+    if name in AT_LEAST_ONE and any(v < 1 for v in numbers):
         return "expected 1 or more"
-    if name in BELOW_ONE and not 0 <= value < 1:
+    if name in BELOW_ONE and not all(0 <= v < 1 for v in numbers):
         return "expected a fraction from 0 up to (not including) 1"
     if name == "lr" and value <= 0:
         return "expected more than 0"
@@ -149,7 +150,7 @@ def _fits(value, default) -> bool:
     if isinstance(default, float):
         return isinstance(value, (int, float))
     if isinstance(default, tuple):
-        return isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str)) and not isinstance(v, bool)
+        return isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                         for v in value)
     return isinstance(value, type(default))
 
