@@ -200,8 +200,10 @@ def render(folder: Path) -> str:
                    "ones neither model trained on." if len((model.get('split') or {}).get('wnids') or []) > len(names)
                    else "."), ""]
     if model.get("teacher"):
+        members = model["teacher"].get("members") or [model["teacher"]]
         out += [f"It learnt from a teacher's softened outputs as well as the labels (`train --teacher`): "
-                f"`{model['teacher']['path']}`, sha256 {model['teacher']['sha256'][:12]}.", ""]
+                + (f"the mean logits of {len(members)} models, " if len(members) > 1 else "")
+                + ", ".join(f"`{m['path']}` (sha256 {m['sha256'][:12]})" for m in members) + ".", ""]
     if rob:
         ck = rob["clean"]["checkpoint"]
         out += ["## Accuracy on held-out photos", "",

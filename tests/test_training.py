@@ -11,6 +11,7 @@ import torch
 
 from conftest import GOLDEN, SAMOYED, SAMPLE, edgehound_cmd, sample_photos
 from edgehound.train import checkpoint
+from edgehound.util import sha256_file
 
 # Small but not instant: each step must take long enough to be killed in the middle of an epoch.
 SMALL = ["model.input_size=160", "model.conv_channels=[8, 16, 32, 32, 32]", "model.fc_widths=[16]",
@@ -189,6 +190,30 @@ def test_distilled_recipe_run_resumes_exactly_and_loads_on_the_cpu(tmp_path, tin
     assert meta["epoch"] == 2  # the edge config keeps the last epoch, not the luckiest validation score
     summary = json.loads((straight / "summary.json").read_text())
     assert summary["device"] == "cpu" and 0 <= summary["test_flip"]["accuracy"] <= 1
+
+
+def test_an_ensemble_teacher_teaches_the_mean_of_its_members_logits(tmp_path, tiny_run):
+    from edgehound.runtime.breeds import resolve_breed
+    from edgehound.runtime.preprocess import PreprocessSpec
+    from edgehound.train.trainer import Teacher
+
+    a, b = tiny_run / "best.pt", tmp_path / "other.pt"
+    ckpt = checkpoint.load(a)
+    torch.save({**ckpt, "model": {k: v * 0.5 if v.is_floating_point() else v for k, v in ckpt["model"].items()}}, b)
+    meta = json.loads(ckpt["meta"])
+    spec, classes = PreprocessSpec.from_dict(meta["preprocess"]), [resolve_breed(c["wnid"]) for c in meta["classes"]]
+    x = torch.randn(3, 3, 80, 80)  # another size than the teachers' own: each resizes it
+    one, two, both = (Teacher(paths, classes, spec, torch.device("cpu")) for paths in ([a], [b], [a, b]))
+    assert not torch.allclose(one.logits(x), two.logits(x))
+    assert torch.allclose(both.logits(x), (one.logits(x) + two.logits(x)) / 2, atol=1e-5)
+    assert one.digest == sha256_file(a)  # a one-teacher run from before ensembles still resumes
+    assert len({one.digest, two.digest, both.digest}) == 3
+    out = tmp_path / "run"
+    cmd = recipe_cmd(SAMPLE, out, a)
+    cmd.insert(cmd.index("--set"), str(b))  # --teacher a b
+    run(cmd)
+    recorded = json.loads(checkpoint.load(out / "best.pt")["meta"])["teacher"]
+    assert recorded["sha256"] == both.digest and [m["path"] for m in recorded["members"]] == [str(a), str(b)]
 
 
 def test_a_teacher_that_crops_otherwise_and_a_missing_gpu_are_refused(tmp_path, tiny_run):

@@ -33,7 +33,7 @@ def cmd_train(args) -> int:
     opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=breeds, exclude=tuple(args.exclude),
                       resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold,
                       progress=not args.no_progress, threads=args.threads, device=args.device,
-                      workers=args.workers, teacher=args.teacher, init=args.init)
+                      workers=args.workers, teacher=tuple(args.teacher), init=args.init)
     summary = train(cfg, opts)
     print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
     print("test split: " + format_report(summary["test"]))
@@ -123,8 +123,9 @@ def add_commands(sub, data) -> None:
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="where to train: auto = CUDA when PyTorch sees a GPU (bf16 autocast there), else the CPU")
     tr.add_argument("--workers", type=at_least(0), help="processes that augment batches (default: 0 on the CPU, up to 8 on CUDA)")
-    tr.add_argument("--teacher", type=Path,
-                    help="distil: learn from this model file's softened outputs (any input size, the same or more breeds)")
+    tr.add_argument("--teacher", type=Path, nargs="+", default=[], metavar="MODEL.pt",
+                    help="distil: learn from this model file's softened outputs (any input size, the same or more "
+                    "breeds); several: from the mean of their logits, an ensemble")
     tr.add_argument("--init", type=Path, help="start from this model file's weights where names and shapes match "
                     "(e.g. a multi-breed model's backbone under a new pair head)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines only)")

@@ -54,7 +54,7 @@ class RunOptions:
     threads: int | None = None
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     workers: int | None = None  # processes that augment batches (None: 0 on CPU, up to 8 on CUDA)
-    teacher: Path | None = None  # distil from this model file's soft outputs
+    teacher: tuple[Path, ...] = ()  # distil from these model files' soft outputs (several: their mean logits)
     init: Path | None = None  # start from this model file's weights (all but a differently shaped head)
 
 
@@ -143,31 +143,41 @@ def mix(x: torch.Tensor, cfg, rng: np.random.Generator):
 
 
 class Teacher:
-    """A trained model whose softened outputs the student learns from, on the student's own batches.
+    """One or more trained models whose softened outputs the student learns from, on the student's own
+    batches. Several are an ensemble: the mean of their logits, usually a better teacher than any one.
 
-    The teacher may take another input size (the batch is resized for it) and know more breeds (only
+    A teacher may take another input size (the batch is resized for it) and know more breeds (only
     the student's breeds' outputs are used)."""
 
-    def __init__(self, path: Path, classes: list, spec: PreprocessSpec, device: torch.device):
-        model, meta = checkpoint.load_model(path)
-        tspec = PreprocessSpec.from_dict(meta["preprocess"])
-        if (tspec.crop, tspec.use_boxes, tspec.mean, tspec.std) != (spec.crop, spec.use_boxes, spec.mean, spec.std):
-            raise EdgehoundError(f"{path}: the teacher crops or normalises photos differently from this config "
-                                 f"(teacher crop={tspec.crop} boxes={tspec.use_boxes}, student crop={spec.crop} boxes={spec.use_boxes})")
-        index = {c["wnid"]: i for i, c in enumerate(meta["classes"])}
-        missing = [b.name for b in classes if b.wnid not in index]
-        if missing:
-            raise EdgehoundError(f"{path}: the teacher does not know {', '.join(missing)}")
-        self.columns = torch.tensor([index[b.wnid] for b in classes], device=device)
-        self.model = model.to(device, memory_format=torch.channels_last).eval()
-        self.size = tspec.size
-        self.digest = sha256_file(path)
+    def __init__(self, paths: list[Path], classes: list, spec: PreprocessSpec, device: torch.device):
+        self.members = []  # (model, its input size, the columns of the student's breeds)
+        for path in paths:
+            model, meta = checkpoint.load_model(path)
+            tspec = PreprocessSpec.from_dict(meta["preprocess"])
+            if (tspec.crop, tspec.use_boxes, tspec.mean, tspec.std) != (spec.crop, spec.use_boxes, spec.mean, spec.std):
+                raise EdgehoundError(f"{path}: the teacher crops or normalises photos differently from this config "
+                                     f"(teacher crop={tspec.crop} boxes={tspec.use_boxes}, student crop={spec.crop} boxes={spec.use_boxes})")
+            index = {c["wnid"]: i for i, c in enumerate(meta["classes"])}
+            missing = [b.name for b in classes if b.wnid not in index]
+            if missing:
+                raise EdgehoundError(f"{path}: the teacher does not know {', '.join(missing)}")
+            columns = torch.tensor([index[b.wnid] for b in classes], device=device)
+            self.members.append((model.to(device, memory_format=torch.channels_last).eval(), tspec.size, columns))
+        digests = [sha256_file(p) for p in paths]
+        # what a resumed run must find again; one teacher keeps its file's own hash, as runs before ensembles did
+        self.digest = digests[0] if len(paths) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
+        self.record = {"path": str(paths[0]), "sha256": self.digest} if len(paths) == 1 else {
+            "path": f"ensemble of {len(paths)}", "sha256": self.digest,
+            "members": [{"path": str(p), "sha256": d} for p, d in zip(paths, digests)]}
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
-        return self.model(x).float()[:, self.columns]
+        total = 0
+        for model, size, columns in self.members:
+            sized = x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                                               align_corners=False)
+            total = total + model(sized).float()[:, columns]
+        return total / len(self.members)
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -325,7 +335,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     names = [b.name for b in ds.classes]
     t = cfg.train
     workers = opts.workers if opts.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
-    teacher = Teacher(Path(opts.teacher), ds.classes, spec, device) if opts.teacher else None
+    teacher = Teacher([Path(p) for p in opts.teacher], ds.classes, spec, device) if opts.teacher else None
     aug = AugmentConfig(crop_scale=tuple(cfg.data.crop_scale))
 
     torch.manual_seed(t.seed)
@@ -344,7 +354,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     log_prior = class_log_prior(labels[split.train], len(ds.classes), t.logit_adjust).to(device)
     state = {"epoch": 0, "step": 0, "best_val": -1.0, "history": [], "sums": [0.0, 0, 0, 0.0]}
 
-    extra_meta = {"teacher": {"path": str(opts.teacher), "sha256": teacher.digest}} if teacher else {}
+    extra_meta = {"teacher": teacher.record} if teacher else {}
     if opts.init:  # where the weights started, and the breeds that model learnt from (a narrowed one's too)
         extra_meta["init"] = {"path": str(opts.init), "sha256": sha256_file(opts.init),
                               "trained_on": [c["name"] for c in (init_meta.get("narrowed_from") or init_meta)["classes"]]}
@@ -359,7 +369,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
 
     print(f"{cfg.name} ({cfg.model.family}): {params / 1e6:.2f} M params, {macs / 1e9:.3f} GMACs/image; "
           f"classes {', '.join(names)}; train {len(split.train)}, val {len(split.val)}, test {len(split.test)}; "
-          f"{device.type}" + (f", {workers} workers" if workers else "") + (f", teacher {opts.teacher}" if teacher else "")
+          f"{device.type}" + (f", {workers} workers" if workers else "") + (f", teacher {', '.join(map(str, opts.teacher))}" if teacher else "")
           + (f"; {len(cache.skipped)} unreadable photos skipped" if cache.skipped else ""))
 
     def save_last():
