@@ -388,6 +388,26 @@ def test_killed_cache_build_leaves_no_temp_file(tmp_path):
     assert not stale.exists() and not list(tmp_path.glob("*.tmp*"))
 
 
+@pytest.mark.parametrize("damage", ["cut short", "another shape", "meta not JSON"])
+def test_a_damaged_photo_cache_is_decoded_again(tmp_path, damage):
+    from edgehound.runtime.datasets import read_dataset
+    from edgehound.runtime.preprocess import PreprocessSpec
+    from edgehound.train.cache import _key, load_cached
+
+    samples = read_dataset(SAMPLE, [GOLDEN, SAMOYED]).samples[:4]
+    spec = PreprocessSpec(size=32)
+    good = np.array(load_cached(samples, spec, tmp_path, progress=False).images)
+    data, meta = (tmp_path / f"{_key(samples, spec)}{suffix}" for suffix in (".npy", ".json"))
+    if damage == "cut short":  # was NumPy's ValueError from the memory map
+        data.write_bytes(data.read_bytes()[:1000])
+    elif damage == "another shape":  # was used as it was: the wrong pixels for every photo
+        np.save(data, np.zeros((2, 16, 16, 3), np.uint8))
+    else:  # was a JSONDecodeError
+        meta.write_text("{ok")
+    again = load_cached(samples, spec, tmp_path, progress=False)
+    assert np.array_equal(np.array(again.images), good) and again.ok.all()
+
+
 def test_onnxruntime_profile_folder_is_removed(tiny_export, tmp_path):
     script = f"""
 import numpy as np

@@ -49,8 +49,10 @@ def load_cached(
     key = _key(samples, spec)
     data_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if meta_path.is_file() and data_path.is_file():  # the meta file is written last: it marks a complete cache
-        meta = json.loads(meta_path.read_text())
-        return ImageCache(np.load(data_path, mmap_mode="r"), np.array(meta["ok"], bool), meta["skipped"])
+        cached = _read(data_path, meta_path, (len(samples), spec.size, spec.size, 3))
+        if cached is not None:
+            return cached
+        print(f"note: {data_path}: the cache is damaged (cut short or not this one's shape); decoding the photos again")
 
     remove_leftovers(cache_dir, f"{key}.tmp*.npy")  # a build of this cache that was killed
     tmp_path = data_path.with_suffix(f".tmp{os.getpid()}.npy")
@@ -62,6 +64,20 @@ def load_cached(
         raise
     atomic_write_text(meta_path, json.dumps({"ok": ok.tolist(), "skipped": sorted(skipped)}))
     return ImageCache(np.load(data_path, mmap_mode="r"), ok, sorted(skipped))
+
+
+def _read(data_path: Path, meta_path: Path, shape: tuple) -> ImageCache | None:
+    """A complete cache, or None when its files are damaged (a disk that filled up, a copy cut short):
+    the cache is derived data, so it is decoded again rather than trusted or failed on."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        images = np.load(data_path, mmap_mode="r")
+        ok, skipped = np.array(meta["ok"], bool), list(meta["skipped"])
+    except (OSError, ValueError, KeyError, TypeError):  # json's and NumPy's errors for a bad file are ValueErrors
+        return None
+    if images.shape != shape or images.dtype != np.uint8 or ok.shape != shape[:1]:
+        return None
+    return ImageCache(images, ok, skipped)
 
 
 def _build(samples: list[Sample], spec: PreprocessSpec, tmp_path: Path, progress: bool):
