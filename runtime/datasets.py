@@ -108,16 +108,25 @@ def _read_stanford(root: Path, notes: list[str]) -> list[Sample]:
 
 def _read_kaggle(root: Path, notes: list[str]) -> list[Sample]:
     samples = []
-    with open(root / "labels.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"id", "breed"} <= set(reader.fieldnames or ()):
-            raise EdgehoundError(f"{root / 'labels.csv'}: expected columns id,breed, got {reader.fieldnames}")
-        for row in reader:
-            path = root / "train" / f"{row['id']}.jpg"
-            if not path.is_file():
-                notes.append(f"{path}: listed in labels.csv but missing")
-                continue
-            samples.append(Sample(path, breed_for_folder(row["breed"]).wnid))
+    labels = root / "labels.csv"
+    try:
+        with open(labels, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not {"id", "breed"} <= set(reader.fieldnames or ()):
+                raise EdgehoundError(f"{labels}: expected columns id,breed, got {reader.fieldnames}")
+            for line, row in enumerate(reader, start=2):
+                image_id, breed = row.get("id"), row.get("breed")
+                # an id is a file name in train/: one that climbs out of it (../, /) is not read
+                if not image_id or not breed or "/" in image_id or "\\" in image_id or image_id.startswith("."):
+                    notes.append(f"{labels}:{line}: not an image id and a breed ({image_id!r}, {breed!r}); skipped")
+                    continue
+                path = root / "train" / f"{image_id}.jpg"
+                if not path.is_file():
+                    notes.append(f"{path}: listed in labels.csv but missing")
+                    continue
+                samples.append(Sample(path, breed_for_folder(breed).wnid))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise EdgehoundError(f"{labels}: not a readable CSV file ({e})") from None
     return samples
 
 

@@ -58,11 +58,18 @@ def test_kaggle_csv_layout(tmp_path):
             shutil.copy(p, root / "train" / f"{image_id}.jpg")
             rows.append(f"{image_id},{breed}")
     rows.append("missing0000,samoyed")  # listed but absent: noted, not fatal
+    outside = tmp_path / "outside.jpg"  # an id that climbs out of train/ is not read, even when the file exists
+    shutil.copy(sample_photos(GOLDEN, 1)[0], outside)
+    rows += ["../../outside,golden_retriever", "short-row"]
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     assert detect_layout(root) == "kaggle"
     ds = read_dataset(root, ["n02099601-golden_retriever", "n02111889"])
     assert ds.counts() == {GOLDEN: 4, SAMOYED: 4}
     assert any("missing0000" in n for n in ds.notes)
+    assert sum("not an image id and a breed" in n for n in ds.notes) == 2
+    (root / "labels.csv").write_bytes(b"\xff\xfeid,breed\n")  # UTF-16 from a spreadsheet: was a UnicodeDecodeError
+    with pytest.raises(EdgehoundError, match="labels.csv: not a readable CSV file"):
+        read_dataset(root)
 
 
 def test_folder_per_breed_layout_with_breed_names(tmp_path):
