@@ -100,7 +100,7 @@ def _read_stanford(root: Path, notes: list[str]) -> list[Sample]:
             if ann.is_file():
                 try:
                     box = read_voc_box(ann)
-                except (ET.ParseError, ValueError, TypeError) as e:
+                except (ET.ParseError, ValueError, TypeError, OverflowError) as e:  # OverflowError: a box at "inf"
                     notes.append(f"{ann}: box ignored ({e})")
             samples.append(Sample(img, breed.wnid, box))
     return samples

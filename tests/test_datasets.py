@@ -43,9 +43,11 @@ def test_stanford_layout_reads_images_and_boxes(tmp_path):
 def test_stanford_broken_annotation_is_noted_not_fatal(tmp_path):
     root = make_stanford(tmp_path / "stanford")
     (root / "Annotation" / "n02099601-golden_retriever" / f"{GOLDEN}_1000").write_text("<annotation><object>")
+    (root / "Annotation" / "n02099601-golden_retriever" / f"{GOLDEN}_1002").write_text(  # was an OverflowError
+        "<annotation><object><bndbox><xmin>0</xmin><ymin>0</ymin><xmax>inf</xmax><ymax>9</ymax></bndbox></object></annotation>")
     ds = read_dataset(root)
     assert len(ds.samples) == 10
-    assert any(f"{GOLDEN}_1000" in note and "box ignored" in note for note in ds.notes)
+    assert all(any(f"{GOLDEN}_{n}" in note and "box ignored" in note for note in ds.notes) for n in (1000, 1002))
 
 
 def test_kaggle_csv_layout(tmp_path):
