@@ -245,8 +245,9 @@ def test_a_multi_breed_model_is_scored_on_a_pair_by_the_pairs_outputs(tmp_path):
 
     cfg = load_config("tiny", SMALL)
     pair = build_model(cfg.model, 2)
-    assert _init_from(pair, cfg.model.family, out / "best.pt") > 0
-    source = checkpoint.load(out / "best.pt")["model"]
+    ckpt = checkpoint.load(out / "best.pt")
+    assert _init_from(pair, cfg.model.family, out / "best.pt", ckpt, checkpoint.read_meta(out / "best.pt", ckpt)) > 0
+    source = ckpt["model"]
     assert torch.equal(pair.state_dict()["features.0.weight"], source["features.0.weight"])
     assert pair.state_dict()[list(pair.state_dict())[-1]].shape[0] == 2
 
