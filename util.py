@@ -90,6 +90,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def is_number(x) -> bool:
+    """A JSON or TOML number: int or float, not a bool (which Python counts as an int)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def folder(text: str) -> Path:
     """argparse type: a folder to write into (--out), refused at once when a file already has its name,
     not after minutes of work, when the first write into it fails."""

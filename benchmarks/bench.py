@@ -30,7 +30,7 @@ import numpy as np
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.jobs import run_job
 from edgehound.runtime.manifest import MANIFEST, read_manifest
-from edgehound.util import atomic_write_json, atomic_write_text
+from edgehound.util import atomic_write_json, atomic_write_text, is_number
 
 RESULTS_SCHEMA = "edgehound.bench/1"
 NOISE_FLOOR = 0.05  # latency changes under 5% are never flagged
@@ -469,11 +469,7 @@ def _drops(results: dict) -> None:
 
 
 def _pair(x) -> bool:
-    return isinstance(x, list) and len(x) == 2 and all(_number(v) for v in x)
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    return isinstance(x, list) and len(x) == 2 and all(is_number(v) for v in x)
 
 
 # What the report and compare read of a results.json row: each field's check (absent or null is allowed
@@ -481,10 +477,10 @@ def _number(x) -> bool:
 ROW_FIELDS = {
     "name": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),
     **{k: lambda v: isinstance(v, str) for k in ("precision", "backend", "device", "reason", "tuned_on")},
-    **{k: _number for k in ("size_bytes", "accuracy", "peak_rss_mb")},
-    "latency": lambda v: isinstance(v, dict) and all(_number(v.get(k)) for k in ("p50", "p90")) and _pair(v.get("median_ci95"))
-    and all(v.get(k) is None or _number(v[k]) for k in ("fps", "mean")),
-    "ratio": lambda v: isinstance(v, dict) and isinstance(v.get("to"), str) and _number(v.get("value")) and _pair(v.get("ci95"))
+    **{k: is_number for k in ("size_bytes", "accuracy", "peak_rss_mb")},
+    "latency": lambda v: isinstance(v, dict) and all(is_number(v.get(k)) for k in ("p50", "p90")) and _pair(v.get("median_ci95"))
+    and all(v.get(k) is None or is_number(v[k]) for k in ("fps", "mean")),
+    "ratio": lambda v: isinstance(v, dict) and isinstance(v.get("to"), str) and is_number(v.get("value")) and _pair(v.get("ci95"))
     and isinstance(v.get("verdict"), str),
 }
 

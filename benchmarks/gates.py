@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import read_manifest
-from edgehound.util import atomic_write_json
+from edgehound.util import atomic_write_json, is_number
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE_GROWTH = 0.05
@@ -94,7 +94,7 @@ def read_baseline(path: Path) -> dict:
         raise EdgehoundError(f"{path}: not a readable baseline ({e})") from None
 
     def number(x, low=0.0, high=float("inf")):
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and low <= x <= high
+        return is_number(x) and low <= x <= high
 
     def count(x):
         return x is None or (isinstance(x, int) and not isinstance(x, bool) and x >= 0)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from edgehound.runtime.errors import EdgehoundError, ImageError
+from edgehound.util import is_number
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -51,17 +52,14 @@ class PreprocessSpec:
         """Every field's type and range, whoever builds the spec (a config, a manifest, a checkpoint):
         a wrong one would fail deep inside OpenCV or NumPy on the first photo, or classify NaNs."""
 
-        def number(x):
-            return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-        def three(x, ok=number):
+        def three(x, ok=is_number):
             return isinstance(x, (list, tuple)) and len(x) == 3 and all(map(ok, x))
 
         usable = {
             "size": isinstance(self.size, int) and not isinstance(self.size, bool) and 0 < self.size <= 4096,
             "crop": self.crop in CROPS, "use_boxes": isinstance(self.use_boxes, bool),
-            "box_margin": number(self.box_margin) and 0 <= self.box_margin <= 1,
-            "mean": three(self.mean), "std": three(self.std, lambda x: number(x) and x > 0),
+            "box_margin": is_number(self.box_margin) and 0 <= self.box_margin <= 1,
+            "mean": three(self.mean), "std": three(self.std, lambda x: is_number(x) and x > 0),
             "channel_order": self.channel_order == "RGB",  # the only order the decoder produces
             "layout": self.layout in ("NCHW", "NHWC")}
         bad = [k for k, ok in usable.items() if not ok]
