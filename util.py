@@ -107,6 +107,16 @@ def folder(text: str) -> Path:
     return path
 
 
+def output_file(text: str) -> Path:
+    """argparse type: a file to write (--json, a new model file), refused at once when it names a folder
+    or lies under a file, not after the work whose result it would hold."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give the name of a file to write")
+    folder(str(path.parent))
+    return path
+
+
 def at_least(low: int):
     """argparse type: an integer >= low (a clear usage error instead of a ZeroDivisionError later)."""
     def parse(text: str) -> int:

@@ -136,9 +136,10 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n" if not opts.progress else "y")
     os.environ.setdefault("LITERT_TORCH_SILENCE_TORCH_LOGS", "y")
 
-    from edgehound.train.checkpoint import load_model, predictor
+    from edgehound.train.checkpoint import load_hashed, load_model, predictor
 
-    model, meta = load_model(checkpoint_path)
+    ckpt, checkpoint_sha256 = load_hashed(checkpoint_path)  # the digest of the bytes loaded, read once
+    model, meta = load_model(checkpoint_path, ckpt)
     final = Path(opts.out)
     out = _build_folder(final)
     spec = PreprocessSpec.from_dict(meta["preprocess"])
@@ -153,7 +154,6 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         print(f"note: calibrating on {len(calib)} photos (fewer than the {opts.calib_photos} asked for)")
     torch_predict = predictor(model)
     reference_logits = torch_predict(parity_batch)
-    checkpoint_sha256 = sha256_file(checkpoint_path)  # once: the seed's checkpoint is 44 MB
 
     ctx = ExportContext(model, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
                         opts.opset, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
@@ -262,7 +262,9 @@ def _pytorch_entry(checkpoint_path: Path, checkpoint_sha256: str, out: Path, ref
         tmp = out / f".best.pt.tmp{os.getpid()}"
         shutil.copyfile(checkpoint_path, tmp)
         os.replace(tmp, dest)
-    entry = checkpoint_entry(dest, checkpoint_sha256)
+    entry = checkpoint_entry(dest)
+    if entry["sha256"] != checkpoint_sha256:  # replaced while this export ran: the artifacts are of the old one
+        raise EdgehoundError(f"{checkpoint_path}: the file changed while it was exported; export it again")
     entry.pop("split")  # the manifest's model section holds it
     entry["accuracy"] = {"accuracy": reference["accuracy"], "n": reference["n"], "skipped": reference["skipped"],
                          "drop_pp": 0.0, "per_class": reference["per_class"], "data": manifest["reference"]["data"]}

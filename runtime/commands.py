@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.util import at_least
+from edgehound.util import at_least, output_file
 
 
 def cmd_data_info(args) -> int:
@@ -273,7 +273,7 @@ def add_commands(sub, data) -> None:
     ev.add_argument("--flip", action="store_true", help="test-time flip: average each photo's logits with its mirror image's")
     ev.add_argument("--unseen-by", nargs="+", default=[], metavar="MODEL.pt",
                     help="only photos in these models' test parts too (compare models trained on different splits)")
-    ev.add_argument("--json", help="also write the report as JSON here")
+    ev.add_argument("--json", type=output_file, help="also write the report as JSON here")
     ev.add_argument("--split", choices=["test", "val"], help="score only a part of the model's own training split "
                     "of --data: test, the photos it never trained on; val, those that chose its epochs (to compare "
                     "settings without touching the test part)")

@@ -145,9 +145,13 @@ def test_an_out_folder_that_is_a_file_is_refused_before_any_work_and_the_file_ke
     for args in (["train", "--data", SAMPLE, "--config", "tiny", "--out", notes],  # was FileExistsError after the cache
                  ["bench", model, "--runs", "2", "--out", notes / "bench"],  # was FileExistsError after all the timing
                  ["export", model / "best.pt", "--targets", "onnx", "--out", notes],
-                 ["evaluate", model, "--data", SAMPLE, "--json", tmp_path]):  # was IsADirectoryError, a temp file in /
+                 ["evaluate", model, "--data", SAMPLE, "--json", tmp_path],  # was refused only after scoring
+                 ["evaluate", model, "--data", SAMPLE, "--json", notes / "report.json"],
+                 ["narrow", model / "best.pt", "--breeds", "golden_retriever", "Samoyed", "--out", tmp_path]):
         result = cli(*args)
-        assert result.returncode == 2 and str(notes if args[0] != "evaluate" else tmp_path) in result.stderr, result.stderr
+        named = tmp_path if args[-1] == tmp_path else notes
+        # argparse's refusal ("usage:"): before a photo is read or a model loaded
+        assert result.returncode == 2 and "usage:" in result.stderr and str(named) in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert notes.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 

@@ -6,6 +6,7 @@ loading never unpickles arbitrary objects. Writes are atomic.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -21,7 +22,7 @@ from edgehound.runtime.manifest import Artifact
 from edgehound.runtime.preprocess import PreprocessSpec
 from edgehound.train.config import Config
 from edgehound.train.model import build_model
-from edgehound.util import atomic_write_bytes, sha256_file
+from edgehound.util import atomic_write_bytes
 
 
 def save(path: Path, payload: dict) -> None:
@@ -31,17 +32,27 @@ def save(path: Path, payload: dict) -> None:
 
 
 def load(path: str | Path) -> dict:
+    return load_hashed(path)[0]
+
+
+def load_hashed(path: str | Path) -> tuple[dict, str]:
+    """A checkpoint and the sha256 of the very bytes it was read from: a record of where weights came
+    from (a teacher, an --init) must name the file that was used, even if it is replaced meanwhile."""
     path = Path(path)
     if not path.is_file():
         raise EdgehoundError(f"{path}: no such checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+    except OSError as e:
+        raise EdgehoundError(f"{path}: cannot be read ({e.strerror})") from None
+    try:
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign files raise many different errors
         first = (str(e).strip().splitlines() or [""])[0][:160]  # torch's own message runs to a page
         raise EdgehoundError(f"{path}: not a readable edgehound checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(ckpt, dict):
         raise EdgehoundError(f"{path}: not an edgehound checkpoint (a {type(ckpt).__name__}, not a dictionary)")
-    return ckpt
+    return ckpt, hashlib.sha256(data).hexdigest()
 
 
 def read_meta(path: str | Path, ckpt: dict) -> dict:
@@ -90,12 +101,11 @@ class TorchBackend(Backend):
         self.predict = predictor(self.model)
 
 
-def checkpoint_entry(path: str | Path, sha256: str | None = None) -> dict:
+def checkpoint_entry(path: str | Path) -> dict:
     """A model file as a manifest entry of the "pytorch" backend: what the runtime's Classifier reads."""
     path = Path(path)
-    ckpt = load(path)
+    ckpt, sha256 = load_hashed(path)
     meta = read_meta(path, ckpt)
-    sha256 = sha256 or sha256_file(path)
     size = meta["preprocess"]["size"]
     return {"name": "pytorch", "format": "pytorch", "file": path.name, "backend": "pytorch", "precision": "fp32",
             "target": "this host, eager PyTorch (the reference)", "devices": [], "runs_here": True, "status": "ok",
@@ -112,9 +122,10 @@ def checkpoint_artifact(path: str | Path) -> Artifact:
     return Artifact(checkpoint_entry(path), Path(path))
 
 
-def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """A model file (best.pt / last.pt) -> (model in eval mode, meta with config, classes, preprocess)."""
-    ckpt = load(path)
+def load_model(path: str | Path, ckpt: dict | None = None) -> tuple[torch.nn.Module, dict]:
+    """A model file (best.pt / last.pt), or its `ckpt` already loaded -> (model in eval mode, meta with
+    config, classes, preprocess)."""
+    ckpt = load(path) if ckpt is None else ckpt
     if not isinstance(ckpt.get("model"), dict):
         raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no model weights)")
     meta = read_meta(path, ckpt)
@@ -136,7 +147,8 @@ def narrow(path: str | Path, breeds: list[str]) -> dict:
     over the kept logits), with no training. The split record keeps the breeds it was drawn over."""
     from edgehound.runtime.breeds import resolve_breed
 
-    model, meta = load_model(path)
+    ckpt, digest = load_hashed(path)
+    model, meta = load_model(path, ckpt)
     wnids = [c["wnid"] for c in meta["classes"]]
     chosen = [resolve_breed(b).wnid for b in breeds]
     missing = [b for b, w in zip(breeds, chosen) if w not in wnids]
@@ -154,5 +166,5 @@ def narrow(path: str | Path, breeds: list[str]) -> dict:
     split = meta.get("split")
     meta.update(classes=[meta["classes"][wnids.index(w)] for w in chosen],
                 split={"wnids": wnids, **split} if split else None,
-                narrowed_from={"file": Path(path).name, "sha256": sha256_file(path), "classes": meta["classes"]})
+                narrowed_from={"file": Path(path).name, "sha256": digest, "classes": meta["classes"]})
     return {"model": weights, "meta": json.dumps(meta)}

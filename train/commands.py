@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.util import at_least, folder
+from edgehound.util import at_least, folder, output_file
 
 
 def cmd_data_download(args) -> int:
@@ -137,7 +137,7 @@ def add_commands(sub, data) -> None:
                         "(`evaluate --breeds`). Exports like any model file.")
     na.add_argument("model", help="model file (best.pt / last.pt) trained on more breeds")
     na.add_argument("--breeds", nargs="+", required=True, help="the breeds to keep, in the order of the new outputs")
-    na.add_argument("--out", required=True, help="the new model file (.pt)")
+    na.add_argument("--out", type=output_file, required=True, help="the new model file (.pt)")
     na.set_defaults(func=cmd_narrow)
 
     mo = sub.add_parser("models", help="the named model configs with their family, parameters and MACs",
@@ -160,5 +160,5 @@ def add_commands(sub, data) -> None:
     st.add_argument("--shard", default="0/1", help="I/N: run every N-th cell starting at I (parallel workers)")
     st.add_argument("--threads", type=at_least(1), help="torch CPU threads per worker (default: all cores)")
     st.add_argument("--only", help="run only cells whose key (setting/pair/lever/seedN) contains this text")
-    st.add_argument("--report", default=str(Path(__file__).with_name("STUDY.md")), help="markdown file to write the results into")
+    st.add_argument("--report", type=output_file, default=str(Path(__file__).with_name("STUDY.md")), help="markdown file to write the results into")
     st.set_defaults(func=cmd_study)

@@ -36,7 +36,7 @@ from edgehound.train.augment import AugmentConfig, augment
 from edgehound.train.cache import ImageCache, load_cached
 from edgehound.train.config import Config
 from edgehound.train.model import build_model, count_macs
-from edgehound.util import atomic_write_json, atomic_write_text, sha256_file
+from edgehound.util import atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -151,9 +151,12 @@ class Teacher:
 
     def __init__(self, paths: list[Path], classes: list, spec: PreprocessSpec, device: torch.device):
         self.members = []  # (model, its input size, the columns of the student's breeds)
+        digests = []
         for path in paths:
-            model, meta = checkpoint.load_model(path)
-            tspec = PreprocessSpec.from_dict(meta["preprocess"])
+            ckpt, digest = checkpoint.load_hashed(path)
+            model, meta = checkpoint.load_model(path, ckpt)
+            digests.append(digest)
+            tspec = PreprocessSpec.from_dict(meta["preprocess"], str(path))
             if (tspec.crop, tspec.use_boxes, tspec.mean, tspec.std) != (spec.crop, spec.use_boxes, spec.mean, spec.std):
                 raise EdgehoundError(f"{path}: the teacher crops or normalises photos differently from this config "
                                      f"(teacher crop={tspec.crop} boxes={tspec.use_boxes}, student crop={spec.crop} boxes={spec.use_boxes})")
@@ -163,7 +166,6 @@ class Teacher:
                 raise EdgehoundError(f"{path}: the teacher does not know {', '.join(missing)}")
             columns = torch.tensor([index[b.wnid] for b in classes], device=device)
             self.members.append((model.to(device, memory_format=torch.channels_last).eval(), tspec.size, columns))
-        digests = [sha256_file(p) for p in paths]
         # what a resumed run must find again; one teacher keeps its file's own hash, as runs before ensembles did
         self.digest = digests[0] if len(paths) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
         self.record = {"path": str(paths[0]), "sha256": self.digest} if len(paths) == 1 else {
@@ -172,11 +174,12 @@ class Teacher:
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        sized = {x.shape[-1]: x}  # the batch resized once per input size, not once per member
         total = 0
         for model, size, columns in self.members:
-            sized = x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                                               align_corners=False)
-            total = total + model(sized).float()[:, columns]
+            if size not in sized:
+                sized[size] = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            total = total + model(sized[size]).float()[:, columns]
         return total / len(self.members)
 
 
@@ -329,7 +332,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     out = Path(opts.out)
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     device = pick_device(opts.device)
-    init = checkpoint.load(opts.init) if opts.init else None
+    init, init_digest = checkpoint.load_hashed(opts.init) if opts.init else (None, None)
     init_meta = checkpoint.read_meta(opts.init, init) if opts.init else None  # split, provenance
     ds, spec, cache, labels, split, split_meta = _prepare_data(cfg, opts, init_meta)  # refusals come before --out is created
     names = [b.name for b in ds.classes]
@@ -356,7 +359,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
 
     extra_meta = {"teacher": teacher.record} if teacher else {}
     if opts.init:  # where the weights started, and the breeds that model learnt from (a narrowed one's too)
-        extra_meta["init"] = {"path": str(opts.init), "sha256": sha256_file(opts.init),
+        extra_meta["init"] = {"path": str(opts.init), "sha256": init_digest,
                               "trained_on": [c["name"] for c in (init_meta.get("narrowed_from") or init_meta)["classes"]]}
 
     last_path, best_path = out / "last.pt", out / "best.pt"
