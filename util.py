@@ -117,8 +117,9 @@ def output_file(text: str) -> Path:
     return path
 
 
-def at_least(low: int):
-    """argparse type: an integer >= low (a clear usage error instead of a ZeroDivisionError later)."""
+def at_least(low: int, high: int | None = None):
+    """argparse type: an integer >= low (and <= high): a clear usage error instead of a ZeroDivisionError
+    or a failed allocation later."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -126,6 +127,8 @@ def at_least(low: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
 
     return parse

@@ -399,7 +399,7 @@ def _remote_row(entry: dict, folder: Path, profile: dict, opts: BenchOptions) ->
 
     try:  # the same checks as a local load: inside the folder, the recorded size and sha256
         artifact = select_artifact(folder / MANIFEST, entry["name"])
-        verify(artifact)
+        verify(artifact, runs_here=False)  # the device loads it, not this host
     except EdgehoundError as e:
         return {"status": "error", "reason": str(e)}
     shape = entry["input"]["shape"]

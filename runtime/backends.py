@@ -117,10 +117,33 @@ def _litert_interpreter_class():
         return _need("tflite_runtime.interpreter", "litert")
 
 
+def _load_delegate(lite, path: str):
+    """An external delegate library (an NPU's), refused by name when it is not a loadable library of
+    this host: LiteRT's own failure is ctypes' OSError and then a second traceback from its __del__."""
+    import ctypes
+    import platform
+
+    from edgehound.runtime.manifest import host_machine, library_machine
+
+    if not Path(path).is_file():
+        raise EdgehoundError(f"--delegate {path}: no such file")
+    machine = library_machine(Path(path))
+    if machine != host_machine() and (machine or platform.system() == "Linux"):  # Linux libraries are ELF files
+        raise EdgehoundError(f"--delegate {path}: not a shared library of this {host_machine()} host"
+                             + (f" (built for {machine})" if machine else " (not an ELF file)"))
+    try:
+        if not hasattr(ctypes.CDLL(path), "tflite_plugin_create_delegate"):  # the external delegate's entry point
+            raise EdgehoundError(f"--delegate {path}: a library, but not a LiteRT external delegate "
+                                 "(no tflite_plugin_create_delegate)")
+        return lite.load_delegate(path)
+    except (OSError, ValueError, RuntimeError, AttributeError) as e:
+        raise EdgehoundError(f"--delegate {path}: LiteRT cannot load it as a delegate ({e})") from None
+
+
 class LiteRT(Backend):
     def __init__(self, path: str, threads: int | None = None, delegate: str | None = None, **_):
         lite = _litert_interpreter_class()
-        delegates = [lite.load_delegate(delegate)] if delegate else None
+        delegates = [_load_delegate(lite, delegate)] if delegate else None
         try:
             self.interp = lite.Interpreter(model_path=path, num_threads=threads or os.cpu_count(),
                                            experimental_delegates=delegates)

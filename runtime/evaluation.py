@@ -70,11 +70,12 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
     model_wnids = [c["wnid"] for c in classes]
     wanted = set(model_wnids)
     if breeds:
-        chosen = {resolve_breed(b).wnid for b in breeds}
-        unknown = chosen - wanted
+        chosen = [resolve_breed(b) for b in breeds]
+        unknown = [b.name for b in chosen if b.wnid not in wanted]
         if unknown:
-            raise EdgehoundError(f"the model does not know {', '.join(sorted(unknown))}; it knows {', '.join(model_wnids)}")
-        wanted = chosen
+            raise EdgehoundError(f"--breeds: the model does not know {', '.join(unknown)}; it knows "
+                                 f"{', '.join(c['name'] for c in classes)}")
+        wanted = {b.wnid for b in chosen}
     if split is not None:
         samples = [s for s in split_samples(split, model_wnids, part, data) if s.wnid in wanted]
     else:

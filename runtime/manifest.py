@@ -3,8 +3,8 @@
 One entry per artifact: format, backend, precision, target, file, size and sha256, input/output
 tensors (shape, layout, dtype, quantization), preprocessing, class labels, measured accuracy and
 status. The runtime trusts nothing it has not checked: the file must exist, have the recorded size
-and hash, its backend must be known, and an x86 TVM library's vector extensions (AVX2, AVX-512...)
-must be present on this CPU.
+and hash, its backend must be known, a TVM library must be built for this host's architecture, and an
+x86 one's vector extensions (AVX2, AVX-512...) must be present on this CPU.
 """
 
 from __future__ import annotations
@@ -114,8 +114,9 @@ def _first_usable(manifest: dict) -> str:
     raise EdgehoundError("the manifest lists no usable artifact")
 
 
-def verify(artifact: Artifact) -> None:
-    """Refuse a missing, truncated or altered artifact before any backend touches it."""
+def verify(artifact: Artifact, runs_here: bool = True) -> None:
+    """Refuse a missing, truncated or altered artifact before any backend touches it, and (runs_here: to
+    be loaded on this host, not sent to a device) one this host's CPU cannot run."""
     path, entry = artifact.path, artifact.entry
     if not path.is_file():
         raise EdgehoundError(f"{path}: artifact file missing")
@@ -127,12 +128,37 @@ def verify(artifact: Artifact) -> None:
     if digest != entry["sha256"]:
         raise EdgehoundError(f"{path}: sha256 {digest[:16]}... does not match the manifest's "
                              f"{entry['sha256'][:16]}...: the file is corrupt or altered")
+    if not runs_here:
+        return
+    machine = library_machine(path)
+    if machine and machine != host_machine():  # dlopen's own error says "No such file" of a file that is there
+        devices = ", ".join(entry.get("devices", [])) or "its target"
+        raise EdgehoundError(f"{path}: built for {machine} ({entry.get('target', 'another target')}); this host is "
+                             f"{host_machine()}: run it on {devices}, or pick another --artifact")
     missing = missing_cpu_features(entry.get("tvm", {}).get("cpu_features", []))
     if missing:
         cpu = entry["tvm"].get("compiled_for", {}).get("mcpu", "another CPU")
         raise EdgehoundError(f"{path}: compiled for {cpu}, it uses {', '.join(missing)}, which this CPU lacks "
                              f"(it would die of an illegal instruction). Re-export it on this machine: "
                              f"edgehound export CHECKPOINT --targets {entry['name']}")
+
+
+ELF_MACHINES = {62: "x86_64", 183: "aarch64"}  # e_machine of the ELF header
+
+
+def library_machine(path: Path) -> str | None:
+    """The architecture a shared library (a TVM .so) is built for; None for files that are not ELF."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if header[:4] != b"\x7fELF" or len(header) < 20:
+        return None
+    code = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return ELF_MACHINES.get(code, f"ELF machine {code}")
+
+
+def host_machine() -> str:
+    """This host's architecture in the ELF names (x86_64, aarch64)."""
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
 
 
 def missing_cpu_features(needed: list[str], cpuinfo: str = "/proc/cpuinfo") -> list[str]:

@@ -1,5 +1,6 @@
 """Hostile input: each case a defect once reproduced, now a clear error or the right result, never lost work."""
 
+import _ctypes
 import json
 import os
 import re
@@ -156,6 +157,23 @@ def test_an_out_folder_that_is_a_file_is_refused_before_any_work_and_the_file_ke
     assert notes.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.parametrize("args, problem", [
+    (["train", "--data", SAMPLE, "--config", "tiny", "--set", "trian.epochs=5", "--out", "OUT"],
+     "unknown section(s) trian"),  # was ignored: the run trained with the config's own epochs
+    (["train", "--data", SAMPLE, "--config", "study", "--out", "OUT"], "unknown section(s)"),  # the study's plan
+    (["models", "--size", "100000"], "must be at most 2048"),  # was a failed 120 GB allocation's traceback
+    (["models", "--classes", "100000000"], "must be at most 1000"),
+    (["export", SAMPLE.parents[1] / "runtime" / "models" / "edge" / "manifest.json", "--out", "OUT"],
+     "manifest.json: not a model checkpoint"),  # was torch's page about weights_only and pickles
+    (["evaluate", SAMPLE.parents[1] / "runtime" / "models" / "edge", "--data", SAMPLE, "--breeds", "beagle", "Samoyed"],
+     "does not know beagle; it knows golden retriever, Samoyed"),  # was WordNet ids
+])
+def test_a_misspelt_setting_an_oversized_count_or_a_foreign_file_is_a_clear_error(tmp_path, args, problem):
+    result = cli(*[tmp_path / "out" if a == "OUT" else a for a in args])
+    assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 GOOD_PROFILE = 'name = "lab-pi"\narch = "aarch64"\nformats = ["onnx"]\nreach = { kind = "ssh", host = "pi@lab" }\n'
 
 
@@ -290,6 +308,30 @@ def test_manifest_input_shape_that_is_not_the_files_is_refused(tiny_export, tmp_
     edit_manifest(folder, grow)
     result = cli("classify", folder, sample_photos(GOLDEN, 1)[0], "--artifact", artifact)
     assert result.returncode == 2 and "the manifest does not describe this file" in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the shipped libraries of other hosts are aarch64 ones")
+@pytest.mark.parametrize("artifact", ["tvm-aarch64", "tvm-cuda-sm87"])
+def test_a_library_for_another_architecture_is_refused_by_name(artifact):
+    # was dlopen's "cannot open shared object file: No such file or directory", of a file that is there
+    result = cli("classify", SAMPLE.parents[1] / "runtime" / "models" / "edge", sample_photos(GOLDEN, 1)[0],
+                 "--artifact", artifact)
+    assert result.returncode == 2 and "built for aarch64" in result.stderr and "this host is x86_64" in result.stderr
+    assert "No such file" not in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="uses the shipped x86 and aarch64 libraries")
+@pytest.mark.parametrize("library, problem", [
+    ("README.md", "not an ELF file"),
+    ("runtime/models/edge/model.aarch64.so", "built for aarch64"),
+    (_ctypes.__file__, "not a LiteRT external delegate"),  # a loadable library: was a traceback, then another
+    # from the half-made delegate's __del__
+])
+def test_a_delegate_that_is_not_one_is_refused_by_name(library, problem):
+    root = SAMPLE.parents[1]
+    result = cli("classify", root / "runtime" / "models" / "edge", sample_photos(GOLDEN, 1)[0], "--artifact", "tflite-int8",
+                 "--delegate", root / library)
+    assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_download_checksum_without_a_name_is_a_usage_error(tmp_path):

@@ -45,6 +45,8 @@ def load_hashed(path: str | Path) -> tuple[dict, str]:
         data = path.read_bytes()
     except OSError as e:
         raise EdgehoundError(f"{path}: cannot be read ({e.strerror})") from None
+    if not data.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive; torch's own error would speak of pickles
+        raise EdgehoundError(f"{path}: not a model checkpoint (a .pt file written by `edgehound train`)")
     try:
         ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign files raise many different errors

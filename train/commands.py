@@ -143,8 +143,9 @@ def add_commands(sub, data) -> None:
     mo = sub.add_parser("models", help="the named model configs with their family, parameters and MACs",
                         description="List train/configs' model configs (`train --config NAME`): family (vgg, resnet, "
                         "mobilenet), input size, parameters and multiply-accumulates per photo.")
-    mo.add_argument("--size", type=at_least(32), help="count MACs at this input size instead of each config's own")
-    mo.add_argument("--classes", type=at_least(2), default=2, help="number of outputs (default: 2, a pair)")
+    mo.add_argument("--size", type=at_least(32, 2048), help="count MACs at this input size instead of each config's own (32 to 2048: the seed's fully "
+                    "connected layer grows with the square of the size)")
+    mo.add_argument("--classes", type=at_least(2, 1000), default=2, help="number of outputs (default: 2, a pair)")
     mo.add_argument("--speed", action="store_true", help="also time training steps (batch 32, random photos) on "
                     "this CPU, channels-last as `train` runs them and contiguous for comparison")
     mo.set_defaults(func=cmd_models)

@@ -100,6 +100,13 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
         sections = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+        stray = set(d) - {"name", *sections}  # a misspelt [trian] or --set trian.epochs=5 would be ignored
+        if stray:
+            raise EdgehoundError(f"unknown section(s) {', '.join(sorted(map(str, stray)))}: a config has "
+                                 "[model], [data] and [train]")
+        for key in sections:
+            if not isinstance(d.get(key, {}), dict):
+                raise EdgehoundError(f"[{key}] must be a table of settings, not {d[key]!r}")
         kwargs = {"name": d.get("name", "custom")}
         for key, section in sections.items():
             values = d.get(key, {})
