@@ -7,7 +7,8 @@ import pytest
 
 from conftest import GOLDEN, SAMOYED, SAMPLE, sample_photos
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.runtime.datasets import detect_layout, read_dataset, split_indices
+from edgehound.runtime.datasets import detect_layout, read_dataset, split_indices, split_samples
+from edgehound.runtime.preprocess import load_image
 
 VOC = """<annotation><folder>{wnid}</folder><filename>{stem}</filename>
 <size><width>500</width><height>375</height><depth>3</depth></size>
@@ -128,3 +129,36 @@ def test_per_class_limit_and_kfold():
     assert all(np.array_equal(f.test, folds[0].test) for f in folds)
     with pytest.raises(EdgehoundError):
         split_indices(labels, folds=5, fold=5)
+
+
+def test_a_pack_holds_the_same_photos_names_and_split_in_small_squares(tmp_path):
+    from edgehound.train.pack import pack_dataset
+
+    src = tmp_path / "src"
+    shutil.copytree(SAMPLE, src)  # folder layout, four breeds
+    before = sorted((p.name, p.stat().st_size) for p in src.rglob("*") if p.is_file())
+    record = pack_dataset(src, tmp_path / "pack", size=64, quality=80, progress=False)
+    packed = read_dataset(tmp_path / "pack")
+    original = read_dataset(src)
+    assert record["photos"] == len(packed.samples) == len(original.samples) and record["skipped"] == []
+    assert [(s.wnid, s.path.name) for s in packed.samples] == [(s.wnid, s.path.name) for s in original.samples]
+    assert {load_image(s.path).shape for s in packed.samples} == {(64, 64, 3)}
+    assert record["bytes"] < sum(s.path.stat().st_size for s in original.samples) / 4
+    fixed = {"data": str(src), "exclude": [], "seed": 0, "test_frac": 0.2, "val_frac": 0.1, "per_class": 0,
+             "holdout": "fixed", "folds": None, "fold": 0}
+    for part in ("train", "val", "test"):  # the fixed holdout and the seeded validation draw see the same photos
+        assert [s.path.name for s in split_samples(fixed, [GOLDEN, SAMOYED], part, tmp_path / "pack")] == \
+               [s.path.name for s in split_samples(fixed, [GOLDEN, SAMOYED], part, src)]
+    assert pack_dataset(src, tmp_path / "pack", size=64, quality=80, progress=False)["written"] == 0  # resumes
+    assert sorted((p.name, p.stat().st_size) for p in src.rglob("*") if p.is_file()) == before  # never writes there
+
+    with pytest.raises(EdgehoundError, match="other size"):
+        pack_dataset(src, tmp_path / "pack", size=96, progress=False)
+    with pytest.raises(EdgehoundError, match="inside the dataset"):
+        pack_dataset(src, src / "pack", progress=False)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("keep")
+    with pytest.raises(EdgehoundError, match="other files in it"):
+        pack_dataset(src, tmp_path / "notes", progress=False)
+    small = pack_dataset(src, tmp_path / "small", per_breed=3, progress=False)
+    assert small["photos"] == 3 * len(original.classes)

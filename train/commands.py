@@ -1,4 +1,4 @@
-"""The training commands: `train`, `narrow`, `models`, `study`, `data download`.
+"""The training commands: `train`, `narrow`, `models`, `study`, `data download`, `data pack`.
 
 torch is imported only when a command runs, so registering them costs nothing on a device.
 """
@@ -9,6 +9,19 @@ from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.util import at_least, folder, output_file
+
+
+def cmd_data_pack(args) -> int:
+    from edgehound.train.pack import pack_dataset
+
+    breeds = None if args.breeds and [b.lower() for b in args.breeds] == ["all"] else args.breeds
+    record = pack_dataset(args.root, args.out, args.size, args.quality, breeds, tuple(args.exclude),
+                          args.per_breed, not args.no_progress)
+    print(f"{args.out}: {record['photos']} photos of {len(record['breeds'])} breeds at {args.size}x{args.size}, "
+          f"{record['bytes'] / 2**20:.1f} MiB ({record['written']} written now)")
+    for line in record["skipped"]:
+        print(f"skipped: {line}")
+    return 0
 
 
 def cmd_data_download(args) -> int:
@@ -91,7 +104,7 @@ def cmd_study(args) -> int:
 
 
 def add_commands(sub, data) -> None:
-    """`train`, `models`, `study` and `data download`."""
+    """`train`, `narrow`, `models`, `study`, `data download` and `data pack`."""
     from edgehound.runtime.breeds import DEFAULT_PAIR
     from edgehound.train.download import STANFORD_BASE_URL
 
@@ -103,6 +116,23 @@ def add_commands(sub, data) -> None:
     dl.add_argument("--sha256", nargs="*", default=[], metavar="NAME=HEX", help="expected checksum of an archive")
     dl.add_argument("--remove-archives", action="store_true", help="delete the .tar files after extracting")
     dl.set_defaults(func=cmd_data_download)
+
+    pk = data.add_parser("pack", help="a compact copy of a dataset to carry to a GPU machine",
+                         description="Write every photo of ROOT as the trainer's cache holds it for a crop = \"none\" "
+                         "config (squeezed to SIZE x SIZE, boxes applied) as JPEG, in OUT/train/<wnid>/<file name>: "
+                         "the same breeds, names and so the same fixed test part, in a fraction of the bytes. "
+                         "A killed pack resumes.")
+    pk.add_argument("root", help="dataset folder (any supported layout)")
+    pk.add_argument("--out", type=folder, required=True, help="a new folder, or an earlier pack to complete")
+    pk.add_argument("--size", type=at_least(32, 4096), default=160, help="side of the square photos (default 160: "
+                    "the edge and resnet18 configs' input)")
+    pk.add_argument("--quality", type=at_least(1, 100), default=85, help="JPEG quality (default 85)")
+    pk.add_argument("--breeds", nargs="+", help="only these breeds (default: all)")
+    pk.add_argument("--exclude", nargs="*", default=[], help="folders whose photo names are left out (tests/sample)")
+    pk.add_argument("--per-breed", type=at_least(0), default=0, help="only the first N photos of each breed "
+                    "(a small pack to check a plan on the CPU; default 0: all)")
+    pk.add_argument("--no-progress", action="store_true")
+    pk.set_defaults(func=cmd_data_pack)
 
     tr = sub.add_parser("train", help="train a model (seed CNN or an improved config)",
                         description="Train on a dataset folder with a seeded, stratified split (50%% train / 50%% test "

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The trainings that take hours on 2 CPU cores and minutes on one GPU, as one script for a lent GPU
+# machine (PyTorch there, nothing installed, no ../shared: the photos travel as a pack).
+#
+#   bash train/gpu_plan.sh PACK RUNS [STEP...] 2>&1 | tee $OUT/gpu-plan.log
+#   STEP: teacher, backbone, heads, small (default: all four, in that order)
+#
+# PACK: `edgehound data pack ../shared/data/imagewoof2-320 --out .gpu/pack --exclude tests/sample`
+# (160x160 JPEGs, the same names and so the same fixed test part). RUNS: where the run folders go.
+# After each step the small files of every run (best.pt but the ResNet's 45 MB one, summary.json,
+# metrics.jsonl) are packed into $OUT/gpu-runs.tar.gz, so a run cut short still brings back what
+# finished. A step whose run folder holds a finished run is skipped; a killed one resumes.
+# QUICK=1: one or two epochs per run, to check the plan on the CPU on a small pack (--per-breed 30).
+#
+#   teacher   ResNet-18 style on all eight breeds (11.2 M params, 925 MMACs)
+#   backbone  the edge model on all eight breeds, distilled from the teacher
+#   heads     a pair head for each pair on the backbone (narrowed, then fine-tuned, distilled)
+#   small     100 photos per breed of the default pair: a backbone of the six other breeds, then
+#             three seeds of a pair head on it, and three distilled from those three's ensemble
+#             (nothing in this step sees more than 100 photos of either pair breed)
+set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: gpu_plan.sh PACK RUNS [STEP...]" >&2; exit 2; }
+mkdir -p "$2" "${OUT:-$2}"
+PACK=$(cd "$1" && pwd) RUNS=$(cd "$2" && pwd) OUT=$(cd "${OUT:-$2}" && pwd)
+shift 2
+STEPS=${*:-teacher backbone heads small}
+PY=${PYTHON:-python3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"  # --exclude tests/sample is recorded as written: relative, as for the shipped models
+
+# the repository root is the package: importable as `edgehound` without installing anything
+pkg=$(mktemp -d)
+ln -s "$ROOT" "$pkg/edgehound"
+export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+
+epochs() { if [ -n "${QUICK:-}" ]; then echo "${2:-1}"; else echo "$1"; fi; }
+GPU="train.batch_size=128"  # the issue's recipe on one GPU; lr, weight decay and schedule are the configs'
+train() {  # train RUN ARGS...: skipped when RUN finished, resumed when it was killed
+  local run=$RUNS/$1; shift
+  if [ -f "$run/summary.json" ]; then echo "== $run: done before"; return; fi
+  echo "== $run"
+  $PY -m edgehound.cli train --data "$PACK" --out "$run" --exclude tests/sample --no-progress --device auto \
+    $([ -f "$run/last.pt" ] && echo --resume) "$@"
+}
+bring_back() {
+  (cd "$RUNS" && find . \( -name summary.json -o -name metrics.jsonl -o -name '*.pt' \) \
+     ! -name last.pt ! -path './resnet-all8/best.pt' -print0 | tar --null -czf "$OUT/gpu-runs.tar.gz" -T -)
+}
+eh() { $PY -m edgehound.cli "$@"; }
+OTHER6=(Shih-Tzu Border_terrier Australian_terrier Old_English_sheepdog beagle English_foxhound)
+
+for step in $STEPS; do
+  start=$SECONDS
+  case $step in
+    teacher)
+      train resnet-all8 --config resnet18 --breeds all --set train.epochs="$(epochs 150)" $GPU ;;
+    backbone)
+      train edge-all8 --config edge --breeds all --set train.epochs="$(epochs 300)" $GPU \
+        --teacher "$RUNS/resnet-all8/best.pt" ;;
+    heads)
+      for pair in "golden_retriever Samoyed default" "beagle English_foxhound hard"; do
+        set -- $pair
+        eh narrow "$RUNS/edge-all8/best.pt" --breeds "$1" "$2" --out "$RUNS/edge-all8-$3.pt"
+        train "head-$3" --config edge --breeds "$1" "$2" --init "$RUNS/edge-all8-$3.pt" \
+          --teacher "$RUNS/resnet-all8/best.pt" --set train.epochs="$(epochs 60)" train.lr=0.0005 $GPU
+      done ;;
+    small)
+      # default pair and the other pair out of the backbone: at 100 photos per breed, only the pair
+      # head sees golden retrievers and Samoyeds, and only 100 of each
+      train edge-other6 --config edge --breeds "${OTHER6[@]}" --set train.epochs="$(epochs 300)" $GPU
+      small="data.per_class=100 data.split_seed=0 train.epochs=$(epochs 150) train.lr=0.0005 $GPU"
+      for seed in 0 1 2; do
+        train "small-s$seed" --config edge --init "$RUNS/edge-other6/best.pt" --set $small train.seed=$seed
+      done
+      for seed in 0 1 2; do  # distilled from the three heads' ensemble (trained on the same 180 photos)
+        train "small-ens-s$seed" --config edge --init "$RUNS/edge-other6/best.pt" --set $small train.seed=$seed \
+          --teacher "$RUNS"/small-s{0,1,2}/best.pt
+      done ;;
+    *) echo "unknown step $step (teacher, backbone, heads, small)" >&2; exit 2 ;;
+  esac
+  bring_back
+  echo "== step $step: $((SECONDS - start)) s"
+done
