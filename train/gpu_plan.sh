@@ -10,7 +10,7 @@
 # After each step the small files of every run (best.pt but the ResNet's 45 MB one, summary.json,
 # metrics.jsonl) are packed into $OUT/gpu-runs.tar.gz, so a run cut short still brings back what
 # finished. A step whose run folder holds a finished run is skipped; a killed one resumes.
-# QUICK=1: one or two epochs per run, to check the plan on the CPU on a small pack (--per-breed 30).
+# QUICK=1: one epoch per run, to check the plan on the CPU on a small pack (--per-breed 30).
 #
 #   teacher   ResNet-18 style on all eight breeds (11.2 M params, 925 MMACs)
 #   backbone  the edge model on all eight breeds, distilled from the teacher
@@ -24,6 +24,9 @@ mkdir -p "$2" "${OUT:-$2}"
 PACK=$(cd "$1" && pwd) RUNS=$(cd "$2" && pwd) OUT=$(cd "${OUT:-$2}" && pwd)
 shift 2
 STEPS=${*:-teacher backbone heads small}
+for step in $STEPS; do  # all refused before the first one runs, not after minutes of GPU time
+  case $step in teacher|backbone|heads|small) ;; *) echo "unknown step $step (teacher, backbone, heads, small)" >&2; exit 2 ;; esac
+done
 PY=${PYTHON:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"  # --exclude tests/sample is recorded as written: relative, as for the shipped models
@@ -33,7 +36,7 @@ pkg=$(mktemp -d)
 ln -s "$ROOT" "$pkg/edgehound"
 export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
-epochs() { if [ -n "${QUICK:-}" ]; then echo "${2:-1}"; else echo "$1"; fi; }
+epochs() { if [ -n "${QUICK:-}" ]; then echo 1; else echo "$1"; fi; }
 GPU="train.batch_size=128"  # the issue's recipe on one GPU; lr, weight decay and schedule are the configs'
 train() {  # train RUN ARGS...: skipped when RUN finished, resumed when it was killed
   local run=$RUNS/$1; shift
@@ -65,8 +68,8 @@ for step in $STEPS; do
           --teacher "$RUNS/resnet-all8/best.pt" --set train.epochs="$(epochs 60)" train.lr=0.0005 $GPU
       done ;;
     small)
-      # default pair and the other pair out of the backbone: at 100 photos per breed, only the pair
-      # head sees golden retrievers and Samoyeds, and only 100 of each
+      # the default pair is not in the backbone: only the pair head sees golden retrievers and
+      # Samoyeds, and only 100 of each
       train edge-other6 --config edge --breeds "${OTHER6[@]}" --set train.epochs="$(epochs 300)" $GPU
       small="data.per_class=100 data.split_seed=0 train.epochs=$(epochs 150) train.lr=0.0005 $GPU"
       for seed in 0 1 2; do
@@ -76,7 +79,6 @@ for step in $STEPS; do
         train "small-ens-s$seed" --config edge --init "$RUNS/edge-other6/best.pt" --set $small train.seed=$seed \
           --teacher "$RUNS"/small-s{0,1,2}/best.pt
       done ;;
-    *) echo "unknown step $step (teacher, backbone, heads, small)" >&2; exit 2 ;;
   esac
   bring_back
   echo "== step $step: $((SECONDS - start)) s"
