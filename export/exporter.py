@@ -258,11 +258,10 @@ def _pytorch_entry(checkpoint_path: Path, checkpoint_sha256: str, out: Path, ref
     from edgehound.train.checkpoint import checkpoint_entry
 
     dest = out / "best.pt"
-    if not dest.is_file() or sha256_file(dest) != checkpoint_sha256:
-        tmp = out / f".best.pt.tmp{os.getpid()}"
-        shutil.copyfile(checkpoint_path, tmp)
-        os.replace(tmp, dest)
-    entry = checkpoint_entry(dest)
+    tmp = out / f".best.pt.tmp{os.getpid()}"
+    shutil.copyfile(checkpoint_path, tmp)  # copying is cheaper than hashing an earlier copy to skip it
+    os.replace(tmp, dest)
+    entry = checkpoint_entry(dest)  # hashes what it loads: the one read that counts
     if entry["sha256"] != checkpoint_sha256:  # replaced while this export ran: the artifacts are of the old one
         raise EdgehoundError(f"{checkpoint_path}: the file changed while it was exported; export it again")
     entry.pop("split")  # the manifest's model section holds it

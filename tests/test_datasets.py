@@ -162,3 +162,6 @@ def test_a_pack_holds_the_same_photos_names_and_split_in_small_squares(tmp_path)
         pack_dataset(src, tmp_path / "notes", progress=False)
     small = pack_dataset(src, tmp_path / "small", per_breed=3, progress=False)
     assert small["photos"] == 3 * len(original.classes)
+    (tmp_path / "small" / "pack.json").write_text("{ cut short")  # a hostile or half-written record
+    with pytest.raises(EdgehoundError, match=r"small/pack.json: not a readable pack record"):
+        pack_dataset(src, tmp_path / "small", per_breed=3, progress=False)

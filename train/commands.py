@@ -11,11 +11,15 @@ from edgehound.runtime.errors import EdgehoundError
 from edgehound.util import at_least, folder, output_file
 
 
+def _breeds(names: list[str] | None) -> list[str] | None:
+    """`--breeds all` (or none given) means every breed in the folder."""
+    return None if not names or [b.lower() for b in names] == ["all"] else names
+
+
 def cmd_data_pack(args) -> int:
     from edgehound.train.pack import pack_dataset
 
-    breeds = None if args.breeds and [b.lower() for b in args.breeds] == ["all"] else args.breeds
-    record = pack_dataset(args.root, args.out, args.size, args.quality, breeds, tuple(args.exclude),
+    record = pack_dataset(args.root, args.out, args.size, args.quality, _breeds(args.breeds), tuple(args.exclude),
                           args.per_breed, not args.no_progress)
     print(f"{args.out}: {record['photos']} photos of {len(record['breeds'])} breeds at {args.size}x{args.size}, "
           f"{record['bytes'] / 2**20:.1f} MiB ({record['written']} written now)")
@@ -42,8 +46,7 @@ def cmd_train(args) -> int:
     from edgehound.train.trainer import RunOptions, train
 
     cfg = load_config(args.config, args.set)
-    breeds = None if [b.lower() for b in args.breeds] == ["all"] else args.breeds
-    opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=breeds, exclude=tuple(args.exclude),
+    opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=_breeds(args.breeds), exclude=tuple(args.exclude),
                       resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold,
                       progress=not args.no_progress, threads=args.threads, device=args.device,
                       workers=args.workers, teacher=tuple(args.teacher), init=args.init)

@@ -37,7 +37,12 @@ def pack_dataset(src: str | Path, out: str | Path, size: int = 160, quality: int
     record = {"source": str(src), "size": size, "quality": quality, "crop": "none", "use_boxes": True,
               "exclude": [str(e) for e in exclude], "per_breed": per_breed}
     if (out / PACK_RECORD).is_file():
-        earlier = json.loads((out / PACK_RECORD).read_text())
+        try:
+            earlier = json.loads((out / PACK_RECORD).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise EdgehoundError(f"{out / PACK_RECORD}: not a readable pack record ({e}); give a new folder") from None
+        if not isinstance(earlier, dict):
+            raise EdgehoundError(f"{out / PACK_RECORD}: not a pack record (expected a JSON object); give a new folder")
         differ = [k for k in ("size", "quality", "crop", "use_boxes") if earlier.get(k) != record[k]]
         if differ:
             raise EdgehoundError(f"{out}: an earlier pack with other {', '.join(differ)}; give a new folder")
