@@ -259,7 +259,7 @@ def _pytorch_entry(checkpoint_path: Path, checkpoint_sha256: str, out: Path, ref
 
     dest = out / "best.pt"
     tmp = out / f".best.pt.tmp{os.getpid()}"
-    shutil.copyfile(checkpoint_path, tmp)  # copying is cheaper than hashing an earlier copy to skip it
+    shutil.copyfile(checkpoint_path, tmp)  # always copied: the file is then hashed once, on load, not twice
     os.replace(tmp, dest)
     entry = checkpoint_entry(dest)  # hashes what it loads: the one read that counts
     if entry["sha256"] != checkpoint_sha256:  # replaced while this export ran: the artifacts are of the old one
