@@ -62,6 +62,22 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_json_object(path: str | Path, what: str, where: str | None = None) -> dict:
+    """A JSON file from outside that must hold an object (a manifest, a baseline, a record): any failure to
+    read or parse it is one clear error naming the file (`where`, default the path) and `what` it should be,
+    not a JSONDecodeError, UnicodeDecodeError or TypeError from deep inside its reader."""
+    from edgehound.runtime.errors import EdgehoundError
+
+    where = where or str(path)
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgehoundError(f"{where}: not a readable {what} ({e})") from None
+    if not isinstance(doc, dict):
+        raise EdgehoundError(f"{where}: not a {what} (a JSON {type(doc).__name__}, not an object)")
+    return doc
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

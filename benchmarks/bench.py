@@ -30,7 +30,7 @@ import numpy as np
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.jobs import run_job
 from edgehound.runtime.manifest import MANIFEST, read_manifest
-from edgehound.util import atomic_write_json, atomic_write_text, is_number
+from edgehound.util import atomic_write_json, atomic_write_text, is_number, read_json_object
 
 RESULTS_SCHEMA = "edgehound.bench/1"
 NOISE_FLOOR = 0.05  # latency changes under 5% are never flagged
@@ -487,13 +487,10 @@ ROW_FIELDS = {
 
 def read_results(path: Path, option: str) -> dict:
     """An earlier results.json (--merge, --compare), checked where the report and compare read it."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EdgehoundError(f"{option} {path}: not a readable results.json ({e})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != RESULTS_SCHEMA:
-        raise EdgehoundError(f"{option} {path}: not an edgehound results.json (schema "
-                             f"{doc.get('schema') if isinstance(doc, dict) else None!r}, expected {RESULTS_SCHEMA})")
+    doc = read_json_object(path, "results.json", where=f"{option} {path}")
+    if doc.get("schema") != RESULTS_SCHEMA:
+        raise EdgehoundError(f"{option} {path}: not an edgehound results.json (schema {doc.get('schema')!r}, "
+                             f"expected {RESULTS_SCHEMA})")
     if not isinstance(doc.get("rows"), list) or not all(isinstance(r, dict) for r in doc["rows"]):
         raise EdgehoundError(f"{option} {path}: its rows are not a list of objects")
     for i, row in enumerate(doc["rows"]):

@@ -8,12 +8,11 @@ on one host), by more than the baseline's tolerance for int8; it names the artif
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import read_manifest
-from edgehound.util import atomic_write_json, is_number
+from edgehound.util import atomic_write_json, is_number, read_json_object
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE_GROWTH = 0.05
@@ -88,10 +87,7 @@ def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
 
 def read_baseline(path: Path) -> dict:
     """A baseline file, checked field by field: a gate that dies in a KeyError says nothing about the model."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EdgehoundError(f"{path}: not a readable baseline ({e})") from None
+    doc = read_json_object(path, "baseline")
 
     def number(x, low=0.0, high=float("inf")):
         return is_number(x) and low <= x <= high
@@ -99,8 +95,6 @@ def read_baseline(path: Path) -> dict:
     def count(x):
         return x is None or (isinstance(x, int) and not isinstance(x, bool) and x >= 0)
 
-    if not isinstance(doc, dict):
-        raise EdgehoundError(f"{path}: a baseline is a JSON object, got {type(doc).__name__}")
     fields = {"manifest": lambda v: isinstance(v, str) and v, "data": lambda v: isinstance(v, str) and v,
               "breeds": lambda v: v is None or (isinstance(v, list) and all(isinstance(b, str) for b in v)),
               "tolerance_pp": number, "size_growth": number, "fp32_tolerance_pp": number,

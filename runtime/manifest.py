@@ -9,7 +9,6 @@ x86 one's vector extensions (AVX2, AVX-512...) must be present on this CPU.
 
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from edgehound.runtime.breeds import check_classes
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.host import cpu_info
 from edgehound.runtime.preprocess import PreprocessSpec
-from edgehound.util import sha256_file
+from edgehound.util import read_json_object, sha256_file
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -49,14 +48,9 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
         path = path.parent / MANIFEST
     if not path.is_file():
         raise EdgehoundError(f"{path}: no manifest.json (export the model with `edgehound export`)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EdgehoundError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA_VERSION \
-            or not isinstance(manifest.get("artifacts"), list):
-        schema = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
-        raise EdgehoundError(f"{path}: not an edgehound manifest (schema {schema!r})")
+    manifest = read_json_object(path, "manifest")
+    if manifest.get("schema") != SCHEMA_VERSION or not isinstance(manifest.get("artifacts"), list):
+        raise EdgehoundError(f"{path}: not an edgehound manifest (schema {manifest.get('schema')!r})")
     for i, entry in enumerate(manifest["artifacts"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise EdgehoundError(f"{path}: artifacts[{i}] is not an artifact entry (an object with a name)")

@@ -245,6 +245,28 @@ def test_manifest_cannot_point_outside_its_folder(tiny_export, tmp_path, file):
         Classifier.load(folder, "onnx")
 
 
+@pytest.mark.parametrize("case, problem", [("cut short", "not a readable manifest"), ("not UTF-8", "not a readable manifest"),
+                                           ("a folder", "not a readable manifest"), ("a list", r"not a manifest \(a JSON list")])
+def test_a_json_file_from_outside_is_one_clear_error_naming_it(tmp_path, case, problem):
+    """The one reader of manifests, baselines, bench results and pack records (each of its callers was a
+    JSONDecodeError, UnicodeDecodeError or TypeError traceback once)."""
+    from edgehound.util import read_json_object
+
+    path = tmp_path / "manifest.json"
+    if case == "a folder":
+        path.mkdir()
+    else:
+        path.write_bytes({"cut short": b'{"schema": 1, "arti', "not UTF-8": b'{"name": "\xff\xfe"}',
+                          "a list": b"[1, 2]"}[case])
+    with pytest.raises(EdgehoundError, match=f"^{re.escape(str(path))}: {problem}"):
+        read_json_object(path, "manifest")
+    with pytest.raises(EdgehoundError, match=f"^--merge {re.escape(str(path))}: "):  # where the file was named
+        read_json_object(path, "manifest", where=f"--merge {path}")
+    path.rmdir() if path.is_dir() else path.write_text('{"schema": 1}')
+    if case != "a folder":
+        assert read_json_object(path, "manifest") == {"schema": 1}
+
+
 @pytest.mark.parametrize("case", ["list", "string entry", "no file", "size as text"])
 def test_malformed_manifests_are_clear_errors(tiny_export, tmp_path, case):
     folder = copy_export(tiny_export, tmp_path / "x")

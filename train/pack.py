@@ -9,7 +9,6 @@ photo's breed and name, which is what the fixed holdout hashes and `--exclude` m
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -19,7 +18,7 @@ from tqdm import tqdm
 from edgehound.runtime.datasets import read_dataset
 from edgehound.runtime.errors import EdgehoundError, ImageError
 from edgehound.runtime.preprocess import PreprocessSpec, load_image, prepare
-from edgehound.util import atomic_write_bytes, atomic_write_json
+from edgehound.util import atomic_write_bytes, atomic_write_json, read_json_object
 
 PACK_RECORD = "pack.json"  # what a pack was made from and how: a folder holding one may be packed into again
 
@@ -38,11 +37,9 @@ def pack_dataset(src: str | Path, out: str | Path, size: int = 160, quality: int
               "exclude": [str(e) for e in exclude], "per_breed": per_breed}
     if (out / PACK_RECORD).is_file():
         try:
-            earlier = json.loads((out / PACK_RECORD).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise EdgehoundError(f"{out / PACK_RECORD}: not a readable pack record ({e}); give a new folder") from None
-        if not isinstance(earlier, dict):
-            raise EdgehoundError(f"{out / PACK_RECORD}: not a pack record (expected a JSON object); give a new folder")
+            earlier = read_json_object(out / PACK_RECORD, "pack record")
+        except EdgehoundError as e:
+            raise EdgehoundError(f"{e}; give a new folder") from None
         differ = [k for k in ("size", "quality", "crop", "use_boxes") if earlier.get(k) != record[k]]
         if differ:
             raise EdgehoundError(f"{out}: an earlier pack with other {', '.join(differ)}; give a new folder")
