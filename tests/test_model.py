@@ -1,6 +1,8 @@
+import cv2
 import numpy as np
 import torch
 
+from conftest import SAMOYED, sample_photos
 from edgehound.train.augment import augment
 from edgehound.train.config import TrainConfig, load_config
 from edgehound.train.model import DogCNN, count_macs
@@ -49,6 +51,24 @@ def test_augment_is_deterministic_per_seed_and_changes_the_photo():
     c = augment(img, np.random.default_rng([1, 2, 4]))
     assert a.shape == img.shape and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, img)
+
+
+def test_colour_jitter_as_one_matrix_is_the_step_by_step_formula():
+    """saturation (blend with grey), contrast (about the mean), brightness, in float: within one level (OpenCV rounds, with
+    fixed-point coefficients for 8-bit photos; the float code it replaced truncated)."""
+    from edgehound.train.augment import colour_matrix
+
+    img = cv2.resize(cv2.imread(str(sample_photos(SAMOYED, 1)[0]))[..., ::-1], (96, 96))
+    for s, c, b in [(1.0, 1.0, 1.0), (0.8, 1.2, 0.9), (1.2, 0.8, 1.2), (0.0, 1.0, 1.0), (1.0, 3.0, 1.0)]:
+        x = img.astype(np.float64)
+        grey = x @ np.array([0.299, 0.587, 0.114])
+        x = grey[..., None] + (x - grey[..., None]) * s
+        x = x.mean() + (x - x.mean()) * c
+        want = np.clip(x * b, 0, 255)
+        got = cv2.transform(img, colour_matrix(cv2.mean(img)[:3], s, c, b))
+        assert got.dtype == np.uint8 and np.abs(got - want).max() < 1, (s, c, b)
+    assert np.array_equal(cv2.transform(img, colour_matrix(cv2.mean(img)[:3], 1, 1, 1)), img)  # no jitter: the photo
+    assert (cv2.transform(img, colour_matrix(cv2.mean(img)[:3], 0, 1, 1)).std(axis=2) <= 0.5).all()  # grey: channels equal
 
 
 def test_every_family_is_built_by_name_and_counted():
