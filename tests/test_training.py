@@ -71,6 +71,18 @@ def test_killed_training_resumes_exactly(tmp_path):
     assert history[0] == history[1] and [r["train_loss"] for r in history[0]] == [m["train_loss"] for m in metrics]
 
 
+def test_worker_processes_augment_the_same_pixels_in_every_epoch(tmp_path):
+    """--workers 2 (persistent: started once, then handed each epoch's batches) ends with the weights of a
+    run that augments in its own process: the same draws, epoch after epoch."""
+    run(train_cmd(SAMPLE, tmp_path / "none"))
+    out = run(train_cmd(SAMPLE, tmp_path / "two", "--workers", "2")).stdout
+    assert "2 workers" in out
+    a, b = state_dict(tmp_path / "none" / "last.pt"), state_dict(tmp_path / "two" / "last.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    history = [json.loads((tmp_path / d / "metrics.jsonl").read_text().splitlines()[-1]) for d in ("none", "two")]
+    assert history[0]["epoch"] == history[1]["epoch"] == 2 and history[0]["train_loss"] == history[1]["train_loss"]
+
+
 def test_corrupt_photos_are_skipped_counted_and_named(tmp_path, pair_folder):
     (pair_folder / GOLDEN / "garbage.jpg").write_text("not a jpeg")
     data = sample_photos(SAMOYED, 1)[0].read_bytes()

@@ -67,32 +67,45 @@ def pick_device(name: str) -> torch.device:
 
 
 class Batches(torch.utils.data.Dataset):
-    """Item i: batch i of cached photos, augmented per (seed, epoch, photo) and normalised.
+    """Item (photo indices, augmentation seed or None): those cached photos as one batch, each augmented per
+    (seed..., photo) and normalised.
 
-    A dataset of whole batches, so worker processes (on CUDA) augment without changing a single draw:
-    the same run on 0 or 8 workers sees the same pixels."""
+    Whole batches, named by what they hold rather than by position, so worker processes (on CUDA) augment
+    without changing a single draw (the same run on 0 or 8 workers sees the same pixels), and the same
+    workers serve every epoch."""
 
-    def __init__(self, cache: ImageCache, batches: list[np.ndarray], spec: PreprocessSpec, aug_seed: tuple | None,
-                 aug: AugmentConfig = AugmentConfig()):
-        self.images, self.batches, self.spec, self.aug_seed, self.aug = cache.images, batches, spec, aug_seed, aug
+    def __init__(self, cache: ImageCache, spec: PreprocessSpec, aug: AugmentConfig = AugmentConfig()):
+        self.images, self.spec, self.aug = cache.images, spec, aug
 
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        idx = self.batches[i]
+    def __getitem__(self, item: tuple[np.ndarray, tuple | None]) -> torch.Tensor:
+        idx, aug_seed = item
         images = np.asarray(self.images[idx])
-        if self.aug_seed is not None:
-            images = np.stack([augment(img, np.random.default_rng([*self.aug_seed, int(j)]), self.aug)
+        if aug_seed is not None:
+            images = np.stack([augment(img, np.random.default_rng([*aug_seed, int(j)]), self.aug)
                                for img, j in zip(images, idx)])
         return torch.from_numpy(normalize(images, self.spec))
 
 
-def _loader(dataset: Batches, workers: int, device: torch.device):
-    # its own generator: a loader draws worker seeds when it starts, and a draw from the global RNG
-    # (which dropout uses) would make a resumed run differ from one that never stopped
-    return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
-                                       pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
+class EpochPlan(torch.utils.data.Sampler):
+    """The batches the loader asks its workers for, set anew each epoch (`plan.items = ...`)."""
+
+    def __init__(self):
+        self.items: list[tuple[np.ndarray, tuple | None]] = []
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+
+def _loader(dataset: Batches, plan: EpochPlan, workers: int, device: torch.device):
+    # persistent workers: started once per run, not once per epoch (a GPU epoch of 180 photos is shorter
+    # than starting 8 processes). Its own generator: a loader draws worker seeds when it starts, and a draw
+    # from the global RNG (which dropout uses) would make a resumed run differ from one that never stopped.
+    return torch.utils.data.DataLoader(dataset, batch_size=None, sampler=plan, num_workers=workers,
+                                       persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+                                       generator=torch.Generator().manual_seed(0))
 
 
 def predict_logits(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: PreprocessSpec,
@@ -102,9 +115,10 @@ def predict_logits(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: P
     model.eval()
     out = []
     batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    photos = Batches(cache, spec)
     with torch.inference_mode(), _autocast(device):
-        for x in _loader(Batches(cache, batches, spec, None), 0, device):
-            x = x.to(device, memory_format=torch.channels_last)
+        for batch in batches:
+            x = photos[(batch, None)].to(device, memory_format=torch.channels_last)
             out.append(model(x.flip(3) if mirror else x).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
@@ -386,13 +400,15 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     def scored():  # the weights that are validated and shipped: the moving average when there is one
         return ema.module if ema is not None else model
 
+    plan = EpochPlan()
+    loader = _loader(Batches(cache, spec, aug), plan, workers, device)
     last_save = time.monotonic()
     model.train()
     while state["epoch"] < t.epochs:
         epoch = state["epoch"]
         order = np.random.default_rng([t.seed, epoch]).permutation(split.train)
         batches = [order[i * t.batch_size:(i + 1) * t.batch_size] for i in range(state["step"], steps_per_epoch)]
-        loader = _loader(Batches(cache, batches, spec, (t.seed, epoch) if cfg.data.augment else None, aug), workers, device)
+        plan.items = [(b, (t.seed, epoch) if cfg.data.augment else None) for b in batches]
         bar = tqdm(total=steps_per_epoch, initial=state["step"], desc=f"epoch {epoch + 1}/{t.epochs}",
                    unit="batch", disable=not opts.progress, leave=False)
         t0 = time.monotonic()
