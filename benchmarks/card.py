@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+from edgehound.benchmarks.bench import read_results
 from edgehound.benchmarks.saliency import map_agreement
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import read_manifest
@@ -103,24 +104,19 @@ def _replace(target: Path, write) -> None:
 def bench_rows(bench: Path, folder: Path) -> list[dict]:
     """This export folder's rows of a bench run: artifact, latency (p50 and its 95% interval), fps, peak RSS."""
     path = bench / "results.json" if bench.is_dir() else bench
-    try:
-        results = json.loads(path.read_text())
-        rows = results["rows"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise EdgehoundError(f"{path}: not a bench results.json ({type(e).__name__}: {e})") from None
+    results = read_results(path, "--bench")  # each row's fields checked as the report and compare read them
     mine = []
     alone = Path(str(results.get("manifest", ""))).resolve().parent == folder.resolve()  # rows named by artifact only
-    for r in rows if isinstance(rows, list) else ():
-        owner, _, artifact = str(r.get("name", "") if isinstance(r, dict) else "").rpartition("/")
-        if not (owner in (folder.name, str(folder)) or (alone and not owner)) or not isinstance(r.get("latency"), dict):
+    for r in results["rows"]:
+        owner, _, artifact = r["name"].rpartition("/")
+        if not (owner in (folder.name, str(folder)) or (alone and not owner)) or r.get("latency") is None:
             continue
         lat = r["latency"]
-        try:
-            mine.append({"artifact": artifact, "status": r.get("status"), "p50_ms": round(float(lat["p50"]), 3),
-                         "ci95_ms": [round(float(v), 3) for v in lat.get("median_ci95", [])],
-                         "fps": round(float(lat["fps"]), 1), "peak_rss_mb": r.get("peak_rss_mb"), "ratio": r.get("ratio")})
-        except (KeyError, TypeError, ValueError) as e:
-            raise EdgehoundError(f"{path}: row {r['name']!r} has no usable latency ({type(e).__name__}: {e})") from None
+        if lat.get("fps") is None:
+            raise EdgehoundError(f"--bench {path}: row {r['name']!r} has no fps")
+        mine.append({"artifact": artifact, "status": r["status"], "p50_ms": round(lat["p50"], 3),
+                     "ci95_ms": [round(v, 3) for v in lat["median_ci95"]], "fps": round(lat["fps"], 1),
+                     "peak_rss_mb": r.get("peak_rss_mb"), "ratio": r.get("ratio")})
     if not mine:
         raise EdgehoundError(f"{path}: no rows of {folder.name} (bench this export folder)")
     return [{"bench": str(path), "host": results.get("host", {}).get("cpu"), "device": results.get("device")}, *mine]

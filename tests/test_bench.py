@@ -243,6 +243,23 @@ def test_bench_by_duration_and_threads(export_copy, tmp_path):
     assert row["latency"]["n"] * row["latency"]["mean"] <= 1000 * 1.5  # about a second of runs
 
 
+def test_a_model_card_reads_its_rows_of_a_bench_run_through_the_bench_results_checks(export_copy, tmp_path):
+    from edgehound.benchmarks.bench import RESULTS_SCHEMA
+    from edgehound.benchmarks.card import bench_rows
+    from edgehound.runtime.errors import EdgehoundError
+
+    _, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "--runs", "5")
+    header, *rows = bench_rows(tmp_path / "b", export_copy)
+    assert header["bench"] == str(tmp_path / "b" / "results.json") and header["host"] == res["host"]["cpu"]
+    onnx = {r["name"]: r for r in res["rows"]}["onnx"]
+    assert [r["artifact"] for r in rows] == [r["name"] for r in res["rows"] if r.get("latency")]
+    assert {r["artifact"]: r for r in rows}["onnx"]["p50_ms"] == round(onnx["latency"]["p50"], 3)
+    bad = tmp_path / "bad.json"  # a latency as text: once taken as a number (float("1")), now the bench's own row check
+    bad.write_text(json.dumps({"schema": RESULTS_SCHEMA, "rows": [{**_row("onnx", 1.0, 0.0), "latency": {"p50": "1"}}]}))
+    with pytest.raises(EdgehoundError, match=f"--bench {bad}: row 1 .* unusable latency"):
+        bench_rows(bad, export_copy)
+
+
 FAKE_WORKER = """
 import json, random, sys, time
 delay = float(sys.argv[1]) / 1000
