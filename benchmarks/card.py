@@ -197,7 +197,7 @@ def render(folder: Path) -> str:
                    else "."), ""]
     if model.get("teacher"):
         members = model["teacher"].get("members") or [model["teacher"]]
-        out += [f"It learnt from a teacher's softened outputs as well as the labels (`train --teacher`): "
+        out += ["It learnt from a teacher's softened outputs as well as the labels (`train --teacher`): "
                 + (f"the mean logits of {len(members)} models, " if len(members) > 1 else "")
                 + ", ".join(f"`{m['path']}` (sha256 {m['sha256'][:12]})" for m in members) + ".", ""]
     if rob:

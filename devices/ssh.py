@@ -7,7 +7,6 @@ answer becomes a failure of that device alone.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
