@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from edgehound.util import at_least, folder
@@ -13,7 +14,8 @@ def cmd_export(args) -> int:
 
     opts = ExportOptions(targets=args.targets or list(DEFAULT_TARGETS), out=Path(args.out),
                          eval_data=Path(args.eval_data) if args.eval_data else None,
-                         calib_data=Path(args.calib_data) if args.calib_data else None, calib_photos=args.calib_photos,
+                         calib_data=Path(args.calib_data) if args.calib_data else None,
+                         calib_photos=args.calib_photos[0], calib_photos_for=args.calib_photos[1],
                          calibration=args.calibration, max_drop=args.max_drop, eval_limit=args.eval_limit,
                          tune_trials=args.tune_trials, progress=not args.no_progress,
                          tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None,
@@ -35,6 +37,22 @@ def cmd_export(args) -> int:
     return 1 if failed else 0
 
 
+def _calib_count(text: str) -> tuple[str | None, int]:
+    """argparse type of --calib-photos: N (every int8 target) or TARGET=N (one of them)."""
+    target, _, count = text.rpartition("=")
+    return target or None, at_least(1)(count)
+
+
+class _CalibPhotos(argparse.Action):
+    """--calib-photos N TARGET=N ...: (the count for every int8 target, {target: count} where it differs)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        counts = [n for target, n in values if target is None]
+        if len(counts) > 1:
+            parser.error(f"--calib-photos: one count for every target at most, got {len(counts)}")
+        setattr(namespace, self.dest, (counts[0] if counts else 300, {t: n for t, n in values if t is not None}))
+
+
 def add_commands(sub) -> None:
     """`export`."""
     from edgehound.export.formats import DEFAULT_TARGETS, FORMATS
@@ -50,7 +68,9 @@ def add_commands(sub) -> None:
     ex.add_argument("--device", help="build exactly what this device profile runs (edgehound devices list)")
     ex.add_argument("--eval-data", help="held-out photos to score every artifact on (default: the checkpoint's test split)")
     ex.add_argument("--calib-data", help="photos to calibrate int8 on (default: the checkpoint's training split)")
-    ex.add_argument("--calib-photos", type=at_least(1), default=300, help="calibration photos (default 300)")
+    ex.add_argument("--calib-photos", nargs="+", type=_calib_count, default=(300, {}), action=_CalibPhotos,
+                    metavar="N|TARGET=N", help="calibration photos (default 300), and per int8 target where it differs, "
+                    "e.g. 300 tflite-int8=100")
     ex.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="minmax",
                     help="onnx-int8 calibration method")
     ex.add_argument("--max-drop", type=float, help="mark artifacts losing more accuracy (pp) than this as rejected")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgehound.export.formats import Format, expand_targets
+from edgehound.export.formats import CALIBRATED_FORMATS, Format, expand_targets
 from edgehound.export.tvm_env import tvm_python
 from edgehound.runtime.classifier import Classifier
 from edgehound.runtime.errors import EdgehoundError, ImageError, ToolMissing
@@ -44,6 +44,7 @@ class ExportOptions:
     eval_data: Path | None = None  # default: the checkpoint's own test split
     calib_data: Path | None = None  # default: the checkpoint's own training split
     calib_photos: int = 300
+    calib_photos_for: dict[str, int] = field(default_factory=dict)  # per int8 target where it differs from calib_photos
     calibration: str = "minmax"  # onnx-int8: minmax | entropy | percentile
     max_drop: float | None = None  # percentage points; worse int8 artifacts are marked rejected
     eval_limit: int | None = None  # score at most N photos per artifact (stratified); None: all
@@ -63,7 +64,7 @@ class ExportContext:
     stem: str
     spec: PreprocessSpec
     parity_batch: np.ndarray  # float32 NCHW, real held-out photos
-    calib_images: np.ndarray  # uint8 NHWC, prepared training photos
+    calib_images: dict[str, np.ndarray]  # per int8 target: uint8 NHWC, prepared training photos
     calibration: str
     tune_trials: int
     opset: int
@@ -79,8 +80,12 @@ class ExportContext:
         return self.spec.size
 
     @property
+    def calibration_images(self) -> np.ndarray:
+        return self.calib_images[self.current]  # the photos of the target being built
+
+    @property
     def calibration_count(self) -> int:
-        return len(self.calib_images)
+        return len(self.calibration_images)
 
     def artifact_path(self, name: str) -> Path:
         if name not in self.built:
@@ -89,7 +94,8 @@ class ExportContext:
 
     def calibration_batches(self, layout: str, batch: int = 8):
         spec = replace(self.spec, layout=layout)
-        return [normalize(self.calib_images[i:i + batch], spec) for i in range(0, len(self.calib_images), batch)]
+        images = self.calibration_images
+        return [normalize(images[i:i + batch], spec) for i in range(0, len(images), batch)]
 
     def input_desc(self, shape, layout, dtype="float32", quantization=None) -> dict:
         q = None
@@ -112,6 +118,26 @@ def _photos(data: Path, meta: dict, part: str, limit: int | None, seed: int = 0)
         pick = np.random.default_rng(seed).choice(len(samples), limit, replace=False)
         samples = [samples[i] for i in sorted(pick)]
     return samples
+
+
+def _calibration_counts(formats, opts: ExportOptions) -> dict[str, int]:
+    """How many calibration photos each quantizing target of this export gets: opts.calib_photos, or the
+    count opts.calib_photos_for names for it (chosen per target on validation)."""
+    quantizing = [f.name for f in formats if f.name in CALIBRATED_FORMATS]
+    stray = sorted(set(opts.calib_photos_for) - set(quantizing))
+    if stray:
+        raise EdgehoundError(f"--calib-photos: {', '.join(stray)} is not a target of this export that calibrates "
+                             f"(those are: {', '.join(quantizing) or 'none'})")
+    return {name: opts.calib_photos_for.get(name, opts.calib_photos) for name in quantizing}
+
+
+def _calibration_sets(counts: dict[str, int], opts: ExportOptions, meta: dict, spec: PreprocessSpec) -> dict:
+    """{target: its calibration photos (uint8 NHWC)} of the training part; each count's photos drawn once."""
+    drawn = {n: _prepared(_photos(opts.calib_data, meta, "train", n), spec) for n in sorted(set(counts.values()))}
+    for n, images in drawn.items():
+        if len(images) < n:
+            print(f"note: calibrating on {len(images)} photos (fewer than the {n} asked for)")
+    return {name: drawn[n] for name, n in counts.items()}
 
 
 def _prepared(samples, spec: PreprocessSpec) -> np.ndarray:
@@ -140,18 +166,15 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
 
     ckpt, checkpoint_sha256 = load_hashed(checkpoint_path)  # the digest of the bytes loaded, read once
     model, meta = load_model(checkpoint_path, ckpt)
+    formats = expand_targets(opts.targets)
+    calib_counts = _calibration_counts(formats, opts)  # a bad --calib-photos fails before the folder is touched
     final = Path(opts.out)
     out = _build_folder(final)
     spec = PreprocessSpec.from_dict(meta["preprocess"])
-    formats = expand_targets(opts.targets)
 
     parity_samples = _photos(opts.eval_data, meta, "test", opts.parity_photos, seed=1)
     parity_batch = normalize(_prepared(parity_samples, spec), spec)
-    needs_calibration = any(f.precision == "int8" for f in formats)
-    calib = _prepared(_photos(opts.calib_data, meta, "train", opts.calib_photos), spec) if needs_calibration \
-        else np.zeros((0, spec.size, spec.size, 3), np.uint8)
-    if needs_calibration and len(calib) < opts.calib_photos:
-        print(f"note: calibrating on {len(calib)} photos (fewer than the {opts.calib_photos} asked for)")
+    calib = _calibration_sets(calib_counts, opts, meta, spec)
     torch_predict = predictor(model)
     reference_logits = torch_predict(parity_batch)
 

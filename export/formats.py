@@ -287,6 +287,10 @@ DEFAULT_TARGETS = ("onnx", "onnx-int8", "tflite", "tflite-int8", "tvm-x86", "tvm
                    "tvm-cuda-sm90", "vela-u55-128")
 
 
+# The formats that quantize, each on its own calibration photos (the Vela ones compile tflite-int8's model).
+CALIBRATED_FORMATS = ("onnx-int8", "tflite-int8")
+
+
 def expand_targets(names: list[str]) -> list[Format]:
     """The formats asked for plus the ones they are built from, in build order, each once."""
     ordered: list[Format] = []

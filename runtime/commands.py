@@ -38,7 +38,7 @@ def cmd_data_breeds(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from edgehound.runtime.metrics import format_report
+    from edgehound.runtime.metrics import format_comparison, format_report
     from edgehound.util import atomic_write_json
 
     _in_tvm_env(args)
@@ -47,17 +47,18 @@ def cmd_evaluate(args) -> int:
     print((f"{args.split} part of its training split: " if args.split else "") + format_report(report))
     for name in report["skipped_files"]:
         print(f"skipped: {name}")
+    if args.against:
+        report["against"] = _compare(args.against, report, args.data, args.breeds, not args.no_progress, args.flip)
+        print(format_comparison(report["against"], f"{Path(args.model).name} ({report['artifact']})",
+                                f"{Path(args.against).name} ({report['against']['artifact']})"))
     if args.json:
         atomic_write_json(args.json, report)
     return 0
 
 
-def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, artifact: str | None = None,
-              flip: bool = False, unseen_by: list[str] = ()) -> dict:
-    """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos."""
+def _load_model(model: str, artifact: str | None, flip: bool):
+    """The Classifier of a model file or any artifact, and the training split it records (None if none)."""
     from edgehound.runtime.classifier import Classifier
-    from edgehound.runtime.datasets import check_split
-    from edgehound.runtime.evaluation import evaluate_folder
     from edgehound.runtime.manifest import read_manifest
 
     if Path(model).suffix == ".pt":  # a model file: the "pytorch" backend, with its training split at hand
@@ -69,6 +70,16 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
         clf = Classifier.load(model, artifact, flip=flip)
         model_section = read_manifest(model)[0].get("model")
         own_split = model_section.get("split") if isinstance(model_section, dict) else None
+    return clf, own_split
+
+
+def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, artifact: str | None = None,
+              flip: bool = False, unseen_by: list[str] = ()) -> dict:
+    """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos."""
+    from edgehound.runtime.datasets import check_split
+    from edgehound.runtime.evaluation import evaluate_folder
+
+    clf, own_split = _load_model(model, artifact, flip)
     if split and own_split is None:
         raise EdgehoundError(f"{model}: --split {split} needs a model file (.pt) or an export whose manifest records "
                              "its training split; score a folder of held-out photos instead")
@@ -79,6 +90,41 @@ def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, 
                              part=split or "test")
     report.update(model=str(model), artifact=clf.artifact.name, flip=flip, split=split)
     return report
+
+
+def _compare(other: str, report: dict, data: str, breeds, progress: bool, flip: bool) -> dict:
+    """Score OTHER on the photos `report` was scored on, leaving out those OTHER trained on, and compare
+    the two photo by photo (--against)."""
+    from edgehound.runtime.datasets import check_split, photo_key, split_samples
+    from edgehound.runtime.evaluation import evaluate_folder
+    from edgehound.runtime.metrics import paired_comparison
+
+    clf, other_split = _load_model(other, None, flip)
+    unknown = set(report["classes"]) - {c["name"] for c in clf.classes}
+    if unknown:
+        raise EdgehoundError(f"--against {other}: it does not know {', '.join(sorted(unknown))}, which the model "
+                             "was scored on; choose breeds both know with --breeds")
+    keys = {p["photo"] for p in report["photos"]}
+    trained = set()
+    if other_split is not None:
+        check_split(other_split, str(other))
+    # Its training part is drawn over the folder it trained on, not over --data (which may be a sample of it).
+    if other_split is None or not Path(other_split["data"]).is_dir():
+        print(f"note: nothing here shows that {other} never trained on these photos "
+              + ("(it records no training split)" if other_split is None else f"({other_split['data']} is not here)"))
+    else:
+        trained = keys & {photo_key(s) for s in split_samples(other_split, [c["wnid"] for c in clf.classes], "train")}
+        if trained:
+            print(f"note: {len(trained)} of the {len(keys)} photos left out of the comparison: {other} trained on them")
+    if not keys - trained:
+        raise EdgehoundError(f"--against {other}: it trained on all {len(keys)} photos; there is nothing to compare on")
+    other_report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
+                                   only=keys - trained)
+    if other_report["classes"] != report["classes"]:
+        raise EdgehoundError(f"--against {other}: it answers among {', '.join(other_report['classes'])}, the model "
+                             f"among {', '.join(report['classes'])}; choose the same breeds with --breeds")
+    return {"model": str(other), "artifact": clf.artifact.name, "left_out": len(trained),
+            **paired_comparison(report, other_report)}
 
 
 def _training_split(model: str) -> dict:
@@ -277,6 +323,9 @@ def add_commands(sub, data) -> None:
     ev.add_argument("--split", choices=["test", "val"], help="score only a part of the model's own training split "
                     "of --data: test, the photos it never trained on; val, those that chose its epochs (to compare "
                     "settings without touching the test part)")
+    ev.add_argument("--against", metavar="OTHER", help="score OTHER (any model form, default artifact) on the same "
+                    "photos too, leaving out those it trained on, and test whether the two differ (exact McNemar "
+                    "test on the photos one gets right and the other wrong)")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

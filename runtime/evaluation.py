@@ -38,7 +38,7 @@ def evaluate_samples(
         except ImageError as e:
             return None, str(e)
 
-    y_true, y_pred, skipped = [], [], []
+    y_true, y_pred, skipped, photos = [], [], [], []
     bar = tqdm(total=len(samples), desc="evaluating", unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(samples), batch_size):
@@ -50,10 +50,14 @@ def evaluate_samples(
                 scores = np.asarray(predict(np.stack([x for _, x in good])))
                 y_pred += scores.argmax(1).tolist()
                 y_true += [index[s.wnid] for s, _ in good]
+                photos += [photo_key(s) for s, _ in good]
             bar.update(len(chunk))
     bar.close()
-    report = classification_report(np.array(y_true, int), np.array(y_pred, int), [c["name"] for c in classes])
-    report.update(skipped=len(skipped), skipped_files=skipped)
+    names = [c["name"] for c in classes]
+    report = classification_report(np.array(y_true, int), np.array(y_pred, int), names)
+    # Each photo's answer, so that two models scored on the same photos can be compared photo by photo.
+    report.update(skipped=len(skipped), skipped_files=skipped,
+                  photos=[{"photo": key, "true": names[t], "pred": names[p]} for key, t, p in zip(photos, y_true, y_pred)])
     return report
 
 
@@ -91,10 +95,15 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
 
 def evaluate_folder(predict, classes: list[dict], spec: PreprocessSpec, data: str | Path,
                     breeds: list[str] | None = None, progress: bool = True, split: dict | None = None,
-                    unseen_by: list[dict] = (), part: str = "test") -> dict:
+                    unseen_by: list[dict] = (), part: str = "test", only: set[str] | None = None) -> dict:
     """Score the model on `data`'s photos of its breeds. With two or more of them chosen (`breeds`), the
-    model answers among those alone: a multi-breed model scored on a pair uses only the pair's outputs."""
+    model answers among those alone: a multi-breed model scored on a pair uses only the pair's outputs.
+    only: photo keys (`photo_key`) to keep, e.g. the photos another model was scored on."""
     samples = select_samples(classes, data, breeds, split, unseen_by, part)
+    if only is not None:
+        samples = [s for s in samples if photo_key(s) in only]
+        if not samples:
+            raise EdgehoundError(f"{data}: none of the photos to compare on are photos of this model's breeds")
     if breeds and len(breeds) >= 2 and len(breeds) < len(classes):
         columns = sorted({[c["wnid"] for c in classes].index(resolve_breed(b).wnid) for b in breeds})
         full_predict, classes = predict, [classes[i] for i in columns]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from math import comb
+
 import numpy as np
 
 
@@ -42,6 +44,40 @@ def format_report(report: dict) -> str:
     for i, (name, row) in enumerate(zip(names, report["confusion"])):
         lines.append(f"{i} {name:<{width}} " + " ".join(f"{v:>6}" for v in row))
     return "\n".join(lines)
+
+
+def paired_comparison(a: dict, b: dict) -> dict:
+    """Two reports of `evaluate_samples` on the same photos, compared photo by photo.
+
+    With a few hundred photos, two accuracies a few points apart can both be chance. What tells two
+    models apart is the photos one gets right and the other wrong: the exact McNemar test asks
+    whether that split could be a fair coin. p is two-sided (either model could have been better)."""
+    right_a = {p["photo"]: p["pred"] == p["true"] for p in a["photos"]}
+    right_b = {p["photo"]: p["pred"] == p["true"] for p in b["photos"]}
+    shared = sorted(right_a.keys() & right_b.keys())
+    only_a = sum(right_a[k] and not right_b[k] for k in shared)
+    only_b = sum(right_b[k] and not right_a[k] for k in shared)
+    both = sum(right_a[k] and right_b[k] for k in shared)
+    n = only_a + only_b
+    # Exact binomial tail (the runtime has no scipy): P(X <= min) for X ~ Bin(n, 1/2), doubled.
+    p = min(1.0, 2 * sum(comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2 ** n) if n else 1.0
+    return {"n": len(shared), "accuracy_a": (both + only_a) / len(shared) if shared else 0.0,
+            "accuracy_b": (both + only_b) / len(shared) if shared else 0.0,
+            "both_right": both, "only_a_right": only_a, "only_b_right": only_b,
+            "both_wrong": len(shared) - both - n, "mcnemar_p": p}
+
+
+def format_comparison(c: dict, name_a: str, name_b: str, alpha: float = 0.05) -> str:
+    """The comparison as text, ending in a verdict at significance level alpha."""
+    if c["only_a_right"] == c["only_b_right"] or c["mcnemar_p"] >= alpha:
+        verdict = f"no significant difference (p >= {alpha})"
+    else:
+        verdict = f"{name_a if c['only_a_right'] > c['only_b_right'] else name_b} is better (p < {alpha})"
+    return "\n".join([
+        f"paired on {c['n']} photos: {name_a} {c['accuracy_a'] * 100:.2f}%, {name_b} {c['accuracy_b'] * 100:.2f}%",
+        f"  right only by {name_a}: {c['only_a_right']}, only by {name_b}: {c['only_b_right']}, "
+        f"both: {c['both_right']}, neither: {c['both_wrong']}",
+        f"  exact McNemar test: p = {c['mcnemar_p']:.3f}; {verdict}"])
 
 
 def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 10) -> dict:

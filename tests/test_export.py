@@ -148,6 +148,17 @@ def test_an_export_is_scored_on_its_checkpoint_s_validation_photos(tiny_run, tin
     assert onnx["n"] == reference["n"] > 0 and onnx["artifact"] == "onnx"
     assert onnx["accuracy"] == reference["accuracy"]  # fp32 ONNX agrees with PyTorch photo for photo
 
+    # --against: the other model on the same photos, photo by photo
+    _, paired = val_report(tiny_run / "best.pt", "--against", str(tiny_export / "model.int8.onnx"))
+    against = paired["against"]
+    assert against["n"] == reference["n"] and against["left_out"] == 0 and against["artifact"] == "onnx-int8"
+    assert against["accuracy_a"] == reference["accuracy"]
+    assert against["both_right"] + against["only_a_right"] + against["only_b_right"] + against["both_wrong"] == against["n"]
+    assert 0 < against["mcnemar_p"] <= 1
+    _, itself = val_report(tiny_export, "--artifact", "onnx", "--against", str(tiny_run / "best.pt"))
+    assert itself["against"]["only_a_right"] == itself["against"]["only_b_right"] == 0
+    assert itself["against"]["mcnemar_p"] == 1.0
+
     copy = tmp_path / "copy"
     shutil.copytree(tiny_export, copy)
     manifest = manifest_of(copy)
@@ -229,6 +240,35 @@ def test_other_calibrations_and_the_u65_npu(tiny_run, tmp_path, calibration):
     if "vela-u65-256" in entries:
         vela = entries["vela-u65-256"]
         assert vela["status"] == "ok" and vela["vela"]["npu_operators"] > 0 and vela["vela"]["cycles"] > 0
+
+
+def test_against_leaves_out_the_photos_the_other_model_trained_on(tiny_run, tmp_path):
+    from conftest import edgehound_cmd
+
+    report = tmp_path / "all.json"
+    r = subprocess.run([*edgehound_cmd(), "evaluate", str(tiny_run / "best.pt"), "--data", str(SAMPLE), "--json",
+                        str(report), "--against", str(tiny_run / "best.pt"), "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(report.read_text())
+    left_out = doc["against"]["left_out"]
+    assert 0 < left_out < doc["n"] and doc["against"]["n"] == doc["n"] - left_out  # its training photos are not evidence
+    assert f"{left_out} of the {doc['n']} photos left out of the comparison" in r.stdout
+
+
+def test_each_int8_target_can_calibrate_on_its_own_number_of_photos(tiny_run, tmp_path):
+    m = export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8", "tflite-int8"], out=tmp_path / "x",
+                                                   calib_photos=12, calib_photos_for={"tflite-int8": 5},
+                                                   eval_limit=10, progress=False))
+    entries = {e["name"]: e for e in m["artifacts"]}
+    assert entries["onnx-int8"]["calibration"]["photos"] == 12 and entries["tflite-int8"]["calibration"]["photos"] == 5
+    # a count for a target that does not calibrate is refused before the export folder is made
+    from conftest import edgehound_cmd
+
+    out = tmp_path / "never"
+    r = subprocess.run([*edgehound_cmd(), "export", str(tiny_run / "best.pt"), "--out", str(out), "--targets", "onnx",
+                        "tflite", "--calib-photos", "tflite=5"], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and not out.exists()
+    assert "--calib-photos: tflite is not a target of this export that calibrates" in r.stderr
 
 
 def test_unknown_target_is_a_clear_error(tiny_run, tmp_path):

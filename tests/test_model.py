@@ -1,5 +1,6 @@
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from conftest import SAMOYED, sample_photos
@@ -152,6 +153,27 @@ def test_balanced_accuracy_is_the_mean_of_the_per_class_accuracies():
     report = classification_report(y_true, y_pred, ["a", "b"])
     assert report["accuracy"] == 0.83 and abs(report["balanced_accuracy"] - 0.55) < 1e-12
     assert "balanced accuracy 55.00%" in format_report(report)
+
+
+def test_paired_comparison_counts_the_photos_one_model_alone_gets_right():
+    from edgehound.runtime.metrics import format_comparison, paired_comparison
+
+    def report(right):  # photo i: right or wrong
+        return {"photos": [{"photo": f"p{i}", "true": "a", "pred": "a" if r else "b"} for i, r in enumerate(right)]}
+
+    # 100 photos: both right on 80, only A on 10, only B on 0, neither on 10; B also has a photo A lacks
+    a = report([True] * 90 + [False] * 10)
+    b = report([True] * 80 + [False] * 20 + [True])
+    c = paired_comparison(a, b)
+    assert (c["n"], c["both_right"], c["only_a_right"], c["only_b_right"], c["both_wrong"]) == (100, 80, 10, 0, 10)
+    assert c["accuracy_a"] == 0.9 and c["accuracy_b"] == 0.8
+    assert c["mcnemar_p"] == pytest.approx(2 / 2 ** 10)  # exact: both tails of 10 coin flips all one way
+    assert "A is better (p < 0.05)" in format_comparison(c, "A", "B")
+    # 5 to 3 is a coin's doing: p = 2 * P(X <= 3 | n=8) = 2 * 93 / 256
+    close = paired_comparison(report([True] * 5 + [False] * 3), report([False] * 5 + [True] * 3))
+    assert close["mcnemar_p"] == pytest.approx(2 * 93 / 256)
+    assert "no significant difference" in format_comparison(close, "A", "B")
+    assert paired_comparison(a, a)["mcnemar_p"] == 1.0
 
 
 def test_models_command_lists_every_config_and_times_training():
