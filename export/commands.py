@@ -50,7 +50,8 @@ class _CalibPhotos(argparse.Action):
         counts = [n for target, n in values if target is None]
         if len(counts) > 1:
             parser.error(f"--calib-photos: one count for every target at most, got {len(counts)}")
-        setattr(namespace, self.dest, (counts[0] if counts else 300, {t: n for t, n in values if t is not None}))
+        every = counts[0] if counts else self.default[0]
+        setattr(namespace, self.dest, (every, {t: n for t, n in values if t is not None}))
 
 
 def add_commands(sub) -> None:

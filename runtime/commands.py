@@ -120,7 +120,7 @@ def _compare(other: str, report: dict, data: str, breeds, progress: bool, flip: 
         raise EdgehoundError(f"--against {other}: it trained on all {len(keys)} photos; there is nothing to compare on")
     other_report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
                                    only=keys - trained)
-    if other_report["classes"] != report["classes"]:
+    if set(other_report["classes"]) != set(report["classes"]):  # photos are matched by breed name, not by column
         raise EdgehoundError(f"--against {other}: it answers among {', '.join(other_report['classes'])}, the model "
                              f"among {', '.join(report['classes'])}; choose the same breeds with --breeds")
     return {"model": str(other), "artifact": clf.artifact.name, "left_out": len(trained),

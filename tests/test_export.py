@@ -253,6 +253,16 @@ def test_against_leaves_out_the_photos_the_other_model_trained_on(tiny_run, tmp_
     left_out = doc["against"]["left_out"]
     assert 0 < left_out < doc["n"] and doc["against"]["n"] == doc["n"] - left_out  # its training photos are not evidence
     assert f"{left_out} of the {doc['n']} photos left out of the comparison" in r.stdout
+    # the same model with its breeds in the other order: photos are matched by breed name, so it agrees with itself
+    reordered = tmp_path / "reordered.pt"
+    r = subprocess.run([*edgehound_cmd(), "narrow", str(tiny_run / "best.pt"), "--breeds", "Samoyed", "golden_retriever",
+                        "--out", str(reordered)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([*edgehound_cmd(), "evaluate", str(tiny_run / "best.pt"), "--data", str(SAMPLE), "--json",
+                        str(report), "--against", str(reordered), "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    against = json.loads(report.read_text())["against"]
+    assert against["only_a_right"] == against["only_b_right"] == 0 and against["accuracy_a"] == against["accuracy_b"]
 
 
 def test_each_int8_target_can_calibrate_on_its_own_number_of_photos(tiny_run, tmp_path):
