@@ -41,16 +41,18 @@ def cmd_evaluate(args) -> int:
     from edgehound.runtime.metrics import format_comparison, format_report
     from edgehound.util import atomic_write_json
 
-    _in_tvm_env(args)
-    report = _evaluate(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
+    report = evaluate_model(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
                        args.flip, args.unseen_by)
     print((f"{args.split} part of its training split: " if args.split else "") + format_report(report))
     for name in report["skipped_files"]:
         print(f"skipped: {name}")
     if args.against:
         report["against"] = _compare(args.against, report, args.data, args.breeds, not args.no_progress, args.flip)
-        print(format_comparison(report["against"], f"{Path(args.model).name} ({report['artifact']})",
-                                f"{Path(args.against).name} ({report['against']['artifact']})"))
+        names = [Path(args.model).name, Path(args.against).name]
+        if names[0] == names[1]:  # two runs' best.pt: only their paths tell them apart
+            names = [str(args.model), str(args.against)]
+        print(format_comparison(report["against"], f"{names[0]} ({report['artifact']})",
+                                f"{names[1]} ({report['against']['artifact']})"))
     if args.json:
         atomic_write_json(args.json, report)
     return 0
@@ -73,12 +75,25 @@ def _load_model(model: str, artifact: str | None, flip: bool):
     return clf, own_split
 
 
-def _evaluate(model: str, data: str, breeds, split: str | None, progress: bool, artifact: str | None = None,
-              flip: bool = False, unseen_by: list[str] = ()) -> dict:
-    """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos."""
-    from edgehound.runtime.datasets import check_split
-    from edgehound.runtime.evaluation import evaluate_folder
+def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split: str | None = None,
+                   progress: bool = True, artifact: str | None = None, flip: bool = False,
+                   unseen_by: list[str] = ()) -> dict:
+    """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos. A TVM
+    artifact that this Python cannot run is scored in TVM's environment (`.venv-tvm`), the rest here."""
+    from edgehound.runtime.datasets import check_split, photo_key, split_samples
+    from edgehound.runtime.evaluation import evaluate_folder, keep_photos
 
+    python = _tvm_elsewhere(model, artifact)
+    if python:  # --unseen-by's model files need torch, which TVM's environment lacks: they are read here
+        report = _evaluate_in(python, model, data, artifact=artifact, breeds=breeds, split=split, flip=flip)
+        if unseen_by:
+            wnids = [c["wnid"] for c in _describe(model, artifact)[1]]
+            unseen = set.intersection(*({photo_key(s) for s in split_samples(_training_split(m), wnids, "test", data)}
+                                        for m in unseen_by))
+            report = keep_photos(report, unseen)
+            if not report["n"]:
+                raise EdgehoundError(f"{data}: no photos of the model's breeds in the test parts of every --unseen-by model")
+        return report
     clf, own_split = _load_model(model, artifact, flip)
     if split and own_split is None:
         raise EdgehoundError(f"{model}: --split {split} needs a model file (.pt) or an export whose manifest records "
@@ -96,11 +111,11 @@ def _compare(other: str, report: dict, data: str, breeds, progress: bool, flip: 
     """Score OTHER on the photos `report` was scored on, leaving out those OTHER trained on, and compare
     the two photo by photo (--against)."""
     from edgehound.runtime.datasets import check_split, photo_key, split_samples
-    from edgehound.runtime.evaluation import evaluate_folder
+    from edgehound.runtime.evaluation import evaluate_folder, keep_photos
     from edgehound.runtime.metrics import paired_comparison
 
-    clf, other_split = _load_model(other, None, flip)
-    unknown = set(report["classes"]) - {c["name"] for c in clf.classes}
+    other_name, other_classes, other_split = _describe(other)
+    unknown = set(report["classes"]) - {c["name"] for c in other_classes}
     if unknown:
         raise EdgehoundError(f"--against {other}: it does not know {', '.join(sorted(unknown))}, which the model "
                              "was scored on; choose breeds both know with --breeds")
@@ -113,18 +128,47 @@ def _compare(other: str, report: dict, data: str, breeds, progress: bool, flip: 
         print(f"note: nothing here shows that {other} never trained on these photos "
               + ("(it records no training split)" if other_split is None else f"({other_split['data']} is not here)"))
     else:
-        trained = keys & {photo_key(s) for s in split_samples(other_split, [c["wnid"] for c in clf.classes], "train")}
+        trained = keys & {photo_key(s) for s in split_samples(other_split, [c["wnid"] for c in other_classes], "train")}
         if trained:
             print(f"note: {len(trained)} of the {len(keys)} photos left out of the comparison: {other} trained on them")
     if not keys - trained:
         raise EdgehoundError(f"--against {other}: it trained on all {len(keys)} photos; there is nothing to compare on")
-    other_report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
-                                   only=keys - trained)
+    python = _tvm_elsewhere(other, None)
+    if python:  # scored on the whole folder there, then kept to the same photos
+        other_report = keep_photos(_evaluate_in(python, other, data, breeds=breeds, flip=flip), keys - trained)
+    else:
+        clf, _ = _load_model(other, None, flip)
+        other_report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
+                                       only=keys - trained)
     if set(other_report["classes"]) != set(report["classes"]):  # photos are matched by breed name, not by column
         raise EdgehoundError(f"--against {other}: it answers among {', '.join(other_report['classes'])}, the model "
                              f"among {', '.join(report['classes'])}; choose the same breeds with --breeds")
-    return {"model": str(other), "artifact": clf.artifact.name, "left_out": len(trained),
+    return {"model": str(other), "artifact": other_name, "left_out": len(trained),
             **paired_comparison(report, other_report)}
+
+
+def _evaluate_in(python: str, model: str, data: str, **options) -> dict:
+    """`evaluate_model` run by another Python (TVM's environment), as a job (runtime/jobs.py)."""
+    from edgehound.runtime.jobs import run_job
+
+    return run_job(python, "edgehound.runtime.commands:evaluate_model",
+                   {"model": str(model), "data": str(data), "progress": False, **options},
+                   what=f"scoring {model} in TVM's environment")
+
+
+def _describe(model: str, artifact: str | None = None) -> tuple[str, list[dict], dict | None]:
+    """A model's artifact name (default: the manifest's pick), breeds and training split, read from its file
+    or manifest without loading a backend (which may live in another environment)."""
+    from edgehound.runtime.manifest import read_manifest, select_artifact
+
+    if Path(model).suffix == ".pt":
+        from edgehound.train.checkpoint import checkpoint_entry
+
+        entry = checkpoint_entry(model)
+        return entry["name"], entry["classes"], entry.get("split")
+    entry = select_artifact(model, artifact).entry
+    model_section = read_manifest(model)[0].get("model")
+    return entry["name"], entry["classes"], model_section.get("split") if isinstance(model_section, dict) else None
 
 
 def _training_split(model: str) -> dict:
@@ -143,24 +187,34 @@ def _in_tvm_env(args) -> None:
     (the laptop's .venv, which cannot hold it beside the export tools) and .venv-tvm or
     $EDGEHOUND_TVM_PYTHON has it, the same command re-runs there. On a device with the runtime-tvm
     extra, TVM is here and nothing happens."""
+    import os
+
+    python = _tvm_elsewhere(args.model, args.artifact)
+    if not python:
+        return
+    os.environ["EDGEHOUND_IN_TVM_ENV"] = "1"  # once: never re-run again from there
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(python, [python, "-m", "edgehound.cli", *args.argv])
+
+
+def _tvm_elsewhere(model: str, artifact: str | None) -> str | None:
+    """The Python of TVM's environment when `model` is a TVM artifact that this Python cannot run and
+    another can; else None (it runs here, or nowhere, and then the backend's error says how to install TVM)."""
     import importlib.util
     import os
 
     from edgehound.runtime.manifest import select_artifact
 
-    if Path(args.model).suffix == ".pt" or os.environ.get("EDGEHOUND_IN_TVM_ENV") \
-            or select_artifact(args.model, args.artifact).backend != "tvm" or importlib.util.find_spec("tvm"):
-        return
+    if Path(model).suffix == ".pt" or os.environ.get("EDGEHOUND_IN_TVM_ENV") \
+            or select_artifact(model, artifact).backend != "tvm" or importlib.util.find_spec("tvm"):
+        return None
     from edgehound.export.tvm_env import tvm_python
 
     try:
-        python = tvm_python()
+        return tvm_python()
     except EdgehoundError:
-        return  # no TVM environment anywhere: the backend's error says how to install one
-    os.environ["EDGEHOUND_IN_TVM_ENV"] = "1"  # once: never re-run again from there
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(python, [python, "-m", "edgehound.cli", *args.argv])
+        return None
 
 
 def _backend_options(args) -> dict:

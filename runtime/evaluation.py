@@ -61,6 +61,17 @@ def evaluate_samples(
     return report
 
 
+def keep_photos(report: dict, keys: set[str]) -> dict:
+    """A report of `evaluate_samples` kept to some of its photos, every figure counted again from their answers
+    (a report scored in another environment, narrowed here)."""
+    names = report["classes"]
+    photos = [p for p in report["photos"] if p["photo"] in keys]
+    index = {name: i for i, name in enumerate(names)}
+    counted = classification_report(np.array([index[p["true"]] for p in photos], int),
+                                    np.array([index[p["pred"]] for p in photos], int), names)
+    return {**report, **counted, "photos": photos}
+
+
 def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | None = None,
                    split: dict | None = None, unseen_by: list[dict] = (), part: str = "test") -> list[Sample]:
     """The photos of `data` to score: those of the model's breeds (or the chosen subset of them).

@@ -169,6 +169,40 @@ def test_an_export_is_scored_on_its_checkpoint_s_validation_photos(tiny_run, tin
     assert "split record field 'seed' is missing or not an integer" in result.stderr and str(copy) in result.stderr
 
 
+def test_against_scores_each_model_in_the_environment_it_needs(tiny_run, tiny_export, tmp_path):
+    """A TVM library (TVM's environment, no torch) against the checkpoint (torch, no TVM), in both orders:
+    each is scored where it runs and the two are paired on the same validation photos."""
+    from conftest import edgehound_cmd
+
+    tvm_file = tiny_export / {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}["tvm-x86"]["file"]
+    for model, other, first, second in ((tiny_run / "best.pt", tvm_file, "pytorch", "tvm-x86"),
+                                        (tvm_file, tiny_run / "best.pt", "tvm-x86", "pytorch")):
+        report = tmp_path / f"{first}.json"
+        result = subprocess.run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--split", "val",
+                                 "--against", str(other), "--json", str(report), "--no-progress"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        scored = json.loads(report.read_text())
+        against = scored["against"]
+        assert scored["artifact"] == first and against["artifact"] == second
+        assert against["n"] == scored["n"] > 0 and against["left_out"] == 0
+        assert against["accuracy_a"] == scored["accuracy"]
+        assert against["only_a_right"] + against["only_b_right"] <= 1  # logits agree to 1e-3: labels too, but at a tie
+        assert "paired on" in result.stdout
+
+    # --unseen-by reads its model files with torch, here, while the library is scored in TVM's environment
+    reports = []
+    for model in (tiny_run / "best.pt", tvm_file):
+        report = tmp_path / "unseen.json"
+        result = subprocess.run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--unseen-by",
+                                 str(tiny_run / "best.pt"), "--json", str(report), "--no-progress"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        reports.append(json.loads(report.read_text()))
+    assert reports[1]["artifact"] == "tvm-x86" and 0 < reports[1]["n"] == reports[0]["n"]
+    assert {p["photo"] for p in reports[1]["photos"]} == {p["photo"] for p in reports[0]["photos"]}
+
+
 def test_tvm_library_for_a_cpu_feature_this_host_lacks_is_refused_before_it_runs(tiny_export, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_export, copy)
