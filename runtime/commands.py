@@ -80,7 +80,7 @@ def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split
                    unseen_by: list[str] = ()) -> dict:
     """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos. A TVM
     artifact that this Python cannot run is scored in TVM's environment (`.venv-tvm`), the rest here."""
-    from edgehound.runtime.datasets import check_split, photo_key, split_samples
+    from edgehound.runtime.datasets import check_split, seen_photos
     from edgehound.runtime.evaluation import evaluate_folder, keep_photos
 
     python = _tvm_elsewhere(model, artifact)
@@ -88,11 +88,11 @@ def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split
         report = _evaluate_in(python, model, data, artifact=artifact, breeds=breeds, split=split, flip=flip)
         if unseen_by:
             wnids = [c["wnid"] for c in _describe(model, artifact)[1]]
-            unseen = set.intersection(*({photo_key(s) for s in split_samples(_training_split(m), wnids, "test", data)}
-                                        for m in unseen_by))
-            report = keep_photos(report, unseen)
+            seen = set().union(*(seen_photos(_training_split(m), wnids, data) for m in unseen_by))
+            report = keep_photos(report, {p["photo"] for p in report["photos"]} - seen)
             if not report["n"]:
-                raise EdgehoundError(f"{data}: no photos of the model's breeds in the test parts of every --unseen-by model")
+                raise EdgehoundError(f"{data}: no photos of the model's breeds that no --unseen-by model trained on "
+                                     "or chose epochs by")
         return report
     clf, own_split = _load_model(model, artifact, flip)
     if split and own_split is None:

@@ -301,6 +301,15 @@ def split_parts(ds: Dataset, split: dict) -> Split:
                    for part in ("train", "val", "test")))
 
 
+def seen_photos(split: dict, wnids: list[str], data: str | Path) -> set[str]:
+    """The photo keys a run trained on or chose its epochs by (its train and val parts). They are drawn over
+    the folder it trained on where that is here: drawn over `data`, a sample of that folder, the same
+    settings would give another split. Elsewhere, over `data`."""
+    ds = read_dataset(split["data"] if Path(split["data"]).is_dir() else data, wnids, split["exclude"])
+    parts = split_parts(ds, split)
+    return {photo_key(ds.samples[i]) for i in (*parts.train, *parts.val)}
+
+
 def split_samples(split: dict, wnids: list[str], part: str = "test", data: str | Path | None = None) -> list[Sample]:
     """The photos of one part ("train", "val", "test") of a training run's recorded split, of the breeds
     `wnids`. split: the run's split settings (checkpoint meta "split"); data: the same dataset elsewhere."""

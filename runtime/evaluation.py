@@ -18,7 +18,7 @@ from edgehound.runtime.breeds import resolve_breed
 from edgehound.runtime.errors import EdgehoundError, ImageError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, preprocess
-from edgehound.runtime.datasets import Sample, photo_key, read_dataset, split_samples
+from edgehound.runtime.datasets import Sample, photo_key, read_dataset, seen_photos, split_samples
 
 
 def evaluate_samples(
@@ -78,9 +78,8 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
 
     split: the training run's split settings (checkpoint meta); when given, only the photos of
     that run's `part`: "test", photos the model never trained on, or "val", those that chose its epochs.
-    unseen_by: other runs' split settings (with "wnids", the breeds each split was drawn over): only
-    photos in each of their test parts too, so models
-    trained on different splits are compared on photos that none of them trained on or chose epochs by.
+    unseen_by: other runs' split settings (with "wnids", the breeds each split was drawn over): only photos
+    none of them trained on or chose epochs by, so models trained on different splits are compared fairly.
     """
     model_wnids = [c["wnid"] for c in classes]
     wanted = set(model_wnids)
@@ -96,11 +95,11 @@ def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | No
     else:
         samples = [s for s in read_dataset(data).samples if s.wnid in wanted]
     for other in unseen_by:
-        unseen = {photo_key(s) for s in split_samples(other, model_wnids, "test", data)}
-        samples = [s for s in samples if photo_key(s) in unseen]
+        seen = seen_photos(other, model_wnids, data)
+        samples = [s for s in samples if photo_key(s) not in seen]
     if not samples:
         raise EdgehoundError(f"{data}: no photos of the model's breeds ({', '.join(c['name'] for c in classes)})"
-                             + (" in the test parts of every --unseen-by model" if unseen_by else ""))
+                             + (" that no --unseen-by model trained on or chose epochs by" if unseen_by else ""))
     return samples
 
 

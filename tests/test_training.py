@@ -352,6 +352,30 @@ def test_unseen_by_keeps_only_photos_no_model_trained_on(tmp_path):
         [sum(k.startswith(w) for k in both) for w in (GOLDEN, SAMOYED)]
 
 
+def test_unseen_by_draws_the_other_split_over_the_folder_it_trained_on(tmp_path):
+    """--data a part of the folder OTHER trained on: OTHER's split is drawn over its own folder, not over
+    --data (the same settings over fewer photos are another split)."""
+    from edgehound.runtime.datasets import photo_key, read_dataset, split_samples
+
+    folder, part = tmp_path / "folder", tmp_path / "part"
+    shutil.copytree(SAMPLE, folder)
+    shutil.copytree(SAMPLE, part)
+    for breed in (GOLDEN, SAMOYED):
+        for photo in sorted((part / breed).iterdir())[::2]:
+            photo.unlink()
+    other, model = tmp_path / "other", tmp_path / "model"
+    run(train_cmd(folder, other, "--set", "train.epochs=1"))
+    run(train_cmd(SAMPLE, model, "--set", "train.epochs=1", "train.seed=3"))
+    report_path = tmp_path / "unseen.json"
+    run([*edgehound_cmd(), "evaluate", str(model / "best.pt"), "--data", str(part), "--unseen-by",
+         str(other / "best.pt"), "--json", str(report_path), "--no-progress"])
+    meta = json.loads(checkpoint.load(other / "best.pt")["meta"])
+    seen = {photo_key(s) for p in ("train", "val") for s in split_samples(meta["split"], [GOLDEN, SAMOYED], p)}
+    expected = {photo_key(s) for s in read_dataset(part, [GOLDEN, SAMOYED]).samples} - seen
+    assert 0 < len(expected) < 25
+    assert {p["photo"] for p in json.loads(report_path.read_text())["photos"]} == expected
+
+
 def test_a_fixed_split_seed_compares_training_seeds_on_the_same_photos(tmp_path):
     from edgehound.runtime.datasets import split_samples
 
