@@ -42,7 +42,7 @@ def cmd_evaluate(args) -> int:
     from edgehound.util import atomic_write_json
 
     report = evaluate_model(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
-                       args.flip, args.unseen_by)
+                            args.flip, args.unseen_by)
     print((f"{args.split} part of its training split: " if args.split else "") + format_report(report))
     for name in report["skipped_files"]:
         print(f"skipped: {name}")
