@@ -163,9 +163,11 @@ def read_dataset(
         notes.append(f"reading {root}")
     samples = _READERS[layout](root, notes)
     excluded = {p.name for d in exclude for p in Path(d).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    left_out = 0
     if excluded:
         kept = [s for s in samples if s.path.name not in excluded]
-        notes.append(f"{len(samples) - len(kept)} photos left out (--exclude)")
+        left_out = len(samples) - len(kept)
+        notes.append(f"{left_out} photos left out (--exclude)")
         samples = kept
     found = {s.wnid: breed_for_folder(s.wnid) for s in samples}
     if breeds:
@@ -175,13 +177,15 @@ def read_dataset(
             raise EdgehoundError(f"--breeds names {', '.join(twice)} more than once (spellings of one breed)")
         missing = [b.name for b in classes if b.wnid not in found]
         if missing:
-            raise EdgehoundError(f"{root}: no photos of {', '.join(missing)} (found: {_names(found)})")
+            raise EdgehoundError(f"{root}: no photos of {', '.join(missing)} (found: {_names(found) or 'none'}"
+                                 + (f"; {left_out} left out as excluded)" if left_out else ")"))
     else:
         classes = [found[w] for w in sorted(found)]
     wanted = {b.wnid for b in classes}
     samples = [s for s in samples if s.wnid in wanted]
     if not samples:
-        raise EdgehoundError(f"{root}: no images found ({layout} layout)")
+        raise EdgehoundError(f"{root}: no images found ({layout} layout"
+                             + (f"; {left_out} left out as excluded)" if left_out else ")"))
     return Dataset(root, layout, classes, samples, notes)
 
 

@@ -103,6 +103,11 @@ def test_missing_breed_and_missing_folder_are_clear_errors(pair_folder, tmp_path
         read_dataset(pair_folder, ["golden retriever", "beagle"])
     with pytest.raises(EdgehoundError, match="no such dataset folder"):
         read_dataset(tmp_path / "nowhere")
+    # photos that --exclude left out are counted in the error, not silently missing
+    with pytest.raises(EdgehoundError, match=r"no photos of golden retriever \(found: Samoyed; 20 left out as excluded\)"):
+        read_dataset(pair_folder, [GOLDEN], exclude=[SAMPLE / GOLDEN])
+    with pytest.raises(EdgehoundError, match=r"no images found \(folders layout; 40 left out as excluded\)"):
+        read_dataset(pair_folder, exclude=[SAMPLE / GOLDEN, SAMPLE / SAMOYED])
 
 
 def test_split_is_stratified_deterministic_and_disjoint():
