@@ -308,7 +308,10 @@ def split_parts(ds: Dataset, split: dict) -> Split:
 def seen_photos(split: dict, wnids: list[str], data: str | Path) -> set[str]:
     """The photo keys a run trained on or chose its epochs by (its train and val parts). They are drawn over
     the folder it trained on where that is here: drawn over `data`, a sample of that folder, the same
-    settings would give another split. Elsewhere, over `data`."""
+    settings would give another split. Elsewhere, over `data`. Photos of breeds the run never had are unseen."""
+    wnids = [w for w in wnids if w in split.get("wnids", wnids)]
+    if not wnids:
+        return set()
     ds = read_dataset(split["data"] if Path(split["data"]).is_dir() else data, wnids, split["exclude"])
     parts = split_parts(ds, split)
     return {photo_key(ds.samples[i]) for i in (*parts.train, *parts.val)}

@@ -7,7 +7,8 @@ import pytest
 
 from conftest import GOLDEN, SAMOYED, SAMPLE, sample_photos
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.runtime.datasets import detect_layout, read_dataset, split_indices, split_samples
+from edgehound.runtime.datasets import (detect_layout, photo_key, read_dataset, seen_photos, split_indices,
+                                        split_parts, split_samples)
 from edgehound.runtime.preprocess import load_image
 
 VOC = """<annotation><folder>{wnid}</folder><filename>{stem}</filename>
@@ -170,3 +171,13 @@ def test_a_pack_holds_the_same_photos_names_and_split_in_small_squares(tmp_path)
     (tmp_path / "small" / "pack.json").write_text("{ cut short")  # a hostile or half-written record
     with pytest.raises(EdgehoundError, match=r"small/pack.json: not a readable pack record"):
         pack_dataset(src, tmp_path / "small", per_breed=3, progress=False)
+
+
+def test_seen_photos_are_a_run_s_train_and_val_parts_over_the_folder_it_trained_on(pair_folder, tmp_path):
+    split = {"data": str(pair_folder), "exclude": [], "seed": 0, "test_frac": 0.5, "val_frac": 0.1, "per_class": 0,
+             "holdout": "seeded", "folds": None, "fold": 0, "wnids": [GOLDEN, SAMOYED]}
+    ds = read_dataset(pair_folder)
+    parts = split_parts(ds, split)
+    seen = seen_photos(split, [GOLDEN, SAMOYED], tmp_path / "elsewhere")  # its own folder is here: drawn there
+    assert seen == {photo_key(ds.samples[i]) for i in (*parts.train, *parts.val)} and 0 < len(seen) < 40
+    assert seen_photos(split, ["n02088364"], tmp_path / "elsewhere") == set()  # beagle: a breed the run never had
