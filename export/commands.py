@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgehound.runtime.errors import EdgehoundError
 from edgehound.util import at_least, folder
 
 
@@ -12,6 +13,8 @@ def cmd_export(args) -> int:
     from edgehound.export.exporter import ExportOptions, export
     from edgehound.export.formats import DEFAULT_TARGETS
 
+    if args.update and not args.targets:
+        raise EdgehoundError("export --update: name the artifacts to rebuild with --targets")
     opts = ExportOptions(targets=args.targets or list(DEFAULT_TARGETS), out=Path(args.out),
                          eval_data=Path(args.eval_data) if args.eval_data else None,
                          calib_data=Path(args.calib_data) if args.calib_data else None,
@@ -19,7 +22,7 @@ def cmd_export(args) -> int:
                          calibration=args.calibration, max_drop=args.max_drop, eval_limit=args.eval_limit,
                          tune_trials=args.tune_trials, progress=not args.no_progress,
                          tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None,
-                         skip_missing_tools=not args.targets and not args.device)
+                         skip_missing_tools=not args.targets and not args.device, update=args.update)
     if args.device:
         from edgehound.devices.profiles import get_profile
 
@@ -28,8 +31,9 @@ def cmd_export(args) -> int:
         print(f"{args.device}: building {', '.join(opts.targets)}")
     manifest = export(args.checkpoint, opts)
     failed = manifest["failures"]
-    print(f"manifest: {Path(args.out) / 'manifest.json'} ({len(manifest['artifacts']) - len(failed)} built, "
-          f"{len(failed)} failed)")
+    kept = len(manifest.get("kept", {}).get("artifacts", []))
+    print(f"manifest: {Path(args.out) / 'manifest.json'} ({len(manifest['artifacts']) - len(failed) - kept} built, "
+          + (f"{kept} kept, " if kept else "") + f"{len(failed)} failed)")
     for entry in failed:
         print(f"failed: {entry['name']}: {entry['reason']}")
     for entry in manifest.get("skipped", []):
@@ -72,13 +76,16 @@ def add_commands(sub) -> None:
     ex.add_argument("--calib-photos", nargs="+", type=_calib_count, default=(300, {}), action=_CalibPhotos,
                     metavar="N|TARGET=N", help="calibration photos (default 300), and per int8 target where it differs, "
                     "e.g. 300 tflite-int8=100")
-    ex.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="minmax",
-                    help="onnx-int8 calibration method")
+    ex.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="percentile",
+                    help="onnx-int8 calibration method (default percentile: the closest to fp32 of the three on the "
+                    "shipped models' training photos, train/STUDY.md)")
     ex.add_argument("--max-drop", type=float, help="mark artifacts losing more accuracy (pp) than this as rejected")
     ex.add_argument("--eval-limit", type=at_least(1), help="score each artifact on at most N held-out photos")
     ex.add_argument("--tune-trials", type=at_least(0), default=0, help="MetaSchedule trials for TVM targets, measured on the "
                     "device itself for an RPC profile (0: reuse the device's tuning database when present, else untuned)")
     ex.add_argument("--tuning-dir", help="root of the per-device tuning databases, <dir>/<profile>/<format> "
                     "(default: $EDGEHOUND_TUNING_DIR or devices/tuning)")
+    ex.add_argument("--update", action="store_true", help="rebuild only --targets in the export already in --out (of the "
+                    "same checkpoint, scored on the same photos) and keep its other artifacts as they are")
     ex.add_argument("--no-progress", action="store_true")
     ex.set_defaults(func=cmd_export)

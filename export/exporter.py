@@ -45,7 +45,7 @@ class ExportOptions:
     calib_data: Path | None = None  # default: the checkpoint's own training split
     calib_photos: int = 300
     calib_photos_for: dict[str, int] = field(default_factory=dict)  # per int8 target where it differs from calib_photos
-    calibration: str = "minmax"  # onnx-int8: minmax | entropy | percentile
+    calibration: str = "percentile"  # onnx-int8: percentile | minmax | entropy
     max_drop: float | None = None  # percentage points; worse int8 artifacts are marked rejected
     eval_limit: int | None = None  # score at most N photos per artifact (stratified); None: all
     tune_trials: int = 0
@@ -55,6 +55,7 @@ class ExportOptions:
     device: dict | None = None  # the device profile of export --device: its TVM target, compiler and tuning database
     tuning_dir: Path | None = None  # root of the per-device tuning databases (default: devices/tuning)
     skip_missing_tools: bool = False  # the default target list: skip (and list) targets this host cannot build
+    update: bool = False  # rebuild `targets` in an existing export of the same checkpoint, keep its other artifacts
 
 
 @dataclass
@@ -167,8 +168,14 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     ckpt, checkpoint_sha256 = load_hashed(checkpoint_path)  # the digest of the bytes loaded, read once
     model, meta = load_model(checkpoint_path, ckpt)
     formats = expand_targets(opts.targets)
-    calib_counts = _calibration_counts(formats, opts)  # a bad --calib-photos fails before the folder is touched
     final = Path(opts.out)
+    previous = _previous_export(final, checkpoint_sha256) if opts.update else None
+    kept = {}  # --update: the previous export's entries that this one does not rebuild
+    if previous is not None:
+        old = {e["name"]: e for e in previous["artifacts"]}
+        formats = [f for f in formats if f.name in opts.targets or old.get(f.name, {}).get("status") != "ok"]
+        kept = {n: e for n, e in old.items() if n != "pytorch" and n not in {f.name for f in formats}}
+    calib_counts = _calibration_counts(formats, opts)  # a bad --calib-photos fails before the folder is touched
     out = _build_folder(final)
     spec = PreprocessSpec.from_dict(meta["preprocess"])
 
@@ -180,6 +187,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
 
     ctx = ExportContext(model, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
                         opts.opset, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
+    ctx.built.update({name: final / e["file"] for name, e in kept.items() if e.get("status") == "ok"})  # inputs kept
     cfg = meta["config"]
     from edgehound.train.model import count_macs
 
@@ -212,6 +220,10 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     manifest["reference"] = {"backend": "pytorch", "accuracy": reference["accuracy"], "n": reference["n"],
                              "data": _data_label(opts, meta)}
     print(f"pytorch reference: {reference['accuracy'] * 100:.2f}% on {reference['n']} held-out photos")
+    if previous is not None and previous.get("reference") != manifest["reference"]:
+        shutil.rmtree(out)  # the staging folder: nothing of the export in `final` was touched
+        raise EdgehoundError(f"{final}: its artifacts were scored against another reference ({previous.get('reference')}; "
+                             f"now {manifest['reference']}); --update keeps only figures measured against the same one")
     manifest["artifacts"].append(_pytorch_entry(checkpoint_path, checkpoint_sha256, out, reference, manifest))
     atomic_write_json(manifest_path, manifest)
 
@@ -233,11 +245,15 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         atomic_write_json(manifest_path, manifest)
         _print_entry(entry)
 
+    if kept:
+        rebuilt = {e["name"]: e for e in manifest["artifacts"]}
+        manifest["artifacts"] = [rebuilt.pop(e["name"], e) for e in previous["artifacts"]] + list(rebuilt.values())
+        manifest["kept"] = {"from": previous.get("created"), "artifacts": list(kept)}  # built by that export
     usable = [e for e in manifest["artifacts"] if e["status"] == "ok" and e.get("runs_here") and e["backend"] != "pytorch"]
     manifest["default"] = next((e["name"] for e in usable if e["format"] == "onnx"), usable[0]["name"] if usable else None)
     atomic_write_json(manifest_path, manifest)
     if out != final:
-        _swap_in(out, final, manifest)
+        _swap_in(out, final, manifest, kept_files={e.get("file") for e in kept.values()})
     manifest["failures"] = failures
     return manifest
 
@@ -259,13 +275,40 @@ def _build_folder(final: Path) -> Path:
     return staging
 
 
-def _swap_in(staging: Path, final: Path, manifest: dict) -> None:
+def _previous_export(final: Path, checkpoint_sha256: str) -> dict:
+    """--update: the export already in `final`. It must be of the same checkpoint, and each artifact it
+    keeps must still be the file it recorded (the folder may have been edited since)."""
+    path = final / MANIFEST
+    if not path.is_file():
+        raise EdgehoundError(f"{final}: --update rebuilds targets of an existing export, and there is none ({MANIFEST} missing)")
+    try:
+        previous = json.loads(path.read_text())
+        sha = previous["model"]["checkpoint_sha256"]
+        entries = [(e["name"], e["status"], e.get("file"), e.get("sha256")) for e in previous["artifacts"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise EdgehoundError(f"{path}: not an export manifest that --update can keep from ({type(e).__name__}: {e})") from None
+    if sha != checkpoint_sha256:
+        raise EdgehoundError(f"{final}: exported from another checkpoint (sha256 {str(sha)[:12]}, this one "
+                             f"{checkpoint_sha256[:12]}); --update keeps only the same checkpoint's artifacts")
+    for name, status, file, digest in entries:
+        if status != "ok":
+            continue
+        if not isinstance(file, str) or Path(file).name != file or not (final / file).is_file():
+            raise EdgehoundError(f"{path}: {name}'s file {file!r} is not a file in {final}; export without --update")
+        if sha256_file(final / file) != digest:
+            raise EdgehoundError(f"{final / file}: changed since it was exported (sha256 differs from the manifest's); "
+                                 "export without --update")
+    return previous
+
+
+def _swap_in(staging: Path, final: Path, manifest: dict, kept_files: set = frozenset()) -> None:
     """Move a finished re-export into place: artifacts first, the manifest last (the runtime reads
-    nothing but what the manifest lists), then drop the old export's files the new one does not have."""
+    nothing but what the manifest lists), then drop the old export's files the new one does not have.
+    kept_files: files of the old export that the new manifest lists as they are (--update)."""
     old_manifest = json.loads((final / MANIFEST).read_text())
     old_files = {e.get("file") for e in old_manifest.get("artifacts", []) if isinstance(e, dict)}
     new_files = {e["file"] for e in manifest["artifacts"] if e.get("status") != "failed"}
-    for name in sorted(new_files):
+    for name in sorted(new_files - kept_files):
         os.replace(staging / name, final / name)
     os.replace(staging / MANIFEST, final / MANIFEST)
     shutil.rmtree(staging)

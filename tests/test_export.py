@@ -5,11 +5,12 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from conftest import SAMPLE
 from edgehound.export.exporter import ExportOptions, export
-from edgehound.export.formats import DEFAULT_TARGETS, FORMATS, Format
+from edgehound.export.formats import DEFAULT_TARGETS, FORMATS, ONNX_INT8_SCHEME, Format
 from edgehound.runtime.classifier import Classifier
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import missing_cpu_features
@@ -61,7 +62,7 @@ def test_int8_artifacts_are_integer(tiny_export):
     tfl = entries["tflite-int8"]
     assert tfl["input"]["dtype"] == "int8" and tfl["input"]["quantization"]["scale"] > 0
     assert tfl["input"]["layout"] == "NHWC" and tfl["output_quantization"]["dtype"] == "int8"
-    assert entries["onnx-int8"]["calibration"]["format"] == "QDQ per-channel"
+    assert entries["onnx-int8"]["calibration"]["format"] == ONNX_INT8_SCHEME
     # the global pool has its own scale: its averages span a fraction of its input's range
     from ai_edge_litert.interpreter import Interpreter
 
@@ -74,6 +75,35 @@ def test_int8_artifacts_are_integer(tiny_export):
     ops = {n.op_type for n in onnx.load(tiny_export / entries["onnx-int8"]["file"]).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert entries["onnx-int8"]["size_bytes"] < entries["onnx"]["size_bytes"]
+
+
+def test_onnx_int8_weights_leave_headroom_so_int8_kernels_compute_what_the_graph_says(tiny_export):
+    """Weights within ±64: onnxruntime's x86 kernels without VNNI sum pairs of uint8 x int8 products in int16,
+    which overflows with full-range weights. With headroom, the int8 kernels give the logits that the
+    same QDQ graph gives computed in float (no fusion)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    path = str(tiny_export / {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}["onnx-int8"]["file"])
+    model = onnx.load(path)
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    conv_weights = [weights[n.input[0]] for n in model.graph.node
+                    if n.op_type == "DequantizeLinear" and weights.get(n.input[0], np.zeros(0)).ndim == 4]
+    # |w| <= 64: two products of a uint8 activation and a weight sum to at most 2 x 255 x 64 < 2^15
+    assert conv_weights and all(w.dtype == np.int8 and np.abs(w.astype(int)).max() <= 64 for w in conv_weights)
+    activations = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert activations and all(weights[n.input[2]].dtype == np.uint8 for n in activations)
+
+    def logits(level):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, {"input": batch})[0]
+
+    batch = np.random.default_rng(0).standard_normal((8, 3, 96, 96)).astype(np.float32)
+    fused = logits(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    simulated = logits(ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    assert np.abs(fused - simulated).max() <= 0.05 * np.abs(simulated).max()
 
 
 def elf_machine(path) -> int:
@@ -263,7 +293,7 @@ def test_an_artifact_off_parity_fails_its_target_and_the_export(tiny_run, tmp_pa
     assert entry["parity"]["passed"] is False
 
 
-@pytest.mark.parametrize("calibration", ["entropy", "percentile"])
+@pytest.mark.parametrize("calibration", ["entropy", "minmax"])
 def test_other_calibrations_and_the_u65_npu(tiny_run, tmp_path, calibration):
     targets = ["onnx-int8"] + (["vela-u65-256"] if calibration == "entropy" else [])
     m = export(tiny_run / "best.pt", ExportOptions(targets=targets, out=tmp_path / "x", calibration=calibration,
@@ -313,6 +343,54 @@ def test_each_int8_target_can_calibrate_on_its_own_number_of_photos(tiny_run, tm
                         "tflite", "--calib-photos", "tflite=5"], capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" not in r.stderr and not out.exists()
     assert "--calib-photos: tflite is not a target of this export that calibrates" in r.stderr
+
+
+def test_update_rebuilds_the_named_targets_and_keeps_the_other_artifacts_as_they_were(tiny_run, tiny_export, tmp_path):
+    folder = tmp_path / "x"
+    shutil.copytree(tiny_export, folder)
+    before = {e["name"]: e for e in manifest_of(folder)["artifacts"]}
+    m = export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=folder, calib_photos=7, update=True,
+                                                   progress=False))
+    after = {e["name"]: e for e in manifest_of(folder)["artifacts"]}
+    assert list(after) == list(before) and m["kept"]["artifacts"] == [n for n in before if n not in ("pytorch", "onnx-int8")]
+    assert after["onnx-int8"]["calibration"]["photos"] == 7 and before["onnx-int8"]["calibration"]["photos"] != 7
+    for name, entry in before.items():
+        if name not in ("pytorch", "onnx-int8"):
+            assert after[name] == entry and sha256_file(folder / entry["file"]) == entry["sha256"], name
+    assert sha256_file(folder / after["onnx-int8"]["file"]) == after["onnx-int8"]["sha256"]
+    assert not list(folder.glob(".*tmp*"))
+    Classifier.load(folder, "onnx-int8").classify(min((SAMPLE / "n02111889").iterdir()))
+
+
+@pytest.mark.parametrize("damage", ["another checkpoint", "another reference", "a kept file edited",
+                                    "no export there", "manifest not JSON"])
+def test_update_refuses_what_it_cannot_keep_and_leaves_the_folder_as_it_was(tiny_run, tiny_export, tmp_path, damage):
+    folder = tmp_path / "x"
+    shutil.copytree(tiny_export, folder)
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if damage == "another checkpoint":
+        manifest["model"]["checkpoint_sha256"] = "0" * 64
+        path.write_text(json.dumps(manifest))
+        expected = "exported from another checkpoint"
+    elif damage == "another reference":  # scored on other photos: the kept drops would not compare
+        manifest["reference"]["n"] += 1
+        path.write_text(json.dumps(manifest))
+        expected = "scored against another reference"
+    elif damage == "a kept file edited":
+        with open(folder / "model.tflite", "ab") as f:
+            f.write(b"\0")
+        expected = "model.tflite: changed since it was exported"
+    elif damage == "no export there":
+        path.unlink()
+        expected = "there is none"
+    else:
+        path.write_text("{ not json")
+        expected = "not an export manifest that --update can keep from"
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    with pytest.raises(EdgehoundError, match=expected):
+        export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=folder, update=True, progress=False))
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == files and not list(folder.glob(".*tmp*"))
 
 
 def test_unknown_target_is_a_clear_error(tiny_run, tmp_path):
