@@ -57,12 +57,13 @@ class ExportOptions:
     skip_missing_tools: bool = False  # the default target list: skip (and list) targets this host cannot build
     update: bool = False  # rebuild `targets` in an existing export of the same checkpoint, keep its other artifacts
 
+ARTIFACT_STEM = "model"  # each target's file is model<suffix>: model.onnx, model.int8.tflite, ...
+
 
 @dataclass
 class ExportContext:
     """What build functions need: the model, photos for parity and calibration, where files go."""
     model: object
-    stem: str
     spec: PreprocessSpec
     parity_batch: np.ndarray  # float32 NCHW, real held-out photos
     calib_images: dict[str, np.ndarray]  # per int8 target: uint8 NHWC, prepared training photos
@@ -169,14 +170,17 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     model, meta = load_model(checkpoint_path, ckpt)
     formats = expand_targets(opts.targets)
     final = Path(opts.out)
-    previous = _previous_export(final, checkpoint_sha256) if opts.update else None
+    previous = _existing_export(final)  # a foreign or broken manifest.json is refused before any work
     kept = {}  # --update: the previous export's entries that this one does not rebuild
-    if previous is not None:
+    if opts.update:
+        _same_checkpoint(final, previous, checkpoint_sha256)
         old = {e["name"]: e for e in previous["artifacts"]}
         formats = [f for f in formats if f.name in opts.targets or old.get(f.name, {}).get("status") != "ok"]
         kept = {n: e for n, e in old.items() if n != "pytorch" and n not in {f.name for f in formats}}
+        _kept_files_unchanged(final, kept)
+    _refuse_to_overwrite_foreign_files(final, previous, formats, checkpoint_path)
     calib_counts = _calibration_counts(formats, opts)  # a bad --calib-photos fails before the folder is touched
-    out = _build_folder(final)
+    out = _build_folder(final, replacing=previous is not None)
     spec = PreprocessSpec.from_dict(meta["preprocess"])
 
     parity_samples = _photos(opts.eval_data, meta, "test", opts.parity_photos, seed=1)
@@ -185,7 +189,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     torch_predict = predictor(model)
     reference_logits = torch_predict(parity_batch)
 
-    ctx = ExportContext(model, "model", spec, parity_batch, calib, opts.calibration, opts.tune_trials,
+    ctx = ExportContext(model, spec, parity_batch, calib, opts.calibration, opts.tune_trials,
                         opts.opset, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
     ctx.built.update({name: final / e["file"] for name, e in kept.items() if e.get("status") == "ok"})  # inputs kept
     cfg = meta["config"]
@@ -220,7 +224,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     manifest["reference"] = {"backend": "pytorch", "accuracy": reference["accuracy"], "n": reference["n"],
                              "data": _data_label(opts, meta)}
     print(f"pytorch reference: {reference['accuracy'] * 100:.2f}% on {reference['n']} held-out photos")
-    if previous is not None and previous.get("reference") != manifest["reference"]:
+    if opts.update and previous.get("reference") != manifest["reference"]:
         shutil.rmtree(out)  # the staging folder: nothing of the export in `final` was touched
         raise EdgehoundError(f"{final}: its artifacts were scored against another reference ({previous.get('reference')}; "
                              f"now {manifest['reference']}); --update keeps only figures measured against the same one")
@@ -253,12 +257,12 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     manifest["default"] = next((e["name"] for e in usable if e["format"] == "onnx"), usable[0]["name"] if usable else None)
     atomic_write_json(manifest_path, manifest)
     if out != final:
-        _swap_in(out, final, manifest, kept_files={e.get("file") for e in kept.values()})
+        _swap_in(out, final, manifest, previous, kept_files={e.get("file") for e in kept.values()})
     manifest["failures"] = failures
     return manifest
 
 
-def _build_folder(final: Path) -> Path:
+def _build_folder(final: Path, replacing: bool) -> Path:
     """Where this export writes. A new folder: in place, the manifest growing target by target. A folder
     that already holds an export: a staging folder inside it, swapped in at the end (_swap_in), so a
     killed re-export leaves the old manifest and its artifacts whole. Leftovers of killed exports
@@ -268,45 +272,75 @@ def _build_folder(final: Path) -> Path:
     except OSError as e:  # a file on the way, no permission
         raise EdgehoundError(f"{final}: cannot make the export folder ({e.strerror or e})") from None
     remove_leftovers(final, ".*.tmp*")
-    if not (final / MANIFEST).is_file():
+    if not replacing:
         return final
     staging = final / f".staging.tmp{os.getpid()}"
     staging.mkdir()
     return staging
 
 
-def _previous_export(final: Path, checkpoint_sha256: str) -> dict:
-    """--update: the export already in `final`. It must be of the same checkpoint, and each artifact it
-    keeps must still be the file it recorded (the folder may have been edited since)."""
+def _existing_export(final: Path) -> dict | None:
+    """The export already in `final` (a re-export replaces it at the end), or None. A manifest.json there
+    that is not an export's is refused: the export would overwrite it, and which files it lists is unknown."""
     path = final / MANIFEST
-    if not path.is_file():
-        raise EdgehoundError(f"{final}: --update rebuilds targets of an existing export, and there is none ({MANIFEST} missing)")
+    if not path.exists():
+        return None
     try:
-        previous = json.loads(path.read_text())
-        sha = previous["model"]["checkpoint_sha256"]
-        entries = [(e["name"], e["status"], e.get("file"), e.get("sha256")) for e in previous["artifacts"]]
+        manifest = json.loads(path.read_text())
+        manifest["model"]["checkpoint_sha256"]
+        for e in manifest["artifacts"]:
+            if not all(isinstance(e[k], str) for k in ("name", "status", "file")):
+                raise TypeError("an artifact's name, status or file is not text")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-        raise EdgehoundError(f"{path}: not an export manifest that --update can keep from ({type(e).__name__}: {e})") from None
+        raise EdgehoundError(f"{path}: not an export manifest ({type(e).__name__}: {e}); an export into {final} would "
+                             "replace it: move it away, or choose another --out") from None
+    return manifest
+
+
+def _same_checkpoint(final: Path, previous: dict | None, checkpoint_sha256: str) -> None:
+    """--update keeps artifacts only of the same checkpoint's export."""
+    if previous is None:
+        raise EdgehoundError(f"{final}: --update rebuilds targets of an existing export, and there is none ({MANIFEST} missing)")
+    sha = previous["model"]["checkpoint_sha256"]
     if sha != checkpoint_sha256:
         raise EdgehoundError(f"{final}: exported from another checkpoint (sha256 {str(sha)[:12]}, this one "
                              f"{checkpoint_sha256[:12]}); --update keeps only the same checkpoint's artifacts")
-    for name, status, file, digest in entries:
-        if status != "ok":
+
+
+def _kept_files_unchanged(final: Path, kept: dict) -> None:
+    """--update: each artifact kept must still be the file its entry records (the folder may have been
+    edited since). Only the kept ones are read: the rebuilt ones are replaced whatever they hold."""
+    for name, entry in kept.items():
+        if entry["status"] != "ok":
             continue
+        file = entry["file"]
         if not isinstance(file, str) or Path(file).name != file or not (final / file).is_file():
-            raise EdgehoundError(f"{path}: {name}'s file {file!r} is not a file in {final}; export without --update")
-        if sha256_file(final / file) != digest:
+            raise EdgehoundError(f"{final / MANIFEST}: {name}'s file {file!r} is not a file in {final}; export without --update")
+        if sha256_file(final / file) != entry.get("sha256"):
             raise EdgehoundError(f"{final / file}: changed since it was exported (sha256 differs from the manifest's); "
                                  "export without --update")
-    return previous
 
 
-def _swap_in(staging: Path, final: Path, manifest: dict, kept_files: set = frozenset()) -> None:
+def _refuse_to_overwrite_foreign_files(final: Path, previous: dict | None, formats, checkpoint_path) -> None:
+    """An export writes best.pt, manifest.json and one model.* file per target into `final`. A file of those
+    names that no export there listed is someone else's: refused, not replaced. best.pt is allowed when it
+    is the checkpoint itself (exporting into the run folder)."""
+    listed = {MANIFEST} | ({e["file"] for e in previous["artifacts"]} if previous else set())
+    for name in sorted({"best.pt"} | {f"{ARTIFACT_STEM}{f.suffix}" for f in formats}):
+        path = final / name
+        if name in listed or not (path.exists() or path.is_symlink()):
+            continue
+        if name == "best.pt" and path.is_file() and path.samefile(checkpoint_path):
+            continue
+        raise EdgehoundError(f"{path}: already there and not an artifact of an export in {final}; the export would "
+                             "replace it: move it away, or choose another --out")
+
+
+def _swap_in(staging: Path, final: Path, manifest: dict, previous: dict, kept_files: set = frozenset()) -> None:
     """Move a finished re-export into place: artifacts first, the manifest last (the runtime reads
     nothing but what the manifest lists), then drop the old export's files the new one does not have.
-    kept_files: files of the old export that the new manifest lists as they are (--update)."""
-    old_manifest = json.loads((final / MANIFEST).read_text())
-    old_files = {e.get("file") for e in old_manifest.get("artifacts", []) if isinstance(e, dict)}
+    previous: the old export's manifest; kept_files: its files that the new one lists as they are (--update)."""
+    old_files = {e["file"] for e in previous["artifacts"]}
     new_files = {e["file"] for e in manifest["artifacts"] if e.get("status") != "failed"}
     for name in sorted(new_files - kept_files):
         os.replace(staging / name, final / name)
@@ -344,7 +378,7 @@ def _data_label(opts: ExportOptions, meta: dict) -> str:
 
 def _build_one(fmt: Format, ctx: ExportContext, out: Path, meta: dict, spec: PreprocessSpec, checkpoint_path,
                checkpoint_sha256: str) -> dict:
-    file = f"{ctx.stem}{fmt.suffix}"
+    file = f"{ARTIFACT_STEM}{fmt.suffix}"
     dest, tmp = out / file, out / f".{file}.tmp{os.getpid()}"
     entry = {"name": fmt.name, "format": fmt.name, "file": file, "backend": fmt.backend, "precision": fmt.precision,
              "target": fmt.target, "devices": list(fmt.devices), "runs_here": fmt.runs_here}

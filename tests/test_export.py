@@ -386,11 +386,56 @@ def test_update_refuses_what_it_cannot_keep_and_leaves_the_folder_as_it_was(tiny
         expected = "there is none"
     else:
         path.write_text("{ not json")
-        expected = "not an export manifest that --update can keep from"
+        expected = "not an export manifest"
     files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     with pytest.raises(EdgehoundError, match=expected):
         export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=folder, update=True, progress=False))
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == files and not list(folder.glob(".*tmp*"))
+
+
+def test_update_reads_only_the_files_it_keeps_an_edited_one_it_rebuilds_is_replaced(tiny_run, tiny_export, tmp_path):
+    folder = tmp_path / "x"
+    shutil.copytree(tiny_export, folder)
+    with open(folder / "model.int8.onnx", "ab") as f:  # about to be rebuilt: whatever it holds is replaced
+        f.write(b"\0")
+    export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=folder, update=True, progress=False))
+    entry = {e["name"]: e for e in manifest_of(folder)["artifacts"]}["onnx-int8"]
+    assert entry["status"] == "ok" and sha256_file(folder / "model.int8.onnx") == entry["sha256"]
+
+
+@pytest.mark.parametrize("foreign", ["a manifest.json that is not JSON", "a manifest.json of another tool",
+                                     "a model.onnx of its own", "a best.pt of its own"])
+def test_an_export_refuses_to_overwrite_files_that_no_export_made(tiny_run, tmp_path, foreign):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    if foreign == "a manifest.json that is not JSON":
+        (folder / "manifest.json").write_text("{ not json")
+        expected = "manifest.json: not an export manifest"
+    elif foreign == "a manifest.json of another tool":
+        (folder / "manifest.json").write_text(json.dumps({"name": "my-web-app", "icons": []}))
+        expected = "manifest.json: not an export manifest"
+    elif foreign == "a model.onnx of its own":
+        (folder / "model.onnx").write_bytes(b"someone's model")
+        expected = "model.onnx: already there and not an artifact of an export"
+    else:
+        (folder / "best.pt").write_bytes(b"someone's weights")
+        expected = "best.pt: already there and not an artifact of an export"
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # refused before any work: was a JSONDecodeError traceback after every target was built (broken
+    # manifest), or the file silently replaced (model.onnx, best.pt)
+    with pytest.raises(EdgehoundError, match=expected):
+        export(tiny_run / "best.pt", ExportOptions(targets=["onnx"], out=folder, progress=False))
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+
+
+def test_an_export_into_the_run_folder_keeps_its_checkpoint_and_other_files(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    m = export(run / "best.pt", ExportOptions(targets=["onnx"], out=run, eval_limit=10, progress=False))
+    assert [e["status"] for e in m["artifacts"]] == ["ok", "ok"]
+    assert all((run / name).read_bytes() == data for name, data in before.items() if name != "manifest.json")
 
 
 def test_unknown_target_is_a_clear_error(tiny_run, tmp_path):
