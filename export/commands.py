@@ -19,7 +19,8 @@ def cmd_export(args) -> int:
                          eval_data=Path(args.eval_data) if args.eval_data else None,
                          calib_data=Path(args.calib_data) if args.calib_data else None,
                          calib_photos=args.calib_photos[0], calib_photos_for=args.calib_photos[1],
-                         calibration=args.calibration, max_drop=args.max_drop, eval_limit=args.eval_limit,
+                         calibration=args.calibration, onnx_int8_in_float=tuple(args.onnx_int8_in_float),
+                         max_drop=args.max_drop, eval_limit=args.eval_limit,
                          tune_trials=args.tune_trials, progress=not args.no_progress,
                          tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None,
                          skip_missing_tools=not args.targets and not args.device, update=args.update)
@@ -79,6 +80,9 @@ def add_commands(sub) -> None:
     ex.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="percentile",
                     help="onnx-int8 calibration method (default percentile: the closest to fp32 of the three on the "
                     "shipped models' training photos, train/STUDY.md)")
+    ex.add_argument("--onnx-int8-in-float", nargs="*", choices=["first", "last"], default=["first", "last"],
+                    metavar="LAYER", help="onnx-int8's layers kept in float: first (the first convolution), last (the "
+                    "classifier); default both, none with the option alone (train/STUDY.md)")
     ex.add_argument("--max-drop", type=float, help="mark artifacts losing more accuracy (pp) than this as rejected")
     ex.add_argument("--eval-limit", type=at_least(1), help="score each artifact on at most N held-out photos")
     ex.add_argument("--tune-trials", type=at_least(0), default=0, help="MetaSchedule trials for TVM targets, measured on the "

@@ -46,6 +46,7 @@ class ExportOptions:
     calib_photos: int = 300
     calib_photos_for: dict[str, int] = field(default_factory=dict)  # per int8 target where it differs from calib_photos
     calibration: str = "percentile"  # onnx-int8: percentile | minmax | entropy
+    onnx_int8_in_float: tuple[str, ...] = ("first", "last")  # onnx-int8's layers kept in float: first conv, classifier
     max_drop: float | None = None  # percentage points; worse int8 artifacts are marked rejected
     eval_limit: int | None = None  # score at most N photos per artifact (stratified); None: all
     tune_trials: int = 0
@@ -68,6 +69,7 @@ class ExportContext:
     parity_batch: np.ndarray  # float32 NCHW, real held-out photos
     calib_images: dict[str, np.ndarray]  # per int8 target: uint8 NHWC, prepared training photos
     calibration: str
+    onnx_int8_in_float: tuple[str, ...]
     tune_trials: int
     opset: int
     progress: bool = True
@@ -189,7 +191,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     torch_predict = predictor(model)
     reference_logits = torch_predict(parity_batch)
 
-    ctx = ExportContext(model, spec, parity_batch, calib, opts.calibration, opts.tune_trials,
+    ctx = ExportContext(model, spec, parity_batch, calib, opts.calibration, opts.onnx_int8_in_float, opts.tune_trials,
                         opts.opset, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
     ctx.built.update({name: final / e["file"] for name, e in kept.items() if e.get("status") == "ok"})  # inputs kept
     cfg = meta["config"]

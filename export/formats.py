@@ -42,6 +42,7 @@ class Format:
 
 
 ONNX_INT8_SCHEME = "QDQ per-channel, uint8 activations, int8 weights within ±64 (reduce_range)"
+ONNX_INT8_IN_FLOAT = {"first": "the first convolution", "last": "the classifier"}  # export --onnx-int8-in-float
 
 
 # ---- build functions -------------------------------------------------------------------------
@@ -84,6 +85,7 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
     pre = dest.with_name(dest.name + ".pre.onnx")  # keeps dest's .tmp<pid>: a killed export's leftover is found by it
     try:
         quant_pre_process(str(ctx.artifact_path("onnx")), str(pre), skip_symbolic_shape=True)
+        in_float = _layers_in_float(pre, ctx.onnx_int8_in_float)
         # uint8 activations, int8 weights within ±64 (reduce_range): on x86 CPUs without VNNI, onnxruntime
         # multiplies with VPMADDUBSW, whose int16 pair sums saturate with full 8-bit weights, so the same
         # file answered differently per CPU (edge's test part: 2.5 pp below fp32 on an AVX2 EPYC, 0.3 pp on
@@ -91,13 +93,29 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
         # "onnx-int8: saturation on CPUs without VNNI").
         quantize_static(str(pre), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=method)
+                        calibrate_method=method, nodes_to_exclude=in_float)
     finally:
         pre.unlink(missing_ok=True)
     return {"input": ctx.input_desc(["N", 3, ctx.size, ctx.size], "NCHW"),
             "tools": {"onnxruntime": onnxruntime.__version__},
             "calibration": {"method": ctx.calibration, "photos": ctx.calibration_count,
-                            "format": ONNX_INT8_SCHEME}}
+                            "format": ONNX_INT8_SCHEME + "".join(f"; {ONNX_INT8_IN_FLOAT[k]} in float"
+                                                                 for k in ctx.onnx_int8_in_float),
+                            "in_float": in_float}}
+
+
+def _layers_in_float(path: Path, which) -> list[str]:
+    """The names of the layers onnx-int8 keeps in float: "first", the first convolution (3 input channels,
+    so each weight carries much of the image), and "last", the last fully connected layer (the logits).
+    Both by default: on the training photos of all four shipped models they took most of the int8 error,
+    and efficient's onnx-int8 is built with neither, since a float stem at full resolution made it 2x
+    slower (train/STUDY.md, "onnx-int8: the first and last layers in float")."""
+    import onnx
+
+    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    convs = [n.name for n in nodes if n.op_type == "Conv" and n.name]
+    dense = [n.name for n in nodes if n.op_type in ("Gemm", "MatMul") and n.name]
+    return (convs[:1] if "first" in which else []) + (dense[-1:] if "last" in which else [])
 
 
 def _nhwc_model(ctx):

@@ -62,7 +62,8 @@ def test_int8_artifacts_are_integer(tiny_export):
     tfl = entries["tflite-int8"]
     assert tfl["input"]["dtype"] == "int8" and tfl["input"]["quantization"]["scale"] > 0
     assert tfl["input"]["layout"] == "NHWC" and tfl["output_quantization"]["dtype"] == "int8"
-    assert entries["onnx-int8"]["calibration"]["format"] == ONNX_INT8_SCHEME
+    assert entries["onnx-int8"]["calibration"]["format"] == (f"{ONNX_INT8_SCHEME}; the first convolution in float; "
+                                                            "the classifier in float")
     # the global pool has its own scale: its averages span a fraction of its input's range
     from ai_edge_litert.interpreter import Interpreter
 
@@ -104,6 +105,34 @@ def test_onnx_int8_weights_leave_headroom_so_int8_kernels_compute_what_the_graph
     fused = logits(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     simulated = logits(ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     assert np.abs(fused - simulated).max() <= 0.05 * np.abs(simulated).max()
+
+
+def _onnx_int8_layers(folder):
+    """Each Conv and Gemm/MatMul node of the onnx-int8 artifact in `folder`, and whether its weight is int8."""
+    import onnx
+
+    entry = {e["name"]: e for e in manifest_of(folder)["artifacts"]}["onnx-int8"]
+    graph = onnx.load(str(folder / entry["file"])).graph
+    produced_by = {o: n for n in graph.node for o in n.output}
+
+    def weight_is_int8(node):  # a quantized layer reads its weight through a DequantizeLinear
+        source = produced_by.get(node.input[1])
+        return source is not None and source.op_type == "DequantizeLinear"
+
+    convs = [(n.name, weight_is_int8(n)) for n in graph.node if n.op_type == "Conv"]
+    dense = [(n.name, weight_is_int8(n)) for n in graph.node if n.op_type in ("Gemm", "MatMul")]
+    return entry, convs, dense
+
+
+def test_onnx_int8_keeps_the_first_convolution_and_the_classifier_in_float(tiny_run, tiny_export, tmp_path):
+    entry, convs, dense = _onnx_int8_layers(tiny_export)  # the default
+    assert not convs[0][1] and not dense[-1][1] and all(int8 for _, int8 in convs[1:])
+    assert entry["calibration"]["in_float"] == [convs[0][0], dense[-1][0]]
+    export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=tmp_path / "x", onnx_int8_in_float=(),
+                                               eval_limit=10, progress=False))  # --onnx-int8-in-float alone: none
+    entry, convs, dense = _onnx_int8_layers(tmp_path / "x")
+    assert all(int8 for _, int8 in convs + dense) and entry["calibration"]["in_float"] == []
+    assert entry["calibration"]["format"] == ONNX_INT8_SCHEME
 
 
 def elf_machine(path) -> int:
