@@ -18,44 +18,71 @@ from edgehound.runtime.manifest import read_manifest
 from edgehound.util import atomic_write_json, atomic_write_text
 
 CARD_DIR = "card"
+MEASURED = "measured.json"  # card/ part -> {file name: sha256 it was measured on}
 EXAMPLES_PER_CLASS = 2
 
 
 def regenerate(folder: Path, data: str | None, boxes: str | None = None, bench: str | None = None,
                refresh: bool = False, limit: int = 200, progress: bool = True) -> Path:
-    """Measure what card/ lacks (everything with refresh), then render CARD.md. Returns its path."""
+    """Measure what card/ lacks, or measured on files the manifest no longer lists (everything with
+    refresh), then render CARD.md. Returns its path."""
     from edgehound.benchmarks.analyze import checkpoint_meta, checkpoint_of, held_out
     from edgehound.benchmarks.saliency import Explainer, explain_samples
     from edgehound.runtime.datasets import Sample, read_dataset
 
-    _, folder = read_manifest(folder)
+    manifest, folder = read_manifest(folder)
     card = folder / CARD_DIR
     meta = checkpoint_meta(str(folder))
+    now = files_now(manifest)
+    measured = read_measured(card)
 
-    def needs(path: Path) -> bool:
-        if refresh or not path.exists():
-            if data is None:
-                raise EdgehoundError(f"{path}: not measured yet; give --data (the dataset the model was trained from)")
-            return True
-        return False
+    def needs(part: str, given, flag: str) -> bool:
+        """Whether card/PART is measured (again): missing, stale or refreshed; then `given` (the input named
+        by flag) must be there."""
+        path = card / part
+        stale = stale_files(measured, part, now) if path.exists() else []
+        if not (refresh or not path.exists() or stale):
+            return False
+        if given is None:
+            why = ("not measured yet" if refresh or not stale else
+                   "measured before the card recorded which files it measured" if stale == ["unrecorded"] else
+                   f"measured on files that changed since ({', '.join(stale)})")
+            raise EdgehoundError(f"{path}: {why}; give {flag} to measure it")
+        return True
 
-    if needs(card / "robustness.json"):
+    def record(part: str, names) -> None:
+        """Note which files (by sha256) card/PART was measured on: a later export makes it stale."""
+        measured[part] = {n: now[n] for n in names}
+        atomic_write_json(card / MEASURED, dict(sorted(measured.items())))
+
+    # decided before measuring anything: a missing --data or --boxes fails at once, not after an hour
+    todo = {part for part in ("robustness.json", "examples", "mistakes") if needs(part, data, "--data")}
+    if todo & {"robustness.json"}:  # its most confident mistakes are the ones shown
+        todo.add("mistakes")
+    if (boxes or ((card / "boxes").exists() and stale_files(measured, "boxes", now))) and needs("boxes", boxes, "--boxes"):
+        todo.add("boxes")
+
+    if "robustness.json" in todo:
         from edgehound.benchmarks.robustness import measure
 
-        measure(folder, held_out(meta["classes"], data, meta.get("split"), True), card, limit=limit, progress=progress)
-    if needs(card / "examples" / "saliency.json"):
-        _examples(folder, meta, held_out(meta["classes"], data, meta.get("split"), True,
-                                         EXAMPLES_PER_CLASS * len(meta["classes"])), card, progress)
-    if needs(card / "mistakes" / "saliency.json"):
+        result = measure(folder, held_out(meta["classes"], data, meta.get("split"), True), card, limit=limit,
+                         progress=progress)
+        record("robustness.json", result["clean"])
+    if "examples" in todo:
+        samples = held_out(meta["classes"], data, meta.get("split"), True, EXAMPLES_PER_CLASS * len(meta["classes"]))
+        record("examples", _examples(folder, meta, samples, card, progress))
+    if "mistakes" in todo:
         mistakes = json.loads((card / "robustness.json").read_text())["clean"]["checkpoint"]["confident_mistakes"][:4]
         wnid = {c["name"]: c["wnid"] for c in meta["classes"]}
         samples = [Sample(Path(m["photo"]), wnid[m["true"]]) for m in mistakes]
         _replace(card / "mistakes", lambda tmp: explain_samples(Explainer(checkpoint_of(folder)), samples, tmp,
                                                                  progress=progress))
-    if boxes and (refresh or not (card / "boxes" / "saliency.json").exists()):
+        record("mistakes", ["checkpoint"])
+    if "boxes" in todo:
         samples = read_dataset(boxes).samples
         _replace(card / "boxes", lambda tmp: explain_samples(Explainer(checkpoint_of(folder)), samples, tmp, pngs=4,
                                                               progress=progress))
+        record("boxes", ["checkpoint"])
     if bench:
         atomic_write_json(card / "bench.json", bench_rows(Path(bench), folder))
     path = folder / "CARD.md"
@@ -63,9 +90,33 @@ def regenerate(folder: Path, data: str | None, boxes: str | None = None, bench: 
     return path
 
 
-def _examples(folder: Path, meta: dict, samples: list, card: Path, progress: bool) -> None:
+def files_now(manifest: dict) -> dict[str, str]:
+    """The sha256 of the checkpoint and of every built artifact, as the manifest lists them now."""
+    now = {e["name"]: e["sha256"] for e in manifest["artifacts"] if e.get("status") == "ok"}
+    now["checkpoint"] = manifest["model"].get("checkpoint_sha256")
+    return now
+
+
+def read_measured(card: Path) -> dict[str, dict[str, str]]:
+    """card/measured.json, checked: a part's record that is not {name: sha256} counts as unrecorded."""
+    measured = _load(card / MEASURED) or {}
+    if not isinstance(measured, dict):
+        raise EdgehoundError(f"{card / MEASURED}: not a JSON object; run `edgehound card ... --refresh`")
+    return {part: files for part, files in measured.items()
+            if isinstance(files, dict) and all(isinstance(v, str) for v in files.values())}
+
+
+def stale_files(measured: dict, part: str, now: dict[str, str]) -> list[str]:
+    """The files card/PART was measured on that the manifest no longer lists as they were (all of them,
+    "unrecorded", for a part measured before card/measured.json existed)."""
+    if not isinstance(measured.get(part), dict):
+        return ["unrecorded"]
+    return [name for name, sha in measured[part].items() if now.get(name) != sha]
+
+
+def _examples(folder: Path, meta: dict, samples: list, card: Path, progress: bool) -> list[str]:
     """Grad-CAM of the checkpoint, and occlusion through the int8 artifact and its fp32 original, on the
-    same held-out photos."""
+    same held-out photos. Returns what was measured: "checkpoint" and those artifacts' names."""
     from edgehound.benchmarks.analyze import checkpoint_of
     from edgehound.benchmarks.saliency import Explainer, explain_samples
 
@@ -86,6 +137,7 @@ def _examples(folder: Path, meta: dict, samples: list, card: Path, progress: boo
             explain_samples(explainer, samples, tmp / explainer.classifier.artifact.name, progress=progress)
 
     _replace(card / "examples", write)
+    return ["checkpoint", *(e.classifier.artifact.name for e in pair)]
 
 
 def _replace(target: Path, write) -> None:
@@ -263,6 +315,15 @@ def render(folder: Path) -> str:
         mistakes = _load(card / "mistakes" / "saliency.json")
         if mistakes:
             out += ["", " ".join(f"![{Path(p['photo']).name}](card/mistakes/{p['png']})" for p in mistakes["photos"] if p.get("png"))]
+    measured = read_measured(card)
+    if measured:
+        now = files_now(manifest)
+        out += ["", "## Files measured", "",
+                "The sha256 of each file the sections above were measured on (`card/measured.json`); `edgehound card "
+                "FOLDER --data DATA` measures again what a later export changed.", "",
+                _table(["measurement", "file", "sha256", "now"],
+                       [[part, name, sha[:12], "same" if now.get(name) == sha else "**changed since**"]
+                        for part, files in measured.items() for name, sha in files.items()])]
     return "\n".join(out).rstrip() + "\n"
 
 

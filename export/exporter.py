@@ -316,7 +316,7 @@ def _kept_files_unchanged(final: Path, kept: dict) -> None:
         if entry["status"] != "ok":
             continue
         file = entry["file"]
-        if not isinstance(file, str) or Path(file).name != file or not (final / file).is_file():
+        if Path(file).name != file or not (final / file).is_file():  # a str: _existing_export checked
             raise EdgehoundError(f"{final / MANIFEST}: {name}'s file {file!r} is not a file in {final}; export without --update")
         if sha256_file(final / file) != entry.get("sha256"):
             raise EdgehoundError(f"{final / file}: changed since it was exported (sha256 differs from the manifest's); "

@@ -43,6 +43,7 @@ class Format:
 
 ONNX_INT8_SCHEME = "QDQ per-channel, uint8 activations, int8 weights within ±64 (reduce_range)"
 ONNX_INT8_IN_FLOAT = {"first": "the first convolution", "last": "the classifier"}  # export --onnx-int8-in-float
+CALIBRATION_PASS_BYTES = 8 * 2**30  # activations one histogram pass of onnx-int8 may hold (_photos_per_histogram_pass)
 
 
 # ---- build functions -------------------------------------------------------------------------
@@ -72,20 +73,29 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
     # Entropy and percentile collect histograms per batch and stack them: batches must all be one size
     # (a shorter last batch fails inside onnxruntime with "inhomogeneous shape"), so those take one photo each.
     calib = ctx.calibration_batches(layout="NCHW", batch=8 if ctx.calibration == "minmax" else 1)
+    bar = tqdm(total=len(calib), desc=f"calibrating onnx-int8 ({ctx.calibration})", unit="batch", leave=False,
+               disable=not ctx.progress)
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):  # set_range: onnxruntime's passes (CalibStridedMinMax) take a slice each
         def __init__(self):
-            self.it = iter(tqdm(calib, desc=f"calibrating onnx-int8 ({ctx.calibration})", unit="batch", leave=False,
-                                disable=not ctx.progress))
+            self.set_range(0, len(calib))
+
+        def __len__(self):
+            return len(calib)
+
+        def set_range(self, start_index: int, end_index: int):
+            self.it = iter(calib[start_index:end_index])
 
         def get_next(self):
             batch = next(self.it, None)
+            bar.update(batch is not None)
             return None if batch is None else {"input": batch}
 
     pre = dest.with_name(dest.name + ".pre.onnx")  # keeps dest's .tmp<pid>: a killed export's leftover is found by it
     try:
         quant_pre_process(str(ctx.artifact_path("onnx")), str(pre), skip_symbolic_shape=True)
         in_float = _layers_in_float(pre, ctx.onnx_int8_in_float)
+        per_pass = len(calib) if ctx.calibration == "minmax" else _photos_per_histogram_pass(pre, len(calib))
         # uint8 activations, int8 weights within ±64 (reduce_range): on x86 CPUs without VNNI, onnxruntime
         # multiplies with VPMADDUBSW, whose int16 pair sums saturate with full 8-bit weights, so the same
         # file answered differently per CPU (edge's test part: 2.5 pp below fp32 on an AVX2 EPYC, 0.3 pp on
@@ -93,20 +103,56 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
         # "onnx-int8: saturation on CPUs without VNNI").
         quantize_static(str(pre), str(dest), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=method, nodes_to_exclude=in_float)
+                        calibrate_method=method, nodes_to_exclude=list(in_float.values()),
+                        extra_options={"CalibStridedMinMax": per_pass} if per_pass < len(calib) else {})
     finally:
+        bar.close()
         pre.unlink(missing_ok=True)
     return {"input": ctx.input_desc(["N", 3, ctx.size, ctx.size], "NCHW"),
             "tools": {"onnxruntime": onnxruntime.__version__},
             "calibration": {"method": ctx.calibration, "photos": ctx.calibration_count,
-                            "format": ONNX_INT8_SCHEME + "".join(f"; {ONNX_INT8_IN_FLOAT[k]} in float"
-                                                                 for k in ctx.onnx_int8_in_float),
-                            "in_float": in_float}}
+                            **({"photos_per_pass": per_pass} if per_pass < len(calib) else {}),
+                            "format": ONNX_INT8_SCHEME + "".join(f"; {ONNX_INT8_IN_FLOAT[k]} in float" for k in in_float),
+                            "in_float": list(in_float.values())}}
 
 
-def _layers_in_float(path: Path, which) -> list[str]:
-    """The names of the layers onnx-int8 keeps in float: "first", the first convolution (3 input channels,
-    so each weight carries much of the image), and "last", the last fully connected layer (the logits).
+def _photos_per_histogram_pass(path: Path, photos: int) -> int:
+    """How many calibration photos one histogram pass of onnx-int8 takes (entropy and percentile).
+
+    onnxruntime's HistogramCalibrater holds every calibrated activation of every photo of a pass, then
+    stacks each tensor and takes its absolute value: about the sum of those activations plus twice the
+    largest, per photo (seed-improved at 300x300: 72 MB estimated, 73 MB measured; 22 GB for 300 photos,
+    which one 24 GB machine could not hold). Passes of at most CALIBRATION_PASS_BYTES bound it; onnxruntime
+    merges their histograms, widening the bins as larger values come. The bound is a fixed figure, not this
+    machine's free memory, so the same command builds the same file anywhere; a machine that cannot hold
+    one pass is told so before it starts, instead of being killed for memory halfway."""
+    import onnx
+    import psutil
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    graph = onnx.load(str(path)).graph
+    shapes = {v.name: v.type.tensor_type for v in [*graph.value_info, *graph.output, *graph.input]}
+    weights = {w.name for w in graph.initializer}
+    calibrated = {t for n in graph.node if n.op_type in {*QDQRegistry, *QLinearOpsRegistry}
+                  for t in [*n.input, *n.output]
+                  if t in shapes and t not in weights and shapes[t].elem_type == onnx.TensorProto.FLOAT}
+    sizes = [4 * int(np.prod([d.dim_value or 1 for d in shapes[t].shape.dim[1:]])) for t in calibrated] or [0]
+    per_photo = max(1, sum(sizes) + 2 * max(sizes))
+    fit = max(1, CALIBRATION_PASS_BYTES // per_photo)
+    per_pass = max(d for d in range(1, min(fit, photos) + 1) if photos % d == 0)  # passes must divide the photos
+    available = psutil.virtual_memory().available
+    if per_pass * per_photo > available:
+        raise EdgehoundError(f"onnx-int8: {per_pass} calibration photos per pass hold about "
+                             f"{per_pass * per_photo / 1e9:.1f} GB of activations ({per_photo / 1e6:.0f} MB each) and "
+                             f"this machine has {available / 1e9:.1f} GB available: give fewer --calib-photos, "
+                             "or --calibration minmax")
+    return per_pass
+
+
+def _layers_in_float(path: Path, which) -> dict[str, str]:
+    """The layers onnx-int8 keeps in float, {kind: node name}, of those asked for and found: "first", the
+    first convolution (3 input channels, so each weight carries much of the image), and "last", the last
+    fully connected layer (the logits).
     Both by default: on the training photos of all four shipped models they took most of the int8 error,
     and efficient's onnx-int8 is built with neither, since a float stem at full resolution made it 2x
     slower (train/STUDY.md, "onnx-int8: the first and last layers in float")."""
@@ -115,7 +161,8 @@ def _layers_in_float(path: Path, which) -> list[str]:
     nodes = onnx.load(str(path), load_external_data=False).graph.node
     convs = [n.name for n in nodes if n.op_type == "Conv" and n.name]
     dense = [n.name for n in nodes if n.op_type in ("Gemm", "MatMul") and n.name]
-    return (convs[:1] if "first" in which else []) + (dense[-1:] if "last" in which else [])
+    found = {"first": convs[:1], "last": dense[-1:]}
+    return {k: found[k][0] for k in ONNX_INT8_IN_FLOAT if k in which and found[k]}  # each once, in table order
 
 
 def _nhwc_model(ctx):

@@ -196,6 +196,54 @@ def test_card_regenerates_identically(tiny_export, tiny_run, tmp_path):
     assert r.returncode == 2 and "robustness.json: unreadable" in r.stderr
 
 
+def test_a_card_measured_on_files_that_a_later_export_changed_is_measured_again(tiny_export, tiny_run, tmp_path):
+    """card/measured.json keeps the sha256 of each file measured; `card` re-measures what changed."""
+    import shutil
+
+    from edgehound.benchmarks.card import render
+    from edgehound.export.exporter import ExportOptions, export
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_export, folder)
+    cmd = [*edgehound_cmd(), "card", str(folder), "--limit", "8", "--no-progress"]
+    r = subprocess.run(cmd + ["--data", str(SAMPLE)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sha = {e["name"]: e["sha256"] for e in json.loads((folder / "manifest.json").read_text())["artifacts"]}
+    measured = json.loads((folder / "card" / "measured.json").read_text())
+    assert measured["robustness.json"]["onnx-int8"] == sha["onnx-int8"]
+    assert set(measured) == {"robustness.json", "examples", "mistakes"}
+
+    export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=folder, calib_photos=3, update=True,
+                                               progress=False))
+    new = {e["name"]: e["sha256"] for e in json.loads((folder / "manifest.json").read_text())["artifacts"]}
+    assert new["onnx-int8"] != sha["onnx-int8"] and new["onnx"] == sha["onnx"]
+    assert "| robustness.json | onnx-int8 | " + sha["onnx-int8"][:12] + " | **changed since** |" in render(folder)
+    r = subprocess.run(cmd, capture_output=True, text=True)  # without --data it cannot measure: says what changed
+    assert r.returncode == 2 and "robustness.json: measured on files that changed since (onnx-int8)" in r.stderr
+    r = subprocess.run(cmd + ["--data", str(SAMPLE)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    measured = json.loads((folder / "card" / "measured.json").read_text())
+    assert measured["robustness.json"]["onnx-int8"] == new["onnx-int8"]
+    assert "changed since" not in (folder / "CARD.md").read_text()
+
+    (folder / "card" / "measured.json").unlink()  # a card from before the record: not trusted
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and "measured before the card recorded which files it measured" in r.stderr
+
+
+def test_every_shipped_card_was_measured_on_the_files_its_manifest_lists():
+    from edgehound.benchmarks.card import files_now, read_measured, stale_files
+
+    folders = sorted(p.parent for p in (SAMPLE.parents[1] / "runtime" / "models").glob("*/manifest.json"))
+    stale = {f.name: {part: stale_files(read_measured(f / "card"), part, files_now(json.loads((f / "manifest.json")
+                                                                                               .read_text())))
+                      for part in ("robustness.json", "examples", "mistakes", "boxes") if (f / "card" / part).exists()}
+             for f in folders}
+    stale = {name: {part: files for part, files in parts.items() if files} for name, parts in stale.items()}
+    assert all(not parts for parts in stale.values()), \
+        f"measure again with `edgehound card runtime/models/NAME --data DATA --boxes COMPOSITES`: {stale}"
+
+
 def test_every_shipped_models_card_is_what_its_files_render():
     """A shipped card is not edited by hand: after a manifest changes, `edgehound card FOLDER` rewrites it."""
     from edgehound.benchmarks.card import render

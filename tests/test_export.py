@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import SAMPLE
+from conftest import GOLDEN, SAMOYED, SAMPLE, sample_photos
 from edgehound.export.exporter import ExportOptions, export
 from edgehound.export.formats import DEFAULT_TARGETS, FORMATS, ONNX_INT8_SCHEME, Format
 from edgehound.runtime.classifier import Classifier
@@ -133,6 +133,54 @@ def test_onnx_int8_keeps_the_first_convolution_and_the_classifier_in_float(tiny_
     entry, convs, dense = _onnx_int8_layers(tmp_path / "x")
     assert all(int8 for _, int8 in convs + dense) and entry["calibration"]["in_float"] == []
     assert entry["calibration"]["format"] == ONNX_INT8_SCHEME
+
+
+def test_the_layers_kept_in_float_are_those_found_each_once(tiny_export, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgehound.export.formats import _layers_in_float
+
+    _, convs, dense = _onnx_int8_layers(tiny_export)
+    found = _layers_in_float(tiny_export / "model.onnx", ("last", "first", "first"))  # as argparse passes it
+    assert list(found) == ["first", "last"] and found["first"] == convs[0][0] and found["last"] == dense[-1][0]
+    conv_only = helper.make_model(helper.make_graph(  # no classifier: "last" finds nothing, says nothing
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="stem")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], [0.0] * 108)]))
+    onnx.save(conv_only, tmp_path / "conv.onnx")
+    assert _layers_in_float(tmp_path / "conv.onnx", ("first", "last")) == {"first": "stem"}
+
+
+def test_histogram_calibration_runs_in_passes_within_its_memory_bound(tiny_run, tmp_path, monkeypatch):
+    """Percentile calibration holds every activation of a pass: past CALIBRATION_PASS_BYTES it runs in passes
+    (recorded), and a machine that cannot hold one pass is told so before it starts."""
+    import psutil
+
+    from edgehound.export import formats
+
+    def build(out, **kw):
+        export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=out, calib_photos=6, eval_limit=20,
+                                                   progress=False, **kw))
+        return {e["name"]: e for e in manifest_of(out)["artifacts"]}["onnx-int8"]
+
+    whole = build(tmp_path / "whole")
+    assert whole["status"] == "ok" and "photos_per_pass" not in whole["calibration"]
+    monkeypatch.setattr(formats, "CALIBRATION_PASS_BYTES", 1)  # one photo per pass
+    passes = build(tmp_path / "passes")
+    assert passes["status"] == "ok" and passes["calibration"]["photos_per_pass"] == 1
+    assert passes["sha256"] != whole["sha256"]  # histograms merged over 6 passes: not the same file ...
+    photos = [str(p) for wnid in (GOLDEN, SAMOYED) for p in sample_photos(wnid, 10)]
+    labels = [[r.label for r in Classifier.load(tmp_path / f, "onnx-int8").classify_batch(photos)]
+              for f in ("whole", "passes")]
+    assert sum(a == b for a, b in zip(*labels)) >= 18  # ... but nearly the same answers
+
+    class Little:
+        available = 1000
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Little())
+    failed = build(tmp_path / "little")
+    assert failed["status"] == "failed" and "GB available: give fewer --calib-photos" in failed["reason"]
 
 
 def elf_machine(path) -> int:
