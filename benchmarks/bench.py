@@ -439,7 +439,8 @@ def _a_photo(samples) -> str:
 def _row_base(entry: dict) -> dict:
     tuned = entry.get("tvm", {}).get("tuned") if entry.get("backend") == "tvm" else None
     return {"name": entry["name"], "format": entry["format"], "backend": entry["backend"],
-            "precision": entry["precision"], "size_bytes": entry.get("size_bytes"), "status": "ok", "reason": None,
+            "precision": entry["precision"], "size_bytes": entry.get("size_bytes"),
+            "sha256": entry.get("sha256"), "status": "ok", "reason": None,  # which build was timed (model cards check)
             "untuned": isinstance(tuned, str) and tuned.startswith("untuned"),
             "tuned_on": tuned["cpu"] if isinstance(tuned, dict) and tuned.get("other_cpu") else None, "accuracy": None}
 
@@ -476,7 +477,7 @@ def _pair(x) -> bool:
 # for all but name and status: a row that was not run has no figures).
 ROW_FIELDS = {
     "name": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),
-    **{k: lambda v: isinstance(v, str) for k in ("precision", "backend", "device", "reason", "tuned_on")},
+    **{k: lambda v: isinstance(v, str) for k in ("precision", "backend", "device", "reason", "tuned_on", "sha256")},
     **{k: is_number for k in ("size_bytes", "accuracy", "peak_rss_mb")},
     "latency": lambda v: isinstance(v, dict) and all(is_number(v.get(k)) for k in ("p50", "p90")) and _pair(v.get("median_ci95"))
     and all(v.get(k) is None or is_number(v[k]) for k in ("fps", "mean")),

@@ -168,7 +168,7 @@ def bench_rows(bench: Path, folder: Path) -> list[dict]:
             raise EdgehoundError(f"--bench {path}: row {r['name']!r} has no fps")
         mine.append({"artifact": artifact, "status": r["status"], "p50_ms": round(lat["p50"], 3),
                      "ci95_ms": [round(v, 3) for v in lat["median_ci95"]], "fps": round(lat["fps"], 1),
-                     "peak_rss_mb": r.get("peak_rss_mb"), "ratio": r.get("ratio")})
+                     "peak_rss_mb": r.get("peak_rss_mb"), "ratio": r.get("ratio"), "sha256": r.get("sha256")})
     if not mine:
         raise EdgehoundError(f"{path}: no rows of {folder.name} (bench this export folder)")
     return [{"bench": str(path), "host": results.get("host", {}).get("cpu"), "device": results.get("device")}, *mine]
@@ -294,7 +294,9 @@ def render(folder: Path) -> str:
                 "![accuracy vs eps](card/adversarial.png)", "", "![camera conditions](card/camera-conditions.png)", ""]
     out += ["## Size and speed per artifact", ""]
     bench = _load(card / "bench.json")
-    speed = {r["artifact"]: r for r in (bench or [])[1:]}
+    now = files_now(manifest)
+    speed = {r["artifact"]: r for r in (bench or [])[1:] if r.get("sha256") == now.get(r["artifact"])}
+    earlier = sorted({r["artifact"] for r in (bench or [])[1:]} - set(speed))  # timed on a file since replaced
     out.append(_table(["artifact", "precision", "target", "size", "accuracy at export", "p50 latency", "fps"],
                       [[e["name"], e.get("precision", "-"), e.get("target", "-"), f"{e.get('size_bytes', 0) / 1e6:.2f} MB",
                         _pct((e.get("accuracy") or {}).get("accuracy")),
@@ -305,7 +307,10 @@ def render(folder: Path) -> str:
             "card's own measurement (int8 kernels can round differently on another CPU)."]
     if bench:
         out += ["", f"Latency from `{bench[0]['bench']}` on {bench[0]['host']} (device {bench[0]['device']}); "
-                "timings from other machines or sessions are not comparable, only ratios measured together."]
+                "timings from other machines or sessions are not comparable, only ratios measured together."
+                + (f" Not shown: {', '.join(earlier)}, timed on a file a later export replaced (or before bench "
+                   "recorded which file it timed); `edgehound card FOLDER --bench RESULTS` with a new bench run."
+                   if earlier else "")]
     if rob:
         out += ["", "## Known failure cases", "",
                 "The checkpoint's most confident mistakes on held-out photos:", "",
@@ -317,7 +322,6 @@ def render(folder: Path) -> str:
             out += ["", " ".join(f"![{Path(p['photo']).name}](card/mistakes/{p['png']})" for p in mistakes["photos"] if p.get("png"))]
     measured = read_measured(card)
     if measured:
-        now = files_now(manifest)
         out += ["", "## Files measured", "",
                 "The sha256 of each file the sections above were measured on (`card/measured.json`); `edgehound card "
                 "FOLDER --data DATA` measures again what a later export changed.", "",

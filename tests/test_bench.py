@@ -245,7 +245,7 @@ def test_bench_by_duration_and_threads(export_copy, tmp_path):
 
 def test_a_model_card_reads_its_rows_of_a_bench_run_through_the_bench_results_checks(export_copy, tmp_path):
     from edgehound.benchmarks.bench import RESULTS_SCHEMA
-    from edgehound.benchmarks.card import bench_rows
+    from edgehound.benchmarks.card import bench_rows, render
     from edgehound.runtime.errors import EdgehoundError
 
     _, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "--runs", "5")
@@ -254,6 +254,15 @@ def test_a_model_card_reads_its_rows_of_a_bench_run_through_the_bench_results_ch
     onnx = {r["name"]: r for r in res["rows"]}["onnx"]
     assert [r["artifact"] for r in rows] == [r["name"] for r in res["rows"] if r.get("latency")]
     assert {r["artifact"]: r for r in rows}["onnx"]["p50_ms"] == round(onnx["latency"]["p50"], 3)
+    # the card shows a latency only for the file that was timed: after a re-export, not the old file's
+    (export_copy / "card").mkdir()
+    (export_copy / "card" / "bench.json").write_text(json.dumps([header, *rows]))
+    shown = f"| {round(onnx['latency']['p50'], 3)} ms |"
+    assert shown in render(export_copy) and "Not shown" not in render(export_copy)
+    manifest = json.loads((export_copy / "manifest.json").read_text())
+    next(e for e in manifest["artifacts"] if e["name"] == "onnx")["sha256"] = "0" * 64
+    (export_copy / "manifest.json").write_text(json.dumps(manifest))
+    assert shown not in render(export_copy) and "Not shown: onnx, timed on a file a later export replaced" in render(export_copy)
     bad = tmp_path / "bad.json"  # a latency as text: once taken as a number (float("1")), now the bench's own row check
     bad.write_text(json.dumps({"schema": RESULTS_SCHEMA, "rows": [{**_row("onnx", 1.0, 0.0), "latency": {"p50": "1"}}]}))
     with pytest.raises(EdgehoundError, match=f"--bench {bad}: row 1 .* unusable latency"):
