@@ -175,7 +175,8 @@ def add_commands(sub) -> None:
 
     ca = sub.add_parser("card", help="write CARD.md for an export folder (a model card)",
                         description="Write <folder>/CARD.md from the manifest, a robustness run, saliency examples, "
-                        "the box-share study and a bench run. Measurements missing from <folder>/card/ are made first "
+                        "the box-share study and a bench run. Measurements missing from <folder>/card/, or made on a file "
+                        "a later export replaced (card/measured.json keeps each file's sha256), are made first "
                         "(--refresh: all of them again); the same inputs give the same CARD.md.")
     ca.add_argument("model", help="export folder")
     ca.add_argument("--data", help="dataset folder the model was trained from (needed to measure)")

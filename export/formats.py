@@ -121,8 +121,8 @@ def _photos_per_histogram_pass(path: Path, photos: int) -> int:
 
     onnxruntime's HistogramCalibrater holds every calibrated activation of every photo of a pass, then
     stacks each tensor and takes its absolute value: about the sum of those activations plus twice the
-    largest, per photo (seed-improved at 300x300: 72 MB estimated, 73 MB measured; 22 GB for 300 photos,
-    which one 24 GB machine could not hold). Passes of at most CALIBRATION_PASS_BYTES bound it; onnxruntime
+    largest, per photo (seed-improved at 300x300: 72 MB estimated, 73 MB measured, so about 22 GB for 300
+    photos; on a 24 GB machine a process beside it was killed for memory). Passes of at most CALIBRATION_PASS_BYTES bound it; onnxruntime
     merges their histograms, widening the bins as larger values come. The bound is a fixed figure, not this
     machine's free memory, so the same command builds the same file anywhere; a machine that cannot hold
     one pass is told so before it starts, instead of being killed for memory halfway."""
