@@ -160,9 +160,9 @@ def test_histogram_calibration_runs_in_passes_within_its_memory_bound(tiny_run, 
 
     from edgehound.export import formats
 
-    def build(out, **kw):
+    def build(out):
         export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=out, calib_photos=6, eval_limit=20,
-                                                   progress=False, **kw))
+                                                   progress=False))
         return {e["name"]: e for e in manifest_of(out)["artifacts"]}["onnx-int8"]
 
     whole = build(tmp_path / "whole")
