@@ -19,6 +19,7 @@ from edgehound.util import atomic_write_json, atomic_write_text
 
 CARD_DIR = "card"
 MEASURED = "measured.json"  # card/ part -> {file name: sha256 it was measured on}
+MEASURED_PARTS = ("robustness.json", "examples", "mistakes", "boxes")  # the parts of card/ measured.json records
 EXAMPLES_PER_CLASS = 2
 
 
@@ -57,7 +58,7 @@ def regenerate(folder: Path, data: str | None, boxes: str | None = None, bench: 
 
     # decided before measuring anything: a missing --data or --boxes fails at once, not after an hour
     todo = {part for part in ("robustness.json", "examples", "mistakes") if needs(part, data, "--data")}
-    if todo & {"robustness.json"}:  # its most confident mistakes are the ones shown
+    if "robustness.json" in todo:  # its most confident mistakes are the ones shown
         todo.add("mistakes")
     if (boxes or ((card / "boxes").exists() and stale_files(measured, "boxes", now))) and needs("boxes", boxes, "--boxes"):
         todo.add("boxes")
@@ -109,7 +110,7 @@ def read_measured(card: Path) -> dict[str, dict[str, str]]:
 def stale_files(measured: dict, part: str, now: dict[str, str]) -> list[str]:
     """The files card/PART was measured on that the manifest no longer lists as they were (all of them,
     "unrecorded", for a part measured before card/measured.json existed)."""
-    if not isinstance(measured.get(part), dict):
+    if part not in measured:  # read_measured keeps only well-formed records
         return ["unrecorded"]
     return [name for name, sha in measured[part].items() if now.get(name) != sha]
 

@@ -232,12 +232,12 @@ def test_a_card_measured_on_files_that_a_later_export_changed_is_measured_again(
 
 
 def test_every_shipped_card_was_measured_on_the_files_its_manifest_lists():
-    from edgehound.benchmarks.card import files_now, read_measured, stale_files
+    from edgehound.benchmarks.card import MEASURED_PARTS, files_now, read_measured, stale_files
 
     folders = sorted(p.parent for p in (SAMPLE.parents[1] / "runtime" / "models").glob("*/manifest.json"))
     stale = {f.name: {part: stale_files(read_measured(f / "card"), part, files_now(json.loads((f / "manifest.json")
                                                                                                .read_text())))
-                      for part in ("robustness.json", "examples", "mistakes", "boxes") if (f / "card" / part).exists()}
+                      for part in MEASURED_PARTS if (f / "card" / part).exists()}
              for f in folders}
     stale = {name: {part: files for part, files in parts.items() if files} for name, parts in stale.items()}
     assert all(not parts for parts in stale.values()), \
