@@ -63,6 +63,7 @@ def build_onnx(ctx, dest: Path) -> dict:
 
 
 def build_onnx_int8(ctx, dest: Path) -> dict:
+    import onnx
     import onnxruntime
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -94,8 +95,9 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
     pre = dest.with_name(dest.name + ".pre.onnx")  # keeps dest's .tmp<pid>: a killed export's leftover is found by it
     try:
         quant_pre_process(str(ctx.artifact_path("onnx")), str(pre), skip_symbolic_shape=True)
-        in_float = _layers_in_float(pre, ctx.onnx_int8_in_float)
-        per_pass = len(calib) if ctx.calibration == "minmax" else _photos_per_histogram_pass(pre, len(calib))
+        graph = onnx.load(str(pre), load_external_data=False).graph  # with the shapes quant_pre_process inferred
+        in_float = _layers_in_float(graph, ctx.onnx_int8_in_float)
+        per_pass = len(calib) if ctx.calibration == "minmax" else _photos_per_histogram_pass(graph, len(calib))
         # uint8 activations, int8 weights within ±64 (reduce_range): on x86 CPUs without VNNI, onnxruntime
         # multiplies with VPMADDUBSW, whose int16 pair sums saturate with full 8-bit weights, so the same
         # file answered differently per CPU (edge's test part: 2.5 pp below fp32 on an AVX2 EPYC, 0.3 pp on
@@ -116,21 +118,21 @@ def build_onnx_int8(ctx, dest: Path) -> dict:
                             "in_float": list(in_float.values())}}
 
 
-def _photos_per_histogram_pass(path: Path, photos: int) -> int:
+def _photos_per_histogram_pass(graph, photos: int) -> int:
     """How many calibration photos one histogram pass of onnx-int8 takes (entropy and percentile).
 
     onnxruntime's HistogramCalibrater holds every calibrated activation of every photo of a pass, then
     stacks each tensor and takes its absolute value: about the sum of those activations plus twice the
     largest, per photo (seed-improved at 300x300: 72 MB estimated, 73 MB measured, so about 22 GB for 300
-    photos; on a 24 GB machine a process beside it was killed for memory). Passes of at most CALIBRATION_PASS_BYTES bound it; onnxruntime
-    merges their histograms, widening the bins as larger values come. The bound is a fixed figure, not this
-    machine's free memory, so the same command builds the same file anywhere; a machine that cannot hold
-    one pass is told so before it starts, instead of being killed for memory halfway."""
+    photos; on a 24 GB machine a process beside it was killed for memory). Passes of at most
+    CALIBRATION_PASS_BYTES bound it; onnxruntime merges their histograms, widening the bins as larger values
+    come. The bound is a fixed figure, not this machine's free memory, so the same command builds the same
+    file anywhere; a machine that cannot hold one pass is told so before it starts, instead of being killed
+    for memory halfway."""
     import onnx
     import psutil
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    graph = onnx.load(str(path)).graph
     shapes = {v.name: v.type.tensor_type for v in [*graph.value_info, *graph.output, *graph.input]}
     weights = {w.name for w in graph.initializer}
     calibrated = {t for n in graph.node if n.op_type in {*QDQRegistry, *QLinearOpsRegistry}
@@ -149,16 +151,14 @@ def _photos_per_histogram_pass(path: Path, photos: int) -> int:
     return per_pass
 
 
-def _layers_in_float(path: Path, which) -> dict[str, str]:
+def _layers_in_float(graph, which) -> dict[str, str]:
     """The layers onnx-int8 keeps in float, {kind: node name}, of those asked for and found: "first", the
     first convolution (3 input channels, so each weight carries much of the image), and "last", the last
     fully connected layer (the logits).
     Both by default: on the training photos of all four shipped models they took most of the int8 error,
     and efficient's onnx-int8 is built with neither, since a float stem at full resolution made it 2x
     slower (train/STUDY.md, "onnx-int8: the first and last layers in float")."""
-    import onnx
-
-    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    nodes = graph.node
     convs = [n.name for n in nodes if n.op_type == "Conv" and n.name]
     dense = [n.name for n in nodes if n.op_type in ("Gemm", "MatMul") and n.name]
     found = {"first": convs[:1], "last": dense[-1:]}

@@ -135,22 +135,21 @@ def test_onnx_int8_keeps_the_first_convolution_and_the_classifier_in_float(tiny_
     assert entry["calibration"]["format"] == ONNX_INT8_SCHEME
 
 
-def test_the_layers_kept_in_float_are_those_found_each_once(tiny_export, tmp_path):
+def test_the_layers_kept_in_float_are_those_found_each_once(tiny_export):
     import onnx
     from onnx import TensorProto, helper
 
     from edgehound.export.formats import _layers_in_float
 
     _, convs, dense = _onnx_int8_layers(tiny_export)
-    found = _layers_in_float(tiny_export / "model.onnx", ("last", "first", "first"))  # as argparse passes it
+    found = _layers_in_float(onnx.load(tiny_export / "model.onnx").graph, ("last", "first", "first"))  # as argparse passes it
     assert list(found) == ["first", "last"] and found["first"] == convs[0][0] and found["last"] == dense[-1][0]
     conv_only = helper.make_model(helper.make_graph(  # no classifier: "last" finds nothing, says nothing
         [helper.make_node("Conv", ["x", "w"], ["y"], name="stem")], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
         [helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], [0.0] * 108)]))
-    onnx.save(conv_only, tmp_path / "conv.onnx")
-    assert _layers_in_float(tmp_path / "conv.onnx", ("first", "last")) == {"first": "stem"}
+    assert _layers_in_float(conv_only.graph, ("first", "last")) == {"first": "stem"}
 
 
 def test_histogram_calibration_runs_in_passes_within_its_memory_bound(tiny_run, tmp_path, monkeypatch):
@@ -554,11 +553,11 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path):
     assert (db / "laptop-x86" / "tvm-x86" / cpu / "database_tuning_record.json").is_file()
 
 
-@pytest.mark.parametrize("model, cpu", [("seed-improved", "znver4"), ("efficient", "znver3")])
+@pytest.mark.parametrize("model, cpu", [("seed-improved", "znver4"), ("efficient", "znver3"), ("edge", "znver3")])
 def test_committed_tuning_records_cover_the_shipped_models(model, cpu, tmp_path):
     """The laptop-x86 records in the repository load with the pinned TVM and cover every kernel of the
     shipped model tuned on that CPU: a compile for that CPU (whatever this host is) applies them with
-    no new trials. seed-improved was tuned on an AMD Zen 4, efficient on a Zen 3."""
+    no new trials. seed-improved was tuned on an AMD Zen 4, efficient and edge on a Zen 3."""
     import subprocess
 
     from edgehound.devices.profiles import TUNING_DIR
