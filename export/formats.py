@@ -259,6 +259,9 @@ def _tvm_builder(profile_name: str):
         reach = device.get("reach", {})
         if ctx.tune_trials and reach.get("kind") == "rpc":  # time the candidates on the device itself
             job.update(rpc_tracker=reach["tracker"], rpc_key=reach["key"], rpc_timeout=reach.get("timeout", 60))
+        if job["tune_trials"]:  # a long silence otherwise: 1,600 trials of edge took 24 min on a 2-core EPYC
+            print(f"  tuning {job['tune_trials']} trials, about a second each on a laptop CPU; MetaSchedule's "
+                  f"progress: {db}/<cpu>/logs/tvm.s_tir.meta_schedule.logging.task_scheduler.log", flush=True)
         info = run_job(tvm_python(), "edgehound.export.tvm_build:build", job, cwd=ctx.repo, what="TVM compile")
         return {"input": ctx.input_desc(shape, "NCHW"), "tools": {"tvm": info["tvm"]},
                 "tvm": {"target": target, "compiled_for": info["target"], "cpu_features": info["cpu_features"],

@@ -519,13 +519,15 @@ def test_unknown_target_is_a_clear_error(tiny_run, tmp_path):
         export(tiny_run / "best.pt", ExportOptions(targets=["tensorrt"], out=tmp_path / "x", progress=False))
 
 
-def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path):
+def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path, capsys):
     out, db = tmp_path / "tuned", tmp_path / "db"
     first = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=out, tune_trials=8, progress=False,
                                                        tuning_dir=db))
     built = {e["name"]: e for e in first["artifacts"]}["tvm-x86"]["tvm"]
     tuned = built["tuned"]
     assert tuned["trials_this_run"] == 8 and tuned["records"] > 0 and tuned["measured_on"] == "this host"
+    log = db / "laptop-x86" / "tvm-x86" / tuned["cpu"] / "logs" / "tvm.s_tir.meta_schedule.logging.task_scheduler.log"
+    assert log.is_file() and f"progress: {db / 'laptop-x86' / 'tvm-x86'}/<cpu>/logs/{log.name}" in capsys.readouterr().out
     # tuned CPU builds lower the 3x3 convolutions with >= 16 input channels to Winograd (tiny: the last three)
     assert built["winograd"] == {"tile": 4, "convolutions": [[16, 16, 24, 24], [16, 32, 12, 12], [32, 32, 6, 6]]}
     # one database per device profile and CPU: tvm-x86 without --device belongs to the laptop-x86 profile,
