@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 import time
 from functools import partial
 from pathlib import Path
@@ -39,13 +40,11 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
 
     target_dict = _resolve_host_cpu(json.loads(target_json), cc)
     # Timings belong to the CPU they were measured on: one database per CPU under the device's folder.
-    # Without records of this CPU, another CPU's are used (and said so): kernels chosen on a Zen 4 ran
-    # the seed model at 1.08x-1.33x of onnxruntime on a Zen 3, against 15x untuned.
+    # A kernel without a record of this CPU takes another CPU's (and the manifest says so): kernels chosen
+    # on a Zen 4 ran the seed model at 1.08x-1.33x of onnxruntime on a Zen 3, against 15x untuned.
     cpu = tuning_key(target_dict)
-    db_path = Path(db_dir) / cpu if db_dir else None
-    if db_path is not None and not tune_trials and not (db_path / "database_workload.json").is_file():
-        db_path = _other_cpu_database(Path(db_dir))
-    tuning = db_path is not None and (tune_trials > 0 or (db_path / "database_workload.json").is_file())
+    device_dir = Path(db_dir) if db_dir else None
+    tuning = device_dir is not None and (tune_trials > 0 or bool(_databases(device_dir, cpu)))
     if tuning and target_dict["kind"] == "llvm" and "num-cores" not in target_dict:
         target_dict["num-cores"] = os.cpu_count()  # MetaSchedule needs it; same value when reusing the database
     target = tvm.target.Target(target_dict)
@@ -72,24 +71,31 @@ def build(onnx_path: str, target_json: str, out: str, input_shape: list[int], cc
             else:  # time candidates on every core, as the runtime runs them (TVM's own default is half the CPUs)
                 os.environ.setdefault("TVM_NUM_THREADS", str(target_dict.get("num-cores", os.cpu_count())))
                 runner = ms.runner.LocalRunner(timeout_sec=60)
-            ms.relax_integration.tune_relax(mod=mod, params={}, target=target, work_dir=str(db_path),
+            ms.relax_integration.tune_relax(mod=mod, params={}, target=target, work_dir=str(device_dir / cpu),
                                             max_trials_global=tune_trials, num_trials_per_iter=min(32, tune_trials),
                                             builder=builder, runner=runner)
-        # A device's database serves every model, so say how many of this model's kernels it covers.
-        database = ms.database.JSONDatabase(work_dir=str(db_path))
+        # Each kernel takes its record from the first database that has one: this CPU's, then other
+        # CPUs' (a device's database serves every model, so this CPU's may hold only other models' kernels).
+        folders = _databases(device_dir, cpu)
+        databases = [ms.database.JSONDatabase(work_dir=str(d)) for d in folders]
         tasks = ms.relax_integration.extract_tasks(mod, target)
-        covered = sum(any(database.has_workload(d) for d in t.dispatched) for t in tasks)
-        with target:
-            mod = relax.transform.MetaScheduleApplyDatabase(str(db_path), enable_warning=False)(mod)
-        records = (db_path / "database_tuning_record.json").read_text().count("\n")
-        where = f"rpc {rpc_key}@{rpc_tracker}" if rpc_tracker else "this host"
+        by_cpu = Counter(next((d.name for d, db in zip(folders, databases)
+                               if any(db.has_workload(w) for w in t.dispatched)), None) for t in tasks)
+        covered = len(tasks) - by_cpu.pop(None, 0)
+        with target, ms.database.OrderedUnionDatabase(*databases):
+            mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
         if covered:
-            tuned = {"database": "/".join(db_path.parts[-3:]), "cpu": db_path.name, "trials_this_run": tune_trials,
-                     "records": records, "kernels_tuned": f"{covered} of {len(tasks)}",
+            main = max(by_cpu, key=lambda name: (by_cpu[name], name == cpu))  # ties: this CPU's
+            where = f"rpc {rpc_key}@{rpc_tracker}" if rpc_tracker else "this host"
+            tuned = {"database": "/".join((device_dir / main).parts[-3:]), "cpu": main, "trials_this_run": tune_trials,
+                     "records": (device_dir / main / "database_tuning_record.json").read_text().count("\n"),
+                     "kernels_tuned": f"{covered} of {len(tasks)}",
                      "measured_on": where if tune_trials else "database reused, no new trials"}
-            if db_path.name != cpu:
-                tuned["other_cpu"] = (f"records measured on {db_path.name}, compiled for {cpu}: kernels chosen for "
-                                      "another CPU (tune on this one with --tune-trials for its own)")
+            if len(by_cpu) > 1:
+                tuned["kernels_by_cpu"] = dict(by_cpu)
+            if foreign := [name for name in by_cpu if name != cpu]:
+                tuned["other_cpu"] = (f"records measured on {' and '.join(foreign)}, compiled for {cpu}: kernels "
+                                      "chosen for another CPU (tune on this one with --tune-trials for its own)")
     with target:
         executable = tvm.compile(mod, target=target, relax_pipeline=relax.get_default_pipeline(target))
     device_modules = _module_kinds(executable.mod)
@@ -112,11 +118,13 @@ def tuning_key(target_dict: dict) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in str(name)) or "generic"
 
 
-def _other_cpu_database(device_dir: Path) -> Path | None:
-    """The device's database with the most records, measured on another CPU (None: there is none)."""
+def _databases(device_dir: Path, cpu: str) -> list[Path]:
+    """The device's tuning databases in the order kernels look for a record: this CPU's, then other
+    CPUs' with the most records first."""
     found = [d for d in device_dir.glob("*/") if (d / "database_workload.json").is_file()
              and (d / "database_tuning_record.json").is_file()]
-    return max(found, key=lambda d: ((d / "database_tuning_record.json").stat().st_size, d.name), default=None)
+    size = {d: (d / "database_tuning_record.json").stat().st_size for d in found}
+    return sorted(found, key=lambda d: (d.name != cpu, -size[d], d.name))
 
 
 def _resolve_host_cpu(target_dict: dict, cc: str | None) -> dict:

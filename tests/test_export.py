@@ -547,6 +547,15 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path, capsys):
     note = {e["name"]: e for e in elsewhere["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
     assert note["cpu"] == "some-other-cpu" and note["database"] == "laptop-x86/tvm-x86/some-other-cpu"
     assert note["other_cpu"].startswith(f"records measured on some-other-cpu, compiled for {cpu}:")
+    # a database of this CPU that holds only other models' kernels does not hide the other CPU's records
+    # of this model's: each kernel looks for a record in this CPU's database first, then in the others'
+    other_model = SAMPLE.parents[1] / "devices" / "tuning" / "laptop-x86" / "tvm-x86" / "znver4"
+    shutil.copytree(other_model, db / "laptop-x86" / "tvm-x86" / cpu)
+    mixed = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "mixed", progress=False,
+                                                       tuning_dir=db))
+    note = {e["name"]: e for e in mixed["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
+    assert note["cpu"] == "some-other-cpu" and note["kernels_tuned"] == tuned["kernels_tuned"]
+    shutil.rmtree(db / "laptop-x86" / "tvm-x86" / cpu)
     # tuning on this CPU starts its own database beside the other one
     own = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "own", tune_trials=4,
                                                      progress=False, tuning_dir=db))
@@ -555,11 +564,13 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path, capsys):
     assert (db / "laptop-x86" / "tvm-x86" / cpu / "database_tuning_record.json").is_file()
 
 
-@pytest.mark.parametrize("model, cpu", [("seed-improved", "znver4"), ("efficient", "znver3"), ("edge", "znver3")])
-def test_committed_tuning_records_cover_the_shipped_models(model, cpu, tmp_path):
+@pytest.mark.parametrize("model, cpu, tuned_on", [("seed-improved", "znver4", "znver4"), ("efficient", "znver3", "znver3"),
+                                                   ("edge", "znver3", "znver3"), ("edge", "znver4", "znver3")])
+def test_committed_tuning_records_cover_the_shipped_models(model, cpu, tuned_on, tmp_path):
     """The laptop-x86 records in the repository load with the pinned TVM and cover every kernel of the
-    shipped model tuned on that CPU: a compile for that CPU (whatever this host is) applies them with
-    no new trials. seed-improved was tuned on an AMD Zen 4, efficient and edge on a Zen 3."""
+    shipped model: a compile for a CPU (whatever this host is) applies them with no new trials.
+    seed-improved was tuned on an AMD Zen 4, efficient and edge on a Zen 3. A compile of edge for the
+    Zen 4, whose records hold only the seed's kernels, takes the Zen 3's records kernel by kernel."""
     import subprocess
 
     from edgehound.devices.profiles import TUNING_DIR
@@ -574,7 +585,8 @@ def test_committed_tuning_records_cover_the_shipped_models(model, cpu, tmp_path)
                             capture_output=True, text=True, cwd=SAMPLE.parents[1])
     assert result.returncode == 0, result.stderr[-2000:]
     tuned = json.loads(result.stdout.strip().splitlines()[-1])["tuned"]
-    assert tuned["database"] == f"laptop-x86/tvm-x86/{cpu}" and tuned["cpu"] == cpu and tuned["trials_this_run"] == 0
+    assert tuned["database"] == f"laptop-x86/tvm-x86/{tuned_on}" and tuned["cpu"] == tuned_on
+    assert tuned["trials_this_run"] == 0 and ("other_cpu" in tuned) == (tuned_on != cpu)
     covered, _, total = tuned["kernels_tuned"].partition(" of ")
     assert int(covered) == int(total) > 0  # it was tuned on this very model
 
