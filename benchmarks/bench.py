@@ -139,18 +139,21 @@ def bench(opts: BenchOptions) -> dict:
         raise EdgehoundError("several export folders: --pick and ssh devices take one folder at a time")
     if over_ssh:
         results = _bench_over_ssh(profile, folder, opts)
-    else:
-        results = _bench_here(manifest, folder, profile, opts)
-    if opts.also:  # models side by side in one run, so their ratios share the machine's state
+    else:  # every folder's artifacts timed in the same rounds, so their times share the machine's state
+        plans = [_plan_here(manifest, folder, profile, opts)]
+        plans += [_plan_here(*read_manifest(other), profile, opts) for other in opts.also or []]
+        _time_together([item for plan in plans for item in plan.runnable], opts)
+        for plan in plans:
+            _complete(plan, opts)
+        results = plans[0].results
+    if opts.also:  # rows named <folder>/<artifact>
         first, *others = folder_labels([opts.source, *opts.also])
         results["models"] = {first: results["model"]}
         for row in results["rows"]:
             row["name"] = f"{first}/{row['name']}"
-        for other, label in zip(opts.also, others):
-            other_manifest, other_folder = read_manifest(other)
-            more = _bench_here(other_manifest, other_folder, profile, opts)
-            results["models"][label] = more["model"]
-            results["rows"] += [{**r, "name": f"{label}/{r['name']}"} for r in more["rows"]]
+        for plan, label in zip(plans[1:], others):
+            results["models"][label] = plan.results["model"]
+            results["rows"] += [{**r, "name": f"{label}/{r['name']}"} for r in plan.results["rows"]]
     sources = [opts.source, *(opts.also or [])]  # the report links each model's card
     cards = [read_manifest(src)[1] / "CARD.md" for src in sources]
     results["cards"] = {label: str(card) for label, card in zip(folder_labels(sources), cards) if card.is_file()}
@@ -169,10 +172,17 @@ def bench(opts: BenchOptions) -> dict:
     return results
 
 
-def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchOptions) -> dict:
-    """Every artifact measured from this host: here, or TVM ones on an RPC device."""
-    from tqdm import tqdm
+@dataclass
+class _Plan:
+    """One export folder's rows (from its manifest) and the artifacts of them that are timed here."""
+    results: dict
+    jobs: list  # (manifest entry, worker job), one per row
+    runnable: list  # (row, entry, job) of the artifacts this host times
 
+
+def _plan_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchOptions) -> _Plan:
+    """Every artifact's row, measured from this host: here (timed by _time_together), or TVM ones on an
+    RPC device (measured now)."""
     from edgehound.runtime.evaluation import select_samples
 
     model = manifest["model"]
@@ -202,8 +212,7 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
         entries = [e for e in entries if e["backend"] != "pytorch"]
     has_torch = importlib.util.find_spec("torch") is not None
     jobs = [(e, {"manifest": str(folder / MANIFEST), "artifact": e["name"], "backend": e["backend"]}) for e in entries]
-    timeout = 600 + (opts.duration or 0)
-    runnable = []  # (row, entry, job) measured on this host, below
+    runnable = []
     for entry, job in jobs:
         row = _row_base(entry)
         row["device"] = opts.device
@@ -220,6 +229,15 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
                        samples=samples, profile=opts.profile)
             runnable.append((row, entry, job))
         results["rows"].append(row)
+    return _Plan(results, jobs, runnable)
+
+
+def _time_together(runnable: list, opts: BenchOptions) -> None:
+    """Time the artifacts (of one folder or several) in the same interleaved rounds, or one after the
+    other with --sequential, and fill in their rows."""
+    from tqdm import tqdm
+
+    timeout = 600 + (opts.duration or 0)
     if opts.sequential:
         measured = [_run_worker(job, _python_for(entry["backend"]), timeout)
                     for _, entry, job in tqdm(runnable, desc="benchmarking", unit="model", disable=not opts.progress,
@@ -236,19 +254,23 @@ def _bench_here(manifest: dict, folder: Path, profile: dict | None, opts: BenchO
         if entry.get("status") == "rejected":
             row["status"] = "rejected"
             row["reason"] = entry.get("reason")
-    for row, (entry, _) in zip(results["rows"], jobs):
+
+
+def _complete(plan: _Plan, opts: BenchOptions) -> None:
+    """A folder's figures that need its timed rows: accuracies the manifest measured, drops, roofline."""
+    results = plan.results
+    for row, (entry, _) in zip(results["rows"], plan.jobs):
         if row.get("accuracy") is None and entry.get("accuracy", {}).get("accuracy") is not None:
             row["accuracy"] = entry["accuracy"]["accuracy"]
             row["accuracy_source"] = "export manifest"
     results["settings"]["mode"] = "sequential" if opts.sequential else f"interleaved, {opts.rounds} rounds"
     _drops(results)
-    macs = model.get("macs")
+    macs = results["model"].get("macs")
     if macs:
         results["roofline_ms"] = macs * 2 / (results["peak_gflops"] * 1e9) * 1000
         for row in results["rows"]:
             if row.get("latency"):
                 row["roofline_ratio"] = row["latency"]["p50"] / results["roofline_ms"]
-    return results
 
 
 class ServedWorker:

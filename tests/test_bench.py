@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,23 @@ def test_several_models_side_by_side_in_one_run(tiny_export, tmp_path):
     assert all(r["status"] == "ok" and r["latency"]["n"] == 20 for r in rows.values())
     assert res["models"]["shipped"]["config"] == "efficient" and res["models"][tiny_export.name]["config"] == "tiny"
     assert rows["shipped/onnx"]["roofline_ratio"] > 0  # each row against its own model's MACs
+
+
+def test_several_folders_are_timed_in_the_same_rounds(tiny_export, tmp_path, monkeypatch):
+    """One set of interleaved rounds for every folder's artifacts, not one per folder after another:
+    the machine's drift then lands on all of them alike, and their times can be set side by side."""
+    from edgehound.benchmarks import bench as bench_module
+
+    calls, real = [], bench_module.interleaved
+    monkeypatch.setattr(bench_module, "interleaved", lambda starts, *args, **kw: calls.append(
+        sorted((Path(job["manifest"]).parent.name, job["artifact"]) for _, job in starts)) or real(starts, *args, **kw))
+    other = tmp_path / "other"
+    shutil.copytree(tiny_export, other)
+    res = bench_module.bench(bench_module.BenchOptions(source=tiny_export, also=[other], out=tmp_path / "b",
+                                                       artifacts=["onnx"], runs=6, warmup=1, rounds=3, progress=False))
+    assert calls == [sorted((folder, name) for folder in (tiny_export.name, "other") for name in ("onnx", "pytorch"))]
+    rows = {r["name"]: r for r in res["rows"]}
+    assert rows["other/onnx"]["latency"]["n"] == 6 and rows["other/onnx"]["ratio"]["to"] == "other/onnx"
 
 
 def test_bench_measures_every_artifact_and_picks(export_copy, tmp_path, monkeypatch):
