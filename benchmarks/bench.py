@@ -142,6 +142,14 @@ def bench(opts: BenchOptions) -> dict:
     else:  # every folder's artifacts timed in the same rounds, so their times share the machine's state
         plans = [_plan_here(manifest, folder, profile, opts)]
         plans += [_plan_here(*read_manifest(other), profile, opts) for other in opts.also or []]
+        if "/" in opts.baseline:  # one row for every folder's ratios: checked before any timing
+            if not opts.also:
+                raise EdgehoundError(f"--baseline {opts.baseline}: FOLDER/ARTIFACT sets several folders against one "
+                                     "row; with one folder, name the artifact alone")
+            labels = folder_labels([opts.source, *opts.also])
+            timed = [f"{label}/{row['name']}" for label, plan in zip(labels, plans) for row, _, _ in plan.runnable]
+            if opts.baseline not in timed:
+                raise EdgehoundError(f"--baseline {opts.baseline}: no such row is timed here ({', '.join(timed)})")
         _time_together([item for plan in plans for item in plan.runnable], opts)
         for plan in plans:
             _complete(plan, opts)
@@ -375,11 +383,13 @@ def paired_ratio(a: list[float], b: list[float], resamples: int = 2000, seed: in
 
 
 def _ratios(results: dict, baseline: str) -> None:
-    """Each timed row's paired ratio to the baseline row (default onnx) of its own model."""
+    """Each timed row's paired ratio to the baseline row: its own model's (default onnx), or with
+    several folders one row for all (FOLDER/ARTIFACT), since every folder is timed in the same rounds."""
     rows = results["rows"]
     for row in rows:
         folder = row["name"].rsplit("/", 1)[0] + "/" if "/" in row["name"] else ""
-        base = next((b for b in rows if b["name"] == folder + baseline and b.get("round_p50_ms")), None)
+        name = baseline if "/" in baseline else folder + baseline
+        base = next((b for b in rows if b["name"] == name and b.get("round_p50_ms")), None)
         if base is None or not row.get("round_p50_ms") or len(row["round_p50_ms"]) != len(base["round_p50_ms"]):
             continue
         row["ratio"] = {"to": base["name"], **paired_ratio(row["round_p50_ms"], base["round_p50_ms"])}

@@ -82,7 +82,8 @@ def add_commands(sub) -> None:
                     "state (default 20)")
     be.add_argument("--sequential", action="store_true", help="time each artifact at once, one after the other "
                     "(the old mode: ratios then depend on when each was timed)")
-    be.add_argument("--baseline", default="onnx", help="the artifact every ratio is to (default onnx)")
+    be.add_argument("--baseline", default="onnx", help="the artifact every ratio is to (default onnx: each "
+                    "model's own); with several folders, FOLDER/ARTIFACT sets every model against that one row")
     be.add_argument("--profile", action="store_true", help="add the top operators by time (onnxruntime)")
     be.add_argument("--compare", metavar="OLD.json", help="ratios against an earlier results.json of this host")
     be.add_argument("--device", default="local", help="device profile to run on (rpc profiles: TVM artifacts "

@@ -12,6 +12,7 @@ from conftest import SAMPLE, edgehound_cmd
 from edgehound.benchmarks import gates
 from edgehound.benchmarks.bench import latency_stats
 from edgehound.benchmarks.report import pareto_front
+from edgehound.runtime.errors import EdgehoundError
 from edgehound.util import atomic_write_json, sha256_file
 
 REPO_BASELINES = sorted((SAMPLE.parents[1] / "benchmarks" / "baselines").glob("*.json"))
@@ -58,6 +59,20 @@ def test_several_folders_are_timed_in_the_same_rounds(tiny_export, tmp_path, mon
     assert calls == [sorted((folder, name) for folder in (tiny_export.name, "other") for name in ("onnx", "pytorch"))]
     rows = {r["name"]: r for r in res["rows"]}
     assert rows["other/onnx"]["latency"]["n"] == 6 and rows["other/onnx"]["ratio"]["to"] == "other/onnx"
+    # paired in the same rounds, every folder can be set against one row; a row not timed is refused first
+    one = f"{tiny_export.name}/onnx"
+    res = bench_module.bench(bench_module.BenchOptions(source=tiny_export, also=[other], out=tmp_path / "c", baseline=one,
+                                                       artifacts=["onnx"], runs=6, warmup=1, rounds=3, progress=False))
+    rows = {r["name"]: r for r in res["rows"]}
+    assert rows["other/onnx"]["ratio"]["to"] == one and rows["other/pytorch"]["ratio"]["to"] == one
+    assert rows[one]["ratio"]["value"] == 1.0 and len(calls) == 2
+    for bad in ("other/tflite", "onnx/onnx"):
+        with pytest.raises(EdgehoundError, match=f"--baseline {bad}: no such row is timed here"):
+            bench_module.bench(bench_module.BenchOptions(source=tiny_export, also=[other], out=tmp_path / "d",
+                                                         baseline=bad, artifacts=["onnx"], runs=6, progress=False))
+    with pytest.raises(EdgehoundError, match="with one folder, name the artifact alone"):
+        bench_module.bench(bench_module.BenchOptions(source=tiny_export, out=tmp_path / "d", baseline=one, progress=False))
+    assert len(calls) == 2 and not (tmp_path / "d").exists()  # refused before any timing
 
 
 def test_bench_measures_every_artifact_and_picks(export_copy, tmp_path, monkeypatch):
