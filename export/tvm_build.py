@@ -22,8 +22,8 @@ import argparse
 import json
 import os
 import sys
-from collections import Counter
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
