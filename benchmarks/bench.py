@@ -137,6 +137,8 @@ def bench(opts: BenchOptions) -> dict:
     over_ssh = profile is not None and profile["reach"]["kind"] == "ssh"
     if opts.also and (opts.pick or over_ssh):
         raise EdgehoundError("several export folders: --pick and ssh devices take one folder at a time")
+    sources = [opts.source, *(opts.also or [])]
+    labels = folder_labels(sources)  # row-name prefixes, worked out once (each call reads every manifest)
     if over_ssh:
         results = _bench_over_ssh(profile, folder, opts)
     else:  # every folder's artifacts timed in the same rounds, so their times share the machine's state
@@ -146,7 +148,6 @@ def bench(opts: BenchOptions) -> dict:
             if not opts.also:
                 raise EdgehoundError(f"--baseline {opts.baseline}: FOLDER/ARTIFACT sets several folders against one "
                                      "row; with one folder, name the artifact alone")
-            labels = folder_labels([opts.source, *opts.also])
             timed = [f"{label}/{row['name']}" for label, plan in zip(labels, plans) for row, _, _ in plan.runnable]
             if opts.baseline not in timed:
                 raise EdgehoundError(f"--baseline {opts.baseline}: no such row is timed here ({', '.join(timed)})")
@@ -155,16 +156,15 @@ def bench(opts: BenchOptions) -> dict:
             _complete(plan, opts)
         results = plans[0].results
     if opts.also:  # rows named <folder>/<artifact>
-        first, *others = folder_labels([opts.source, *opts.also])
+        first, *others = labels
         results["models"] = {first: results["model"]}
         for row in results["rows"]:
             row["name"] = f"{first}/{row['name']}"
         for plan, label in zip(plans[1:], others):
             results["models"][label] = plan.results["model"]
             results["rows"] += [{**r, "name": f"{label}/{r['name']}"} for r in plan.results["rows"]]
-    sources = [opts.source, *(opts.also or [])]  # the report links each model's card
-    cards = [read_manifest(src)[1] / "CARD.md" for src in sources]
-    results["cards"] = {label: str(card) for label, card in zip(folder_labels(sources), cards) if card.is_file()}
+    cards = [read_manifest(src)[1] / "CARD.md" for src in sources]  # the report links each model's card
+    results["cards"] = {label: str(card) for label, card in zip(labels, cards) if card.is_file()}
     _ratios(results, opts.baseline)  # before merging: only rows timed in the same rounds are paired
     for old in merged:  # rows of other devices, so one report covers them all
         results["rows"] += [{**r, "device": r.get("device", old.get("device", "local"))} for r in old["rows"]]
