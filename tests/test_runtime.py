@@ -1,6 +1,7 @@
 """The on-device runtime: torch-free, same preprocessing as training, classify and camera CLIs."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -143,6 +144,37 @@ except EdgehoundError as e:
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True).stdout
     assert "ERROR the litert backend is not installed" in out and 'edgehound[runtime-tflite]' in out
+
+
+def test_tvm_artifacts_load_tvms_runtime_library_alone():
+    """A compiled CPU library runs on TVM's runtime library; the compiler's (libtvm_compiler, 259 MB)
+    would double the process's memory on a device. The same logits come out as with the compiler loaded
+    (TVM_USE_RUNTIME_LIB=0, the user's choice, is kept), and the variable does not leak to the TVM
+    compiles this process may start later."""
+    from edgehound.export.tvm_env import tvm_python
+
+    script = """
+import json, os, sys
+import numpy as np
+from edgehound.runtime.classifier import Classifier
+clf = Classifier.load("runtime/models/edge", "tvm-x86")
+logits = clf.predict(clf.to_input(np.stack([clf.prepare(p) for p in sys.argv[1:]])))
+import tvm.base
+print(json.dumps({"libs": sorted(tvm.base._LOADED_LIBS), "env": os.environ.get("TVM_USE_RUNTIME_LIB"),
+                  "logits": logits.tolist()}))
+"""
+    photos = [str(p) for p in sample_photos("n02099601", 2) + sample_photos("n02111889", 2)]
+    runs = {}
+    for setting in (None, "0"):
+        env = {k: v for k, v in os.environ.items() if k != "TVM_USE_RUNTIME_LIB"}
+        env.update({"TVM_USE_RUNTIME_LIB": setting} if setting else {})
+        proc = subprocess.run([tvm_python(), "-c", script, *photos], capture_output=True, text=True, env=env,
+                              cwd=SAMPLE.parents[1])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[setting] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert runs[None]["libs"] == ["tvm_runtime"] and runs[None]["env"] is None
+    assert "tvm_compiler" in runs["0"]["libs"] and runs["0"]["env"] == "0"
+    assert np.array_equal(runs[None]["logits"], runs["0"]["logits"]) and np.shape(runs[None]["logits"]) == (4, 2)
 
 
 def test_classify_cli_reports_unreadable_images_and_goes_on(tiny_export, tmp_path):
