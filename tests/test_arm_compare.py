@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "arm"))
 from compare import compare_one  # noqa: E402
@@ -44,3 +45,28 @@ def test_an_int8_flip_far_from_the_boundary_fails(tmp_path):
     write_side(tmp_path / "arm", {**x86, "p1.jpg": [0.1, 0.9]}, [[1, 1], [0, 0]])
     row = compare_one(tmp_path, "m", tolerance=0.05, int8=True)
     assert not row["ok"] and row["labels_differ_off_the_boundary"] == ["p1.jpg"]
+
+
+def test_int8_drift_between_cpus_is_judged_by_each_side_against_the_float_model(tmp_path):
+    """Integer kernels round differently on each CPU: the Pi's int8 logits may drift from this host's by
+    more than the artifact's export error and still be the same model, as near the float model as this
+    host's int8. A Pi whose int8 strays from the float model well past this host's own error fails."""
+    fp32 = np.array([[0.9, -0.4], [-1.2, 1.1]], np.float32)
+    host_int8 = fp32 + [[0.20, 0.0], [0.0, -0.10]]  # this host's int8 error: 0.20
+
+    def row(folder, pi_int8):
+        x86 = {"p1.jpg": [1.0, 0.2], "p2.jpg": [2.0, -1.0]}
+        write_side(folder / "x86", x86, [[2, 0], [0, 0]])
+        write_side(folder / "arm", x86, [[2, 0], [0, 0]])
+        np.save(folder / "x86" / "logits-m.npy", host_int8)
+        np.save(folder / "x86" / "logits-onnx.npy", fp32)
+        np.save(folder / "arm" / "logits-m.npy", np.asarray(pi_int8, np.float32))
+        return compare_one(folder, "m", tolerance=0.15, int8=True, reference="onnx")
+
+    drifted = row(tmp_path / "a", fp32 + [[0.0, 0.0], [-0.25, 0.0]])  # 0.25 from this host's int8, 0.25 from fp32
+    assert drifted["model_max_abs_logit_diff"] > drifted["tolerance"] and drifted["ok"]
+    assert drifted["int8_error_vs_fp32"] == pytest.approx({"reference": "onnx", "host": 0.20, "pi": 0.25, "allowed": 0.30})
+    strayed = row(tmp_path / "b", fp32 + [[0.0, 0.0], [0.0, 0.45]])  # 0.45 from fp32: past 1.5 x 0.20
+    assert not strayed["ok"] and strayed["int8_error_vs_fp32"]["pi"] == pytest.approx(0.45)
+    fp32_row = compare_one(tmp_path / "a", "m", tolerance=0.15, int8=False)  # fp32 rows keep the direct tolerance
+    assert not fp32_row["ok"] and fp32_row["int8_error_vs_fp32"] is None

@@ -4,16 +4,19 @@
 
 Reads OUT/arm and OUT/x86 (tests/arm/commands.sh and model_parity.py), writes OUT/summary.json and
 prints one line per artifact. Exit 1 when a label, a confusion matrix or a camera label differs, or
-when the model's logits on the same input tensors differ by more than the artifact's export parity
-tolerance. int8 artifacts have none: theirs is their own error against fp32 at export (parity's
-max |logit diff|), at least one step of their output quantization. Integer kernels are not bit-exact
-across CPUs (XNNPACK's NEON and AVX-512 paths round each layer's requantization their own way), so a
-deeper model drifts by a few output steps; more than int8's own error would be another model. Labels,
-confusion matrices and camera labels are gated exactly, except that an int8 artifact's label may differ
-on a photo that lies on the decision boundary within that drift: its top-two logit margin here is at
-most twice the tolerance, since each logit may move by the tolerance; the confusion matrices may then
-differ by those photos alone. The end-to-end logit difference and OpenCV's preprocessing difference
-between the two CPUs are reported, not gated.
+when the model on the same input tensors is off. An fp32 artifact is gated on its logits against
+this host's, within its export parity tolerance. An int8 artifact is gated on its error against the
+float model (this host's onnx logits on the same tensors): the Pi's may be at most FAITHFUL times this
+host's own (or the artifact's export error, at least one output step, where that is larger). Integer
+kernels are not bit-exact across CPUs (XNNPACK's NEON, AVX2 and AVX-512 paths round each layer's
+requantization their own way), so the two int8 outputs drift apart by a few output steps, and by how
+many depends on the host's CPU (4 steps, 0.143, on an AMD Zen 4, against an export error of 0.145);
+both stay near the float model, as an int8 model should, while a wrong model or kernel is off by whole
+logits. The drift is reported. Labels, confusion matrices and camera labels are gated exactly, except
+that an int8 artifact's label may differ on a photo that lies on the decision boundary within that
+drift: its top-two logit margin here is at most twice the tolerance, since each logit may move by the
+tolerance; the confusion matrices may then differ by those photos alone. The end-to-end logit
+difference and OpenCV's preprocessing difference between the two CPUs are reported, not gated.
 The TVM row compares the aarch64 library there with the x86 one here (both fp32, same graph).
 """
 
@@ -26,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 INT8_TOLERANCE = 0.05  # logits, for an int8 artifact whose output scale the manifest does not give
+FAITHFUL = 1.5  # the Pi's int8 error against fp32 may be half as large again as this host's
+FP32_REFERENCE = "onnx"
 X86_NAME = {"tvm-aarch64": "tvm-x86"}
 
 
@@ -45,7 +50,7 @@ def margin(logits: list[float]) -> float:
     return top[0] - top[1]
 
 
-def compare_one(out: Path, name: str, tolerance: float, int8: bool = False) -> dict:
+def compare_one(out: Path, name: str, tolerance: float, int8: bool = False, reference: str | None = None) -> dict:
     arm, x86 = out / "arm", out / "x86"
     x86_name = X86_NAME.get(name, name)
     arm_lines = {Path(r["path"]).name: r for r in read_jsonl(arm / f"classify-{name}.jsonl")}
@@ -56,7 +61,15 @@ def compare_one(out: Path, name: str, tolerance: float, int8: bool = False) -> d
     unexplained = [p for p in labels_differ if not int8 or margin(x86_lines[p]["logits"]) > 2 * tolerance]
     end_to_end = max((abs(a - b) for p in shared for a, b in zip(arm_lines[p]["logits"], x86_lines[p]["logits"])),
                      default=float("inf"))
-    model_diff = float(np.abs(np.load(arm / f"logits-{name}.npy") - np.load(x86 / f"logits-{x86_name}.npy")).max())
+    arm_logits, x86_logits = np.load(arm / f"logits-{name}.npy"), np.load(x86 / f"logits-{x86_name}.npy")
+    model_diff = float(np.abs(arm_logits - x86_logits).max())
+    model_ok, error_vs_fp32 = model_diff <= tolerance, None
+    if int8 and reference:  # both CPUs' integer kernels against the float model, on the same tensors
+        fp32 = np.load(x86 / f"logits-{reference}.npy")
+        error_vs_fp32 = {"reference": reference, "host": float(np.abs(x86_logits - fp32).max()),
+                         "pi": float(np.abs(arm_logits - fp32).max())}
+        error_vs_fp32["allowed"] = FAITHFUL * max(error_vs_fp32["host"], tolerance)
+        model_ok = error_vs_fp32["pi"] <= error_vs_fp32["allowed"]
     pixels = np.abs(np.load(arm / "inputs.npy").astype(int) - np.load(x86 / "inputs.npy").astype(int))
     arm_eval = json.loads((arm / f"evaluate-{name}.json").read_text())
     x86_eval = json.loads((x86 / f"evaluate-{x86_name}.json").read_text())
@@ -65,7 +78,7 @@ def compare_one(out: Path, name: str, tolerance: float, int8: bool = False) -> d
     row = {"artifact": name, "x86_artifact": x86_name, "photos": len(shared),
            "same_photos": arm_lines.keys() == x86_lines.keys(), "labels_differ": labels_differ,
            "labels_differ_off_the_boundary": unexplained,
-           "model_max_abs_logit_diff": model_diff, "tolerance": tolerance,
+           "model_max_abs_logit_diff": model_diff, "tolerance": tolerance, "int8_error_vs_fp32": error_vs_fp32,
            "end_to_end_max_abs_logit_diff": end_to_end,
            "preprocessing": {"max_abs_pixel_diff": int(pixels.max()), "pixels_differing": float((pixels > 0).mean())},
            "accuracy_arm": arm_eval["accuracy"], "accuracy_x86": x86_eval["accuracy"],
@@ -73,9 +86,17 @@ def compare_one(out: Path, name: str, tolerance: float, int8: bool = False) -> d
            "confusion_cells_moved": int(np.abs(np.array(arm_eval["confusion"]) - np.array(x86_eval["confusion"])).sum()),
            "camera_frames": len(arm_cam), "camera_labels_identical": bool(arm_cam) and arm_cam == x86_cam}
     # each flipped photo moves one count from one confusion cell to another
-    row["ok"] = (row["same_photos"] and not unexplained and model_diff <= tolerance
+    row["ok"] = (row["same_photos"] and not unexplained and model_ok
                  and row["confusion_cells_moved"] <= 2 * len(labels_differ) and row["camera_labels_identical"])
     return row
+
+
+def _model_note(row: dict) -> str:
+    e, diff = row["int8_error_vs_fp32"], row["model_max_abs_logit_diff"]
+    if not e:
+        return f"max |logit diff| {diff:.2e} (tolerance {row['tolerance']:.3g})"
+    return (f"max |logit diff| from {e['reference']} {e['pi']:.3g} (this host's int8: {e['host']:.3g}; allowed "
+            f"{e['allowed']:.3g}), from this host's int8 {diff:.2e} (reported)")
 
 
 def main(argv: list[str]) -> int:
@@ -90,12 +111,12 @@ def main(argv: list[str]) -> int:
             seconds.setdefault(where, {})[name] = int(s)
     rows = []
     for name in seconds["arm"]:
-        row = compare_one(out, name, tolerances[X86_NAME.get(name, name)], X86_NAME.get(name, name) in int8)
+        reference = FP32_REFERENCE if (out / "x86" / f"logits-{FP32_REFERENCE}.npy").is_file() else None
+        row = compare_one(out, name, tolerances[X86_NAME.get(name, name)], X86_NAME.get(name, name) in int8, reference)
         row["seconds"] = {"emulated_arm": seconds["arm"][name], "x86": seconds["x86"].get(row["x86_artifact"])}
         rows.append(row)
         print(f"{name:<12} vs x86 {row['x86_artifact']:<12} {row['photos']} photos, {len(row['labels_differ'])} labels "
-              f"differ ({len(row['labels_differ_off_the_boundary'])} off the boundary); model on the same tensors: max |logit diff| {row['model_max_abs_logit_diff']:.2e} "
-              f"(tolerance {row['tolerance']:.3g}); end to end {row['end_to_end_max_abs_logit_diff']:.2e}; accuracy "
+              f"differ ({len(row['labels_differ_off_the_boundary'])} off the boundary); model on the same tensors: {_model_note(row)}; end to end {row['end_to_end_max_abs_logit_diff']:.2e}; accuracy "
               f"{row['accuracy_arm']:.4f} vs {row['accuracy_x86']:.4f}; camera {row['camera_frames']} frames "
               f"{'same' if row['camera_labels_identical'] else 'DIFFERENT'}; {row['seconds']['emulated_arm']} s "
               f"emulated: {'ok' if row['ok'] else 'MISMATCH'}")
