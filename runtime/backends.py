@@ -206,10 +206,11 @@ class TVM(Backend):
 def _import_tvm_runtime_only():
     """`import tvm` with TVM's runtime library alone: a compiled CPU library needs nothing else, and the
     compiler's library (libtvm_compiler, 259 MB with LLVM on x86) roughly doubled a TVM process's memory
-    (peak RSS 223 against 116 MB for edge's x86 library). A TVM already imported, or TVM_USE_RUNTIME_LIB
-    set by the user, is left as it is. The variable is set around the import only, so a TVM compile
-    that this process starts later (export's subprocess) still gets the compiler. CUDA does not come
-    here: a library holding CUDA source compiles its kernels at load time, which needs the compiler."""
+    (`edgehound bench`: edge's x86 library peaked at 228 MB, 121 MB without it). A TVM already imported,
+    or TVM_USE_RUNTIME_LIB set by the user, is left as it is. The variable is set around the import only,
+    so a TVM compile that this process starts later (export's subprocess) still gets the compiler. CUDA
+    does not come here: a library holding CUDA source compiles its kernels at load time, which needs
+    the compiler."""
     if "tvm" in sys.modules or "TVM_USE_RUNTIME_LIB" in os.environ:
         return _need("tvm", "tvm")
     os.environ["TVM_USE_RUNTIME_LIB"] = "1"  # read once, by tvm.base at import
