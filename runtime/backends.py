@@ -185,9 +185,11 @@ class TVM(Backend):
             os.environ["TVM_NUM_THREADS"] = str(threads)
         else:
             os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 1))
-        tvm = self.tvm = _need("tvm", "tvm") if device == "cuda" else _import_tvm_runtime_only()
         if device == "cuda":
+            tvm = self.tvm = _need("tvm", "tvm")
             _load_tvm_cuda_runtime(tvm)
+        else:
+            tvm = self.tvm = _import_tvm_runtime_only()
         try:
             lib = tvm.runtime.load_module(path)
         except Exception as e:  # TVM raises its own error types for a foreign or broken library

@@ -109,9 +109,9 @@ def main(argv: list[str]) -> int:
         for line in (out / where / "seconds.txt").read_text().splitlines():
             name, s = line.split()
             seconds.setdefault(where, {})[name] = int(s)
+    reference = FP32_REFERENCE if (out / "x86" / f"logits-{FP32_REFERENCE}.npy").is_file() else None
     rows = []
     for name in seconds["arm"]:
-        reference = FP32_REFERENCE if (out / "x86" / f"logits-{FP32_REFERENCE}.npy").is_file() else None
         row = compare_one(out, name, tolerances[X86_NAME.get(name, name)], X86_NAME.get(name, name) in int8, reference)
         row["seconds"] = {"emulated_arm": seconds["arm"][name], "x86": seconds["x86"].get(row["x86_artifact"])}
         rows.append(row)
