@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import torch
 
 from conftest import GOLDEN, SAMOYED, SAMPLE, edgehound_cmd, sample_photos
@@ -81,6 +82,18 @@ def test_worker_processes_augment_the_same_pixels_in_every_epoch(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     history = [json.loads((tmp_path / d / "metrics.jsonl").read_text().splitlines()[-1]) for d in ("none", "two")]
     assert history[0]["epoch"] == history[1]["epoch"] == 2 and history[0]["train_loss"] == history[1]["train_loss"]
+
+
+def test_batches_are_normalised_on_the_device_to_the_runtimes_numbers():
+    """Workers hand over uint8 photos; to_input must give, bit for bit, what the runtime's normalize gives
+    (a model trained on one and run on the other would otherwise see other inputs), in channels-last memory."""
+    from edgehound.runtime.preprocess import PreprocessSpec, normalize
+    from edgehound.train.trainer import to_input
+    spec = PreprocessSpec(size=8, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    photos = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    x = to_input(torch.from_numpy(photos), spec, torch.device("cpu"))
+    assert x.dtype == torch.float32 and x.shape == (3, 3, 8, 8) and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, torch.from_numpy(normalize(photos, spec)))
 
 
 def test_corrupt_photos_are_skipped_counted_and_named(tmp_path, pair_folder):

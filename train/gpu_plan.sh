@@ -3,18 +3,19 @@
 # machine (PyTorch there, nothing installed, no ../shared: the photos travel as a pack).
 #
 #   bash train/gpu_plan.sh PACK RUNS [STEP...] 2>&1 | tee $OUT/gpu-plan.log
-#   STEP: teacher, backbone, heads, small (default: all four, in that order)
+#   STEP: teacher, backbone, heads, wide, small (default: all five, in that order)
 #
 # PACK: `edgehound data pack ../shared/data/imagewoof2-320 --out .gpu/pack --exclude tests/sample`
 # (160x160 JPEGs, the same names and so the same fixed test part). RUNS: where the run folders go.
 # After each step the small files of every run (best.pt but the ResNet's 45 MB one, summary.json,
 # metrics.jsonl) are packed into $OUT/gpu-runs.tar.gz, so a run cut short still brings back what
-# finished. A step whose run folder holds a finished run is skipped; a killed one resumes.
+# finished; the ResNet's best.pt comes back in float16, in 15 MB parts beside it. A step whose run folder holds a finished run is skipped; a killed one resumes.
 # QUICK=1: one epoch per run, to check the plan on the CPU on a small pack (--per-breed 30).
 #
-#   teacher   ResNet-18 style on all eight breeds (11.2 M params, 925 MMACs)
+#   teacher   ResNet-18 style on all eight breeds, 250 epochs (11.2 M params, 925 MMACs)
 #   backbone  the edge model on all eight breeds, distilled from the teacher
 #   heads     a pair head for each pair on the backbone (narrowed, then fine-tuned, distilled)
+#   wide      the same two steps for the edge model 1.5x wide (66 MMACs, within the issue's 100)
 #   small     100 photos per breed of the default pair: a backbone of the six other breeds, then
 #             three seeds of a pair head on it, and three distilled from those three's ensemble
 #             (nothing in this step sees more than 100 photos of either pair breed)
@@ -23,9 +24,9 @@ set -euo pipefail
 mkdir -p "$2" "${OUT:-$2}"
 PACK=$(cd "$1" && pwd) RUNS=$(cd "$2" && pwd) OUT=$(cd "${OUT:-$2}" && pwd)
 shift 2
-STEPS=${*:-teacher backbone heads small}
+STEPS=${*:-teacher backbone heads wide small}
 for step in $STEPS; do  # all refused before the first one runs, not after minutes of GPU time
-  case $step in teacher|backbone|heads|small) ;; *) echo "unknown step $step (teacher, backbone, heads, small)" >&2; exit 2 ;; esac
+  case $step in teacher|backbone|heads|wide|small) ;; *) echo "unknown step $step (teacher, backbone, heads, wide, small)" >&2; exit 2 ;; esac
 done
 PY=${PYTHON:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,28 +46,47 @@ train() {  # train RUN ARGS...: skipped when RUN finished, resumed when it was k
   $PY -m edgehound.cli train --data "$PACK" --out "$run" --exclude tests/sample --no-progress --device auto \
     $([ -f "$run/last.pt" ] && echo --resume) "$@"
 }
-bring_back() {
+bring_back() {  # what fits the tool's way back (64 MiB): narrowed files are remade here by `edgehound narrow`
   (cd "$RUNS" && find . \( -name summary.json -o -name metrics.jsonl -o -name '*.pt' \) \
-     ! -name last.pt ! -path './resnet-all8/best.pt' -print0 | tar --null -czf "$OUT/gpu-runs.tar.gz" -T -)
+     ! -name last.pt ! -path ./resnet-all8/best.pt ! -name '*-default.pt' ! -name '*-hard.pt' ! -name '*-half.pt' -print0 | tar --null -czf "$OUT/gpu-runs.tmp" -T -)
+  mv "$OUT/gpu-runs.tmp" "$OUT/gpu-runs.tar.gz"  # a run cut off mid-write keeps the last whole archive
+  # the teacher's weights in float16 (22 MB; it runs in bf16 anyway), in parts under 16 MiB a file:
+  # `cat resnet-all8-half.pt.part* > teacher.pt` loads as any model file (loading casts to float32)
+  if [ -f "$RUNS/resnet-all8/summary.json" ] && [ ! -f "$OUT/resnet-all8-half.pt.part00" ]; then
+    $PY -c 'import sys, torch; c = torch.load(sys.argv[1], weights_only=True)
+c["model"] = {k: v.half() if v.is_floating_point() else v for k, v in c["model"].items()}; torch.save(c, sys.argv[2])' \
+      "$RUNS/resnet-all8/best.pt" "$RUNS/resnet-all8-half.pt"
+    split -b 15M -d "$RUNS/resnet-all8-half.pt" "$OUT/resnet-all8-half.pt.part"
+  fi
 }
 eh() { $PY -m edgehound.cli "$@"; }
+pair_heads() {  # pair_heads BACKBONE [SETTING...]: narrow its run to each pair, then a distilled fine-tune of each
+  local backbone=$1 pair a b name; shift
+  local settings=("$@")
+  for pair in "golden_retriever Samoyed default" "beagle English_foxhound hard"; do
+    read -r a b name <<< "$pair"
+    eh narrow "$RUNS/$backbone/best.pt" --breeds "$a" "$b" --out "$RUNS/$backbone-$name.pt"
+    train "${backbone/all8/head}-$name" --config edge --breeds "$a" "$b" --init "$RUNS/$backbone-$name.pt" \
+      --teacher "$RUNS/resnet-all8/best.pt" --set train.epochs="$(epochs 60)" train.lr=0.0005 $GPU "${settings[@]}"
+  done
+}
+WIDE=(model.stem_channels=24 "model.conv_channels=[24,48,96,144,240]")
 OTHER6=(Shih-Tzu Border_terrier Australian_terrier Old_English_sheepdog beagle English_foxhound)
 
 for step in $STEPS; do
   start=$SECONDS
   case $step in
     teacher)
-      train resnet-all8 --config resnet18 --breeds all --set train.epochs="$(epochs 150)" $GPU ;;
+      train resnet-all8 --config resnet18 --breeds all --set train.epochs="$(epochs 250)" $GPU ;;
     backbone)
       train edge-all8 --config edge --breeds all --set train.epochs="$(epochs 300)" $GPU \
         --teacher "$RUNS/resnet-all8/best.pt" ;;
     heads)
-      for pair in "golden_retriever Samoyed default" "beagle English_foxhound hard"; do
-        set -- $pair
-        eh narrow "$RUNS/edge-all8/best.pt" --breeds "$1" "$2" --out "$RUNS/edge-all8-$3.pt"
-        train "head-$3" --config edge --breeds "$1" "$2" --init "$RUNS/edge-all8-$3.pt" \
-          --teacher "$RUNS/resnet-all8/best.pt" --set train.epochs="$(epochs 60)" train.lr=0.0005 $GPU
-      done ;;
+      pair_heads edge-all8 ;;
+    wide)
+      train wide-all8 --config edge --breeds all --set train.epochs="$(epochs 300)" $GPU "${WIDE[@]}" \
+        --teacher "$RUNS/resnet-all8/best.pt"
+      pair_heads wide-all8 "${WIDE[@]}" ;;
     small)
       # the default pair is not in the backbone: only the pair head sees golden retrievers and
       # Samoyeds, and only 100 of each

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ from tqdm import tqdm
 from edgehound.runtime.datasets import read_dataset, split_parts
 from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.metrics import classification_report
-from edgehound.runtime.preprocess import PreprocessSpec, normalize
+from edgehound.runtime.preprocess import PreprocessSpec, pixel_table
 from edgehound.train import checkpoint
 from edgehound.train.augment import AugmentConfig, augment
 from edgehound.train.cache import ImageCache, load_cached
@@ -67,8 +68,8 @@ def pick_device(name: str) -> torch.device:
 
 
 class Batches(torch.utils.data.Dataset):
-    """Item (photo indices, augmentation seed or None): those cached photos as one batch, each augmented per
-    (seed..., photo) and normalised.
+    """Item (photo indices, augmentation seed or None): those cached photos as one uint8 batch (N x H x W x 3),
+    each augmented per (seed..., photo); `to_input` normalises it where the model runs.
 
     Whole batches, named by what they hold rather than by position, so worker processes (on CUDA) augment
     without changing a single draw (the same run on 0 or 8 workers sees the same pixels), and the same
@@ -83,7 +84,21 @@ class Batches(torch.utils.data.Dataset):
         if aug_seed is not None:
             images = np.stack([augment(img, np.random.default_rng([*aug_seed, int(j)]), self.aug)
                                for img, j in zip(images, idx)])
-        return torch.from_numpy(normalize(images, self.spec))
+        return torch.from_numpy(images)
+
+
+def to_input(photos: torch.Tensor, spec: PreprocessSpec, device: torch.device) -> torch.Tensor:
+    """uint8 N x H x W x 3 -> the model's float input on the device, NCHW in channels-last memory.
+
+    The runtime's own table lookup (pixel_table: the same float32 numbers as `normalize`), done after the
+    copy: a quarter of the bytes cross from the worker processes and to the GPU."""
+    table = torch.from_numpy(pixel_table(spec.mean, spec.std).reshape(256, 3)).to(device)
+    x = photos.to(device, non_blocking=True).long()
+    return table[x, torch.arange(3, device=device)].permute(0, 3, 1, 2)
+
+
+def _one_thread_worker(_):
+    cv2.setNumThreads(1)  # each worker process is one core's worth; OpenCV's own pool would oversubscribe
 
 
 class EpochPlan(torch.utils.data.Sampler):
@@ -105,7 +120,7 @@ def _loader(dataset: Batches, plan: EpochPlan, workers: int, device: torch.devic
     # from the global RNG (which dropout uses) would make a resumed run differ from one that never stopped.
     return torch.utils.data.DataLoader(dataset, batch_size=None, sampler=plan, num_workers=workers,
                                        persistent_workers=workers > 0, pin_memory=device.type == "cuda",
-                                       generator=torch.Generator().manual_seed(0))
+                                       worker_init_fn=_one_thread_worker, generator=torch.Generator().manual_seed(0))
 
 
 def predict_logits(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: PreprocessSpec,
@@ -118,7 +133,7 @@ def predict_logits(model: nn.Module, cache: ImageCache, idx: np.ndarray, spec: P
     photos = Batches(cache, spec)
     with torch.inference_mode(), _autocast(device):
         for batch in batches:
-            x = photos[(batch, None)].to(device, memory_format=torch.channels_last)
+            x = to_input(photos[(batch, None)], spec, device)
             out.append(model(x.flip(3) if mirror else x).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
@@ -351,7 +366,9 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     ds, spec, cache, labels, split, split_meta = _prepare_data(cfg, opts, init_meta)  # refusals come before --out is created
     names = [b.name for b in ds.classes]
     t = cfg.train
-    workers = opts.workers if opts.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    workers = opts.workers if opts.workers is not None else (
+        min(12, (os.cpu_count() or 3) - 2) if device.type == "cuda" else 0)  # two cores for the loop and the copies
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input sizes: let cuDNN time its kernels once
     teacher = Teacher([Path(p) for p in opts.teacher], ds.classes, spec, device) if opts.teacher else None
     aug = AugmentConfig(crop_scale=tuple(cfg.data.crop_scale))
 
@@ -413,7 +430,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
                    unit="batch", disable=not opts.progress, leave=False)
         t0 = time.monotonic()
         for idx, x in zip(batches, loader):
-            x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
+            x = to_input(x, spec, device)
             y = torch.from_numpy(labels[idx]).to(device)
             mixed = mix(x, t, np.random.default_rng([t.seed, epoch, state["step"], 1]))
             if mixed is not None:
@@ -462,8 +479,10 @@ def train(cfg: Config, opts: RunOptions) -> dict:
                                         "meta": checkpoint.model_meta(cfg, ds.classes, spec, split=split_meta,
                                                                       epoch=epoch + 1, val_acc=val_acc, **extra_meta)})
         state.update(epoch=epoch + 1, step=0, sums=[0.0, 0, 0, 0.0])
-        save_last()
-        last_save = time.monotonic()
+        # a ResNet's whole state is 134 MB (0.5 s to write): a GPU epoch of a second must not save each time
+        if opts.save_every or state["epoch"] == t.epochs or time.monotonic() - last_save > 60:
+            save_last()
+            last_save = time.monotonic()
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"]))
 
     best, _ = checkpoint.load_model(best_path)
