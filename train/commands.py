@@ -55,7 +55,7 @@ def cmd_train(args) -> int:
     print("test split: " + format_report(summary["test"]))
     print(f"test split, averaged with the mirror image: accuracy {summary['test_flip']['accuracy']:.2%}")
     print(f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['images_per_s']:.1f} img/s, "
-          f"{summary['total_train_seconds'] / 60:.1f} min training")
+          f"{summary['total_train_seconds'] / 60:.1f} min training, {summary['waiting_share']:.0%} of it waiting for photos")
     return 0
 
 

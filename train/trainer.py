@@ -430,6 +430,8 @@ def train(cfg: Config, opts: RunOptions) -> dict:
                    unit="batch", disable=not opts.progress, leave=False)
         t0 = time.monotonic()
         for idx, x in zip(batches, loader):
+            # time blocked on the loader (augmentation, copies), not computing: where a GPU's epochs go
+            state["waited"] = state.get("waited", 0.0) + time.monotonic() - t0
             x = to_input(x, spec, device)
             y = torch.from_numpy(labels[idx]).to(device)
             mixed = mix(x, t, np.random.default_rng([t.seed, epoch, state["step"], 1]))
@@ -468,17 +470,19 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         val_acc = float((val_pred == labels[split.val]).mean())
         s = state["sums"]
         row = {"epoch": epoch + 1, "train_loss": s[0] / s[2], "train_acc": s[1] / s[2], "val_acc": val_acc,
-               "lr": schedule.get_last_lr()[0], "seconds": s[3], "images_per_s": s[2] / max(s[3], 1e-9)}
+               "lr": schedule.get_last_lr()[0], "seconds": s[3], "images_per_s": s[2] / max(s[3], 1e-9),
+               "waiting_s": state.get("waited", 0.0)}
         state["history"].append(row)
         print(f"epoch {epoch + 1}/{t.epochs}: loss {row['train_loss']:.4f}, train acc {row['train_acc']:.3f}, "
-              f"val acc {val_acc:.3f}, {row['seconds']:.1f} s, {row['images_per_s']:.1f} img/s", flush=True)
+              f"val acc {val_acc:.3f}, {row['seconds']:.1f} s, {row['images_per_s']:.1f} img/s, "
+              f"{row['waiting_s'] / max(row['seconds'], 1e-9):.0%} waiting for photos", flush=True)
         if (val_acc > state["best_val"]) if t.keep == "best" else (epoch + 1 == t.epochs):
             state["best_val"] = val_acc
             weights = {k: v.cpu() for k, v in scored().state_dict().items()}  # loads on a CPU-only machine
             checkpoint.save(best_path, {"model": weights,
                                         "meta": checkpoint.model_meta(cfg, ds.classes, spec, split=split_meta,
                                                                       epoch=epoch + 1, val_acc=val_acc, **extra_meta)})
-        state.update(epoch=epoch + 1, step=0, sums=[0.0, 0, 0, 0.0])
+        state.update(epoch=epoch + 1, step=0, sums=[0.0, 0, 0, 0.0], waited=0.0)
         # a ResNet's whole state is 134 MB (0.5 s to write): a GPU epoch of a second must not save each time
         if opts.save_every or state["epoch"] == t.epochs or time.monotonic() - last_save > 60:
             save_last()
@@ -496,6 +500,8 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in state["history"]])),
         "images_per_s": float(np.mean([r["images_per_s"] for r in state["history"]])),
         "total_train_seconds": float(sum(r["seconds"] for r in state["history"])),
+        "waiting_share": float(sum(r.get("waiting_s", 0.0) for r in state["history"])
+                               / max(sum(r["seconds"] for r in state["history"]), 1e-9)),
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
