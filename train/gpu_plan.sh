@@ -9,7 +9,8 @@
 # (160x160 JPEGs, the same names and so the same fixed test part). RUNS: where the run folders go.
 # After each step the small files of every run (best.pt but the ResNet's 45 MB one, summary.json,
 # metrics.jsonl) are packed into $OUT/gpu-runs.tar.gz, so a run cut short still brings back what
-# finished; the ResNet's best.pt comes back in float16, in 15 MB parts beside it. A step whose run folder holds a finished run is skipped; a killed one resumes.
+# finished; the ResNet's best.pt comes back in float16, in 15 MB parts beside it. A step whose run
+# folder holds a finished run is skipped; a killed one resumes.
 # QUICK=1: one epoch per run, to check the plan on the CPU on a small pack (--per-breed 30).
 #
 #   teacher   ResNet-18 style on all eight breeds, 250 epochs (11.2 M params, 925 MMACs)

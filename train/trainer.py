@@ -2,7 +2,8 @@
 
 Files in the run folder:
 - best.pt       model file of the epoch with the best validation accuracy (what export/evaluate take)
-- last.pt       full training state, saved at each epoch end and every `save_every` steps mid-epoch
+- last.pt       full training state, saved at an epoch's end or mid-epoch once a minute has passed, at the
+                last epoch, and, with `save_every`, every that many steps and at each epoch's end
 - metrics.jsonl one line per finished epoch (rewritten atomically from the state)
 - summary.json  the test-split report of best.pt, the split sizes, skipped photos, timings
 
