@@ -14,6 +14,7 @@ with the same weights as one that never stopped.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -41,6 +42,9 @@ from edgehound.train.model import build_model, count_macs
 from edgehound.util import atomic_write_json, atomic_write_text
 
 
+SAVE_INTERVAL_S = 60  # last.pt at most this often, unless save_every asks for steps
+
+
 @dataclass
 class RunOptions:
     data: Path
@@ -48,7 +52,7 @@ class RunOptions:
     breeds: list[str] | None = None
     exclude: tuple = ()
     resume: bool = False
-    save_every: int = 0  # also save last.pt every N steps mid-epoch (0: every 60 s)
+    save_every: int = 0  # also save last.pt every N steps mid-epoch (0: every SAVE_INTERVAL_S)
     folds: int | None = None
     fold: int = 0
     cache_dir: Path | None = None
@@ -93,9 +97,15 @@ def to_input(photos: torch.Tensor, spec: PreprocessSpec, device: torch.device) -
 
     The runtime's own table lookup (pixel_table: the same float32 numbers as `normalize`), done after the
     copy: a quarter of the bytes cross from the worker processes and to the GPU."""
-    table = torch.from_numpy(pixel_table(spec.mean, spec.std).reshape(256, 3)).to(device)
+    table, channels = _device_table(spec.mean, spec.std, device)
     x = photos.to(device, non_blocking=True).long()
-    return table[x, torch.arange(3, device=device)].permute(0, 3, 1, 2)
+    return table[x, channels].permute(0, 3, 1, 2)
+
+
+@functools.lru_cache(maxsize=4)
+def _device_table(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # once per run, not per batch: a copy from pageable memory to a GPU waits for the GPU's queued work
+    return torch.from_numpy(pixel_table(mean, std).reshape(256, 3)).to(device), torch.arange(3, device=device)
 
 
 def _one_thread_worker(_):
@@ -461,7 +471,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
             t0 = now
             bar.update(1)
             bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}", img_s=f"{s[2] / max(s[3], 1e-9):.1f}")
-            due = state["step"] % opts.save_every == 0 if opts.save_every else now - last_save > 60
+            due = state["step"] % opts.save_every == 0 if opts.save_every else now - last_save > SAVE_INTERVAL_S
             if due and state["step"] < steps_per_epoch:
                 save_last()
                 last_save = time.monotonic()
@@ -485,11 +495,12 @@ def train(cfg: Config, opts: RunOptions) -> dict:
                                                                       epoch=epoch + 1, val_acc=val_acc, **extra_meta)})
         state.update(epoch=epoch + 1, step=0, sums=[0.0, 0, 0, 0.0], waited=0.0)
         # a ResNet's whole state is 134 MB (0.5 s to write): a GPU epoch of a second must not save each time
-        if opts.save_every or state["epoch"] == t.epochs or time.monotonic() - last_save > 60:
+        if opts.save_every or state["epoch"] == t.epochs or time.monotonic() - last_save > SAVE_INTERVAL_S:
             save_last()
             last_save = time.monotonic()
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state["history"]))
 
+    trained_s = sum(r["seconds"] for r in state["history"])
     best, _ = checkpoint.load_model(best_path)
     best = best.to(device, memory_format=torch.channels_last)
     summary = {
@@ -500,9 +511,8 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         "teacher": extra_meta.get("teacher"), "init": extra_meta.get("init"),
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in state["history"]])),
         "images_per_s": float(np.mean([r["images_per_s"] for r in state["history"]])),
-        "total_train_seconds": float(sum(r["seconds"] for r in state["history"])),
-        "waiting_share": float(sum(r.get("waiting_s", 0.0) for r in state["history"])
-                               / max(sum(r["seconds"] for r in state["history"]), 1e-9)),
+        "total_train_seconds": float(trained_s),
+        "waiting_share": float(sum(r.get("waiting_s", 0.0) for r in state["history"]) / max(trained_s, 1e-9)),
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
