@@ -49,7 +49,7 @@ def cmd_train(args) -> int:
     opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=_breeds(args.breeds), exclude=tuple(args.exclude),
                       resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold,
                       progress=not args.no_progress, threads=args.threads, device=args.device,
-                      workers=args.workers, teacher=tuple(args.teacher), init=args.init)
+                      workers=args.workers, teacher=tuple(args.teacher), init=args.init, compile=args.compile)
     summary = train(cfg, opts)
     print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
     print("test split: " + format_report(summary["test"]))
@@ -161,6 +161,9 @@ def add_commands(sub, data) -> None:
                     "breeds); several: from the mean of their logits, an ensemble")
     tr.add_argument("--init", type=Path, help="start from this model file's weights where names and shapes match "
                     "(e.g. a multi-breed model's backbone under a new pair head)")
+    tr.add_argument("--compile", action="store_true",
+                    help="torch.compile the model and the teacher: fused kernels, for a GPU whose steps are bound by "
+                    "launching small ones; costs a minute or two of compiling first (needs a C compiler; no faster on a CPU)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines only)")
     tr.set_defaults(func=cmd_train)
 

@@ -62,6 +62,7 @@ class RunOptions:
     workers: int | None = None  # processes that augment batches (None: 0 on CPU, up to 8 on CUDA)
     teacher: tuple[Path, ...] = ()  # distil from these model files' soft outputs (several: their mean logits)
     init: Path | None = None  # start from this model file's weights (all but a differently shaped head)
+    compile: bool = False  # torch.compile the training step's model and the teacher (fewer, fused kernels)
 
 
 def pick_device(name: str) -> torch.device:
@@ -106,6 +107,21 @@ def to_input(photos: torch.Tensor, spec: PreprocessSpec, device: torch.device) -
 def _device_table(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # once per run, not per batch: a copy from pageable memory to a GPU waits for the GPU's queued work
     return torch.from_numpy(pixel_table(mean, std).reshape(256, 3)).to(device), torch.arange(3, device=device)
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on the device without waiting: from pageable memory, a copy to a GPU waits for
+    the GPU's queued work (one stall per step); from pinned memory it is queued behind that work."""
+    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
+
+
+def _compiled(model: nn.Module) -> nn.Module:
+    import torch._inductor.config as inductor
+
+    # dropout draws from torch's own generator, as in eager mode: the same masks, and the generator state a
+    # resumed run restores still holds them; compiling changes the rounding, not the training
+    inductor.fallback_random = True
+    return torch.compile(model)
 
 
 def _one_thread_worker(_):
@@ -170,7 +186,7 @@ def mix(x: torch.Tensor, cfg, rng: np.random.Generator):
         return None
     kind = kinds[rng.integers(len(kinds))]
     lam = float(rng.beta(getattr(cfg, kind), getattr(cfg, kind)))
-    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    perm = to_device(torch.from_numpy(rng.permutation(len(x))), x.device)
     if kind == "mixup":
         return lam * x + (1 - lam) * x[perm], perm, lam
     h, w = x.shape[2:]
@@ -189,7 +205,8 @@ class Teacher:
     A teacher may take another input size (the batch is resized for it) and know more breeds (only
     the student's breeds' outputs are used)."""
 
-    def __init__(self, paths: list[Path], classes: list, spec: PreprocessSpec, device: torch.device):
+    def __init__(self, paths: list[Path], classes: list, spec: PreprocessSpec, device: torch.device,
+                 compile: bool = False):
         self.members = []  # (model, its input size, the columns of the student's breeds)
         digests = []
         for path in paths:
@@ -205,7 +222,8 @@ class Teacher:
             if missing:
                 raise EdgehoundError(f"{path}: the teacher does not know {', '.join(missing)}")
             columns = torch.tensor([index[b.wnid] for b in classes], device=device)
-            self.members.append((model.to(device, memory_format=torch.channels_last).eval(), tspec.size, columns))
+            model = model.to(device, memory_format=torch.channels_last).eval()
+            self.members.append((_compiled(model) if compile else model, tspec.size, columns))
         # what a resumed run must find again; one teacher keeps its file's own hash, as runs before ensembles did
         self.digest = digests[0] if len(paths) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
         self.record = {"path": str(paths[0]), "sha256": self.digest} if len(paths) == 1 else {
@@ -380,7 +398,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     workers = opts.workers if opts.workers is not None else (
         min(12, (os.cpu_count() or 3) - 2) if device.type == "cuda" else 0)  # two cores for the loop and the copies
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input sizes: let cuDNN time its kernels once
-    teacher = Teacher([Path(p) for p in opts.teacher], ds.classes, spec, device) if opts.teacher else None
+    teacher = Teacher([Path(p) for p in opts.teacher], ds.classes, spec, device, opts.compile) if opts.teacher else None
     aug = AugmentConfig(crop_scale=tuple(cfg.data.crop_scale))
 
     torch.manual_seed(t.seed)
@@ -389,9 +407,14 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     if opts.init and not opts.resume:
         print(f"{_init_from(model, cfg.model.family, Path(opts.init), init, init_meta, ds.classes)} tensors initialised from {opts.init}")
     model = model.to(device, memory_format=torch.channels_last)  # channels-last: faster convs on CPU and GPU
+    # the training step's forward; `model` itself is what is saved, validated and averaged (its parameters are
+    # the compiled one's). Compiled, a GPU step launches fewer, fused kernels: eager, the edge model's step
+    # is about a thousand small ones, and the H200 ran it no faster than the 30x larger ResNet
+    step_model = _compiled(model) if opts.compile else model
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(t.ema),
                                                use_buffers=True) if t.ema else None)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    # fused on CUDA: one kernel for every parameter's update; the CPU keeps the loop its runs were made with
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=device.type == "cuda")
     steps_per_epoch = math.ceil(len(split.train) / t.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=t.epochs * steps_per_epoch,
                                                    pct_start=0.15 if t.schedule == "onecycle" else 1e-9)
@@ -417,7 +440,15 @@ def train(cfg: Config, opts: RunOptions) -> dict:
           f"{device.type}" + (f", {workers} workers" if workers else "") + (f", teacher {', '.join(map(str, opts.teacher))}" if teacher else "")
           + (f"; {len(cache.skipped)} unreadable photos skipped" if cache.skipped else ""))
 
+    tally = None  # this epoch's loss sum and correct answers, kept on the device: read back, they stall a GPU
+
+    def read_tally():  # into state["sums"], whose loss sum and correct count were the tally's starting values
+        if tally is not None:
+            loss_sum, correct = tally.tolist()
+            state["sums"][:2] = [loss_sum, int(correct)]
+
     def save_last():
+        read_tally()
         checkpoint.save(last_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
             **({"ema": ema.state_dict()} if ema is not None else {}),
@@ -439,17 +470,19 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         plan.items = [(b, (t.seed, epoch) if cfg.data.augment else None) for b in batches]
         bar = tqdm(total=steps_per_epoch, initial=state["step"], desc=f"epoch {epoch + 1}/{t.epochs}",
                    unit="batch", disable=not opts.progress, leave=False)
+        s = state["sums"]  # loss sum, correct, seen, seconds
+        tally = torch.tensor(s[:2], dtype=torch.float64, device=device)
         t0 = time.monotonic()
         for idx, x in zip(batches, loader):
             # time blocked on the loader (augmentation, copies), not computing: where a GPU's epochs go
             state["waited"] = state.get("waited", 0.0) + time.monotonic() - t0
             x = to_input(x, spec, device)
-            y = torch.from_numpy(labels[idx]).to(device)
+            y = to_device(torch.from_numpy(labels[idx]), device)
             mixed = mix(x, t, np.random.default_rng([t.seed, epoch, state["step"], 1]))
             if mixed is not None:
                 x, partner, lam = mixed
             with _autocast(device):
-                logits = model(x).float()
+                logits = step_model(x).float()
                 fit = logits + log_prior  # what the loss sees: logit adjustment (zeros when off)
                 loss = loss_fn(fit, y) if mixed is None else lam * loss_fn(fit, y) + (1 - lam) * loss_fn(fit, y[partner])
                 if teacher is not None:  # the teacher knows the training part's odds, as the adjusted logits do
@@ -461,21 +494,24 @@ def train(cfg: Config, opts: RunOptions) -> dict:
             schedule.step()
             if ema is not None:
                 ema.update_parameters(model)
-            s = state["sums"]  # loss sum, correct, seen, seconds
-            s[0] += loss.item() * len(idx)
-            s[1] += int((logits.argmax(1) == y).sum())
+            tally += torch.stack([loss.detach().double() * len(idx), (logits.argmax(1) == y).sum().double()])
             s[2] += len(idx)
             state["step"] += 1
             now = time.monotonic()
             s[3] += now - t0
             t0 = now
             bar.update(1)
-            bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}", img_s=f"{s[2] / max(s[3], 1e-9):.1f}")
+            if not bar.disable:  # without a bar, nothing is read back mid-epoch
+                read_tally()
+                bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}", img_s=f"{s[2] / max(s[3], 1e-9):.1f}")
             due = state["step"] % opts.save_every == 0 if opts.save_every else now - last_save > SAVE_INTERVAL_S
             if due and state["step"] < steps_per_epoch:
                 save_last()
                 last_save = time.monotonic()
         bar.close()
+        read_tally()  # waits for the GPU's last queued steps: they belong to this epoch's time
+        s[3] += time.monotonic() - t0
+        tally = None
 
         val_pred = predict(scored(), cache, split.val, spec, device=device)
         val_acc = float((val_pred == labels[split.val]).mean())
@@ -507,7 +543,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         "config": cfg.to_dict(), "data": str(opts.data), "layout": ds.layout,
         **_test_reports(best, cache, labels, split.test, spec, device, names),
         "best_val_acc": state["best_val"], "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
-        "skipped": cache.skipped, "params": params, "macs": macs, "device": device.type, "workers": workers,
+        "skipped": cache.skipped, "params": params, "macs": macs, "device": device.type, "workers": workers, "compiled": opts.compile,
         "teacher": extra_meta.get("teacher"), "init": extra_meta.get("init"),
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in state["history"]])),
         "images_per_s": float(np.mean([r["images_per_s"] for r in state["history"]])),
