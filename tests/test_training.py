@@ -133,6 +133,23 @@ def test_a_compiled_run_saves_the_model_it_trained_under_plain_names(tmp_path, t
     assert [r["epoch"] for r in rows] == [1, 2] and all(0 < r["train_loss"] < 5 for r in rows)
 
 
+def test_photos_augmented_on_the_device_train_the_same_way_twice(tmp_path):
+    """--augment-on device (the GPU path, run here on the CPU): the whole cache on the device, the same draws
+    as OpenCV's workers make, drawn in this process or in worker processes alike; a run repeats exactly, and
+    learns from the photos as OpenCV's run does."""
+    out = run(train_cmd(SAMPLE, tmp_path / "a", "--augment-on", "device")).stdout
+    assert "photos augmented on the device" in out
+    assert "2 workers" in run(train_cmd(SAMPLE, tmp_path / "b", "--augment-on", "device", "--workers", "2")).stdout
+    run(train_cmd(SAMPLE, tmp_path / "workers"))
+    a, b, w = (state_dict(tmp_path / d / "last.pt") for d in ("a", "b", "workers"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], w[k]) for k in a)  # pixels a level apart: not the same weights
+    rows = [[json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("a", "workers")]
+    # the same photos, draws and dropout: the first epoch's training loss barely differs (a level or two a pixel)
+    assert abs(rows[0][0]["train_loss"] - rows[1][0]["train_loss"]) < 0.02
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["augment_on"] == "device"
+
+
 def test_batches_are_normalised_on_the_device_to_the_runtimes_numbers():
     """Workers hand over uint8 photos; to_input must give, bit for bit, what the runtime's normalize gives
     (a model trained on one and run on the other would otherwise see other inputs), in channels-last memory."""

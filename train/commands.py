@@ -49,7 +49,8 @@ def cmd_train(args) -> int:
     opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=_breeds(args.breeds), exclude=tuple(args.exclude),
                       resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold,
                       progress=not args.no_progress, threads=args.threads, device=args.device,
-                      workers=args.workers, teacher=tuple(args.teacher), init=args.init, compile=args.compile)
+                      workers=args.workers, teacher=tuple(args.teacher), init=args.init, compile=args.compile,
+                      augment_on=args.augment_on)
     summary = train(cfg, opts)
     print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
     print("test split: " + format_report(summary["test"]))
@@ -161,6 +162,10 @@ def add_commands(sub, data) -> None:
                     "breeds); several: from the mean of their logits, an ensemble")
     tr.add_argument("--init", type=Path, help="start from this model file's weights where names and shapes match "
                     "(e.g. a multi-breed model's backbone under a new pair head)")
+    tr.add_argument("--augment-on", default="workers", choices=["workers", "device"],
+                    help="where photos are augmented: workers = OpenCV in the --workers processes (default); device = torch "
+                    "where the model is, the whole photo cache held there, the workers only drawing (the same draws; "
+                    "pixels within a level or two)")
     tr.add_argument("--compile", action="store_true",
                     help="torch.compile the model and the teacher: fused kernels, for a GPU whose steps are bound by "
                     "launching small ones; costs a minute or two of compiling first (needs a C compiler; no faster on a CPU)")
