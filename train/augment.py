@@ -12,6 +12,7 @@ appliers get the same draws.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -99,7 +100,8 @@ def augment_batch(images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
                       align_corners=True).round()
     saturation, contrast, brightness = params[:, 6:].T[..., None, None]  # each N x 1 x 1
     # colour_matrix, batched: saturation towards each pixel's grey, contrast about the saturated photo's mean
-    sat = saturation * torch.eye(3, device=x.device) + (1 - saturation) * torch.from_numpy(GREY).float().to(x.device)
+    eye, grey = _colour_constants(x.device)
+    sat = saturation * eye + (1 - saturation) * grey
     mean = (sat @ x.mean((2, 3))[..., None]).mean((1, 2))  # N
     x = torch.einsum("nij,njhw->nihw", brightness * contrast * sat, x)
     x = x + (brightness[:, 0, 0] * (1 - contrast[:, 0, 0]) * mean)[:, None, None, None]
@@ -107,6 +109,12 @@ def augment_batch(images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 
 
 GREY = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights
+
+
+@functools.lru_cache(maxsize=4)
+def _colour_constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # made once per device: a copy from the host each batch would wait for the GPU's queued work
+    return torch.eye(3, device=device), torch.from_numpy(GREY).float().to(device)
 
 
 def colour_matrix(means, saturation: float, contrast: float, brightness: float) -> np.ndarray:

@@ -156,7 +156,7 @@ def add_commands(sub, data) -> None:
     tr.add_argument("--threads", type=at_least(1), help="torch CPU threads (default: all cores)")
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="where to train: auto = CUDA when PyTorch sees a GPU (bf16 autocast there), else the CPU")
-    tr.add_argument("--workers", type=at_least(0), help="processes that augment batches (default: 0 on the CPU, up to 8 on CUDA)")
+    tr.add_argument("--workers", type=at_least(0), help="processes that augment batches (default: 0 on the CPU, up to 12 on CUDA)")
     tr.add_argument("--teacher", type=Path, nargs="+", default=[], metavar="MODEL.pt",
                     help="distil: learn from this model file's softened outputs (any input size, the same or more "
                     "breeds); several: from the mean of their logits, an ensemble")

@@ -60,7 +60,7 @@ class RunOptions:
     progress: bool = True
     threads: int | None = None
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
-    workers: int | None = None  # processes that augment batches (None: 0 on CPU, up to 8 on CUDA)
+    workers: int | None = None  # processes that augment (or draw) batches (None: 0 on CPU, up to 12 on CUDA)
     teacher: tuple[Path, ...] = ()  # distil from these model files' soft outputs (several: their mean logits)
     init: Path | None = None  # start from this model file's weights (all but a differently shaped head)
     compile: bool = False  # torch.compile the training step's model and the teacher (fewer, fused kernels)
@@ -436,8 +436,8 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         print(f"{_init_from(model, cfg.model.family, Path(opts.init), init, init_meta, ds.classes)} tensors initialised from {opts.init}")
     model = model.to(device, memory_format=torch.channels_last)  # channels-last: faster convs on CPU and GPU
     # the training step's forward; `model` itself is what is saved, validated and averaged (its parameters are
-    # the compiled one's). Compiled, a GPU step launches fewer, fused kernels: eager, the edge model's step
-    # is about a thousand small ones, and the H200 ran it no faster than the 30x larger ResNet
+    # the compiled one's). Compiled, a GPU step launches fewer, fused kernels: eager, a distilled edge step is
+    # about 550 operations, and the H200 ran it no faster than the 30x larger ResNet's
     step_model = _compiled(model) if opts.compile else model
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(t.ema),
                                                use_buffers=True) if t.ema else None)
@@ -466,7 +466,8 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     print(f"{cfg.name} ({cfg.model.family}): {params / 1e6:.2f} M params, {macs / 1e9:.3f} GMACs/image; "
           f"classes {', '.join(names)}; train {len(split.train)}, val {len(split.val)}, test {len(split.test)}; "
           f"{device.type}" + (f", {workers} workers" if workers else "")
-          + (", photos augmented on the device" if opts.augment_on == "device" else "") + (", compiled" if opts.compile else "") + (f", teacher {', '.join(map(str, opts.teacher))}" if teacher else "")
+          + (", photos augmented on the device" if opts.augment_on == "device" else "")
+          + (", compiled" if opts.compile else "") + (f", teacher {', '.join(map(str, opts.teacher))}" if teacher else "")
           + (f"; {len(cache.skipped)} unreadable photos skipped" if cache.skipped else ""))
 
     tally = None  # this epoch's loss sum and correct answers, kept on the device: read back, they stall a GPU
