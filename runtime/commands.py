@@ -42,8 +42,9 @@ def cmd_evaluate(args) -> int:
     from edgehound.util import atomic_write_json
 
     report = evaluate_model(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
-                            args.flip, args.unseen_by)
-    print((f"{args.split} part of its training split: " if args.split else "") + format_report(report))
+                            args.flip, args.unseen_by, args.ensemble)
+    print((f"ensemble of {1 + len(args.ensemble)} models (their mean logits): " if args.ensemble else "")
+          + (f"{args.split} part of its training split: " if args.split else "") + format_report(report))
     for name in report["skipped_files"]:
         print(f"skipped: {name}")
     if args.against:
@@ -51,6 +52,8 @@ def cmd_evaluate(args) -> int:
         names = [Path(args.model).name, Path(args.against).name]
         if names[0] == names[1]:  # two runs' best.pt: only their paths tell them apart
             names = [str(args.model), str(args.against)]
+        if args.ensemble:
+            names[0] = f"ensemble of {names[0]} and {len(args.ensemble)} more"
         print(format_comparison(report["against"], f"{names[0]} ({report['artifact']})",
                                 f"{names[1]} ({report['against']['artifact']})"))
     if args.json:
@@ -77,13 +80,17 @@ def _load_model(model: str, artifact: str | None, flip: bool):
 
 def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split: str | None = None,
                    progress: bool = True, artifact: str | None = None, flip: bool = False,
-                   unseen_by: list[str] = ()) -> dict:
+                   unseen_by: list[str] = (), ensemble: list[str] = ()) -> dict:
     """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos. A TVM
-    artifact that this Python cannot run is scored in TVM's environment (`.venv-tvm`), the rest here."""
+    artifact that this Python cannot run is scored in TVM's environment (`.venv-tvm`), the rest here.
+    ensemble: other models (default artifacts) whose logits are averaged with the model's."""
     from edgehound.runtime.datasets import check_split, seen_photos
     from edgehound.runtime.evaluation import evaluate_folder, keep_photos
 
     python = _tvm_elsewhere(model, artifact)
+    if python and ensemble:
+        raise EdgehoundError(f"--ensemble: {model} runs only in TVM's environment; ensemble model files or "
+                             "artifacts that this Python runs")
     if python:  # --unseen-by's model files need torch, which TVM's environment lacks: they are read here
         report = _evaluate_in(python, model, data, artifact=artifact, breeds=breeds, split=split, flip=flip)
         if unseen_by:
@@ -100,11 +107,33 @@ def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split
                              "its training split; score a folder of held-out photos instead")
     if split:
         check_split(own_split, str(model))
-    report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
+    predict = _ensemble(model, clf, own_split, ensemble, flip, split) if ensemble else clf.predict
+    report = evaluate_folder(predict, clf.classes, clf.spec, data, breeds, progress=progress,
                              split=own_split if split else None, unseen_by=[_training_split(m) for m in unseen_by],
                              part=split or "test")
-    report.update(model=str(model), artifact=clf.artifact.name, flip=flip, split=split)
+    report.update(model=str(model), artifact=clf.artifact.name, flip=flip, split=split, ensemble=list(ensemble))
     return report
+
+
+def _ensemble(model: str, clf, own_split: dict | None, others: list[str], flip: bool, split: str | None):
+    """The mean of the logits of `clf` and the other models: members must answer among the same breeds in the
+    same order and prepare photos alike (each photo is prepared once); with --split, share the training split."""
+    import numpy as np
+
+    members = [clf.predict]
+    for other in others:
+        member, member_split = _load_model(other, None, flip)
+        if [c["wnid"] for c in member.classes] != [c["wnid"] for c in clf.classes]:
+            raise EdgehoundError(f"--ensemble {other}: it answers among {', '.join(c['name'] for c in member.classes)}, "
+                                 f"{model} among {', '.join(c['name'] for c in clf.classes)} (in that order)")
+        if member.spec != clf.spec:
+            raise EdgehoundError(f"--ensemble {other}: it prepares photos otherwise than {model} "
+                                 f"({member.spec} against {clf.spec})")
+        if split and member_split != own_split:
+            raise EdgehoundError(f"--ensemble {other}: trained on another split than {model}, so its {split} photos "
+                                 "are others")
+        members.append(member.predict)
+    return lambda batch: np.mean([predict(batch) for predict in members], axis=0)
 
 
 def _compare(other: str, report: dict, data: str, breeds, progress: bool, flip: bool) -> dict:
@@ -380,6 +409,9 @@ def add_commands(sub, data) -> None:
     ev.add_argument("--against", metavar="OTHER", help="score OTHER (any model form, default artifact) on the same "
                     "photos too, leaving out those it trained on, and test whether the two differ (exact McNemar "
                     "test on the photos one gets right and the other wrong)")
+    ev.add_argument("--ensemble", nargs="+", default=[], metavar="OTHER",
+                    help="score the mean of the logits of MODEL and these (the same breeds and preprocessing; with "
+                    "--split, the same training split): e.g. the teachers a student distils from")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -307,6 +307,37 @@ def test_an_ensemble_teacher_teaches_the_mean_of_its_members_logits(tmp_path, ti
     assert recorded["sha256"] == both.digest and [m["path"] for m in recorded["members"]] == [str(a), str(b)]
 
 
+def test_evaluate_scores_an_ensemble_by_its_members_mean_logits(tmp_path, tiny_run):
+    """evaluate MODEL --ensemble OTHER...: each photo's answer is the argmax of the members' mean logits (what a
+    student distilled from those teachers learns from); members answering otherwise are refused."""
+    from edgehound.runtime.classifier import Classifier
+    from edgehound.runtime.preprocess import preprocess
+    from edgehound.runtime.datasets import read_dataset, photo_key
+    from edgehound.train.checkpoint import checkpoint_artifact
+
+    a, b, swapped = tiny_run / "best.pt", tmp_path / "b.pt", tmp_path / "swapped.pt"
+    ckpt = checkpoint.load(a)
+    torch.save({**ckpt, "model": {k: v * 1.5 if v.is_floating_point() else v for k, v in ckpt["model"].items()}}, b)
+    meta = json.loads(ckpt["meta"])
+    torch.save({**ckpt, "meta": json.dumps({**meta, "classes": meta["classes"][::-1]})}, swapped)
+    out = run([*edgehound_cmd(), "evaluate", str(a), "--data", str(SAMPLE), "--ensemble", str(b), "--no-progress",
+               "--json", str(tmp_path / "ens.json")]).stdout
+    assert "ensemble of 2 models" in out
+    report = json.loads((tmp_path / "ens.json").read_text())
+    assert report["ensemble"] == [str(b)] and report["n"] == 100
+    members = [Classifier(checkpoint_artifact(str(p))) for p in (a, b)]
+    samples = {photo_key(s): s for s in read_dataset(SAMPLE).samples}
+    photos = [p["photo"] for p in report["photos"]]
+    x = np.stack([preprocess(samples[k].path, members[0].spec, samples[k].box) for k in photos])
+    logits = [m.predict(x) for m in members]
+    names = report["classes"]
+    assert [p["pred"] for p in report["photos"]] == [names[i] for i in ((logits[0] + logits[1]) / 2).argmax(1)]
+    assert (logits[0].argmax(1) != ((logits[0] + logits[1]) / 2).argmax(1)).any()  # not one member's answers
+    refused = subprocess.run([*edgehound_cmd(), "evaluate", str(a), "--data", str(SAMPLE), "--ensemble", str(swapped)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "(in that order)" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_a_teacher_that_crops_otherwise_and_a_missing_gpu_are_refused(tmp_path, tiny_run):
     refused = subprocess.run(recipe_cmd(SAMPLE, tmp_path / "a", tiny_run / "best.pt", "data.crop=none"),
                              capture_output=True, text=True)

@@ -22,7 +22,8 @@
 #   teacher   ResNet-18 style on all eight breeds, 250 epochs (11.2 M params, 925 MMACs)
 #   teachers  two more of it (seeds 1 and 2, the same split): every later step distils from the mean
 #             logits of the teachers finished by then (one ResNet-18 scored 95.24% on the default pair,
-#             below its students: the teacher bounds them)
+#             below its students: the teacher bounds them); the ensemble is scored against the first
+#             teacher on each pair's validation and test photos ($OUT/teachers-PAIR-PART.json)
 #   backbone  the edge model on all eight breeds, distilled from the teachers
 #   heads     a pair head for each pair on the backbone (narrowed, then fine-tuned, distilled)
 #   wide      the same two steps for the edge model 1.5x wide (66 MMACs, within the issue's 100)
@@ -108,6 +109,16 @@ for step in $STEPS; do
       for seed in 1 2; do
         train resnet-all8-s$seed --config resnet18 --breeds all --set train.epochs="$(epochs 250)" $GPU \
           train.seed=$seed data.split_seed=0
+      done
+      # the three teachers' ensemble against the first alone, on the pack's photos of each pair (only the
+      # first teacher's weights come back); best effort: a failure here stops no training
+      for pair in "golden_retriever Samoyed default" "beagle English_foxhound hard"; do
+        read -r a b name <<< "$pair"
+        for part in val test; do
+          eh evaluate "$RUNS/resnet-all8/best.pt" --ensemble "$RUNS"/resnet-all8-s{1,2}/best.pt --data "$PACK" \
+            --split $part --breeds "$a" "$b" --against "$RUNS/resnet-all8/best.pt" --no-progress \
+            --json "$OUT/teachers-$name-$part.json" || echo "== the teachers' ensemble was not scored on $name $part"
+        done
       done ;;
     backbone)
       train edge-all8 --config edge --breeds all --set train.epochs="$(epochs 300)" $GPU \
