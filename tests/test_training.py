@@ -121,16 +121,17 @@ def test_a_compiled_run_saves_the_model_it_trained_under_plain_names(tmp_path, t
     torch.manual_seed(0)  # the weights both runs started from, as the trainer draws them
     init = build_model(load_config("tiny", SMALL).model, 2).state_dict()
     learnt = [k for k in eager if k.endswith(("weight", "bias"))]
-    moved = sum(float((eager[k] - init[k]).norm()) for k in learnt)
-    apart = sum(float((compiled[k] - eager[k]).norm()) for k in learnt)
-    # AdamW at batch 4 amplifies rounding (measured: apart 0.21 of moved); weights left behind would be 1.0
-    assert moved > 1 and apart < 0.5 * moved
+    moved = [sum(float((w[k] - init[k]).norm()) for k in learnt) for w in (eager, compiled)]
+    # AdamW at batch 4 turns rounding into other weights (apart by 0.04 to 0.5 of the movement over four seeds),
+    # but as far from the start (measured: 1.001 to 1.005 times); weights left untrained would be 0 times
+    assert moved[0] > 1 and 0.9 < moved[1] / moved[0] < 1.1
+    losses = [[json.loads(line)["train_loss"] for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+              for d in ("eager", "compiled")]
+    assert len(losses[1]) == 2 and all(abs(a - b) < 0.01 for a, b in zip(*losses))  # measured: at most 0.001
     model, _ = checkpoint.load_model(tmp_path / "compiled" / "best.pt")
     assert next(model.parameters()).device.type == "cpu"
     a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("eager", "compiled"))
     assert (a["compiled"], b["compiled"]) == (False, True)
-    rows = [json.loads(line) for line in (tmp_path / "compiled" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2] and all(0 < r["train_loss"] < 5 for r in rows)
 
 
 def test_photos_augmented_on_the_device_train_the_same_way_twice(tmp_path):
