@@ -44,6 +44,12 @@ class Draw:
     brightness: float
 
 
+def photo_rng(aug_seed: tuple, photo: int) -> np.random.Generator:
+    """The generator of one photo's draws: seeded by (run seed, epoch) and the photo's index, so every
+    applier, process and resumed run draws the same for it."""
+    return np.random.default_rng([*aug_seed, int(photo)])
+
+
 def draw(h: int, w: int, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()) -> Draw:
     """The random part of augmenting an h x w photo."""
     if cfg.crop_scale:

@@ -36,7 +36,7 @@ from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.metrics import classification_report
 from edgehound.runtime.preprocess import PreprocessSpec, pixel_table
 from edgehound.train import checkpoint
-from edgehound.train.augment import AugmentConfig, augment, augment_batch, batch_params, draw
+from edgehound.train.augment import AugmentConfig, augment, augment_batch, batch_params, draw, photo_rng
 from edgehound.train.cache import ImageCache, load_cached
 from edgehound.train.config import Config
 from edgehound.train.model import build_model, count_macs
@@ -90,7 +90,7 @@ class Batches(torch.utils.data.Dataset):
         idx, aug_seed = item
         images = np.asarray(self.images[idx])
         if aug_seed is not None:
-            images = np.stack([augment(img, np.random.default_rng([*aug_seed, int(j)]), self.aug)
+            images = np.stack([augment(img, photo_rng(aug_seed, j), self.aug)
                                for img, j in zip(images, idx)])
         return torch.from_numpy(images)
 
@@ -155,7 +155,7 @@ class BatchDraws(torch.utils.data.Dataset):
         idx, aug_seed = item
         if aug_seed is None:
             return torch.from_numpy(idx), torch.zeros(0, 9)
-        draws = [draw(self.size, self.size, np.random.default_rng([*aug_seed, int(j)]), self.aug) for j in idx]
+        draws = [draw(self.size, self.size, photo_rng(aug_seed, j), self.aug) for j in idx]
         return torch.from_numpy(idx), batch_params(draws, self.size, self.size)
 
 
