@@ -97,15 +97,18 @@ def last_conv_block(model):
 
 
 def gradcam(model, chw: np.ndarray, target: int) -> np.ndarray:
-    """Grad-CAM of class `target` for one normalised CxHxW input, upsampled to the input's size."""
+    """Grad-CAM of class `target` for one normalised CxHxW input, upsampled to the input's size. An ensemble's
+    map is the mean of its members' (each one's gradients of its own logit: the ensemble's is their mean)."""
     import torch
     from captum.attr import LayerGradCam
 
-    x = torch.from_numpy(chw[None]).requires_grad_(True)
-    cam = LayerGradCam(model, last_conv_block(model)).attribute(x, target=target, relu_attributions=True)
-    heat = cam[0, 0].detach().numpy().astype(np.float32)
-    heat = cv2.resize(heat, (chw.shape[2], chw.shape[1]), interpolation=cv2.INTER_LINEAR)
-    return _unit(heat)
+    heats = []
+    for member in getattr(model, "members", [model]):
+        x = torch.from_numpy(chw[None]).requires_grad_(True)
+        cam = LayerGradCam(member, last_conv_block(member)).attribute(x, target=target, relu_attributions=True)
+        heats.append(cv2.resize(cam[0, 0].detach().numpy().astype(np.float32), (chw.shape[2], chw.shape[1]),
+                                interpolation=cv2.INTER_LINEAR))
+    return _unit(np.mean(heats, axis=0))
 
 
 def occlusion(probs: ProbsFn, image: np.ndarray, target: int, window: float = 0.2, stride: float = 0.1) -> np.ndarray:

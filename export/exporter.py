@@ -212,7 +212,9 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
                   "teacher": meta.get("teacher"),
                   # a model fine-tuned from another (`train --init`): that file and the breeds it trained on
                   "init": {"file": Path(meta["init"]["path"]).name, "sha256": meta["init"]["sha256"],
-                           "trained_on": meta["init"]["trained_on"]} if meta.get("init") else None},
+                           "trained_on": meta["init"]["trained_on"]} if meta.get("init") else None,
+                  # an ensemble (`edgehound ensemble`): each member's file, sha256, epoch, teacher and init
+                  "ensemble": meta.get("ensemble")},
         "host": {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version()},
         "tools": _tool_versions(),
         "default": None,

@@ -120,18 +120,15 @@ def _ensemble(model: str, clf, own_split: dict | None, others: list[str], flip: 
     same order and prepare photos alike (each photo is prepared once); with --split, share the training split."""
     import numpy as np
 
+    from edgehound.runtime.evaluation import member_mismatch
+
     members = [clf.predict]
     for other in others:
         member, member_split = _load_model(other, None, flip)
-        if [c["wnid"] for c in member.classes] != [c["wnid"] for c in clf.classes]:
-            raise EdgehoundError(f"--ensemble {other}: it answers among {', '.join(c['name'] for c in member.classes)}, "
-                                 f"{model} among {', '.join(c['name'] for c in clf.classes)} (in that order)")
-        if member.spec != clf.spec:
-            raise EdgehoundError(f"--ensemble {other}: it prepares photos otherwise than {model} "
-                                 f"({member.spec} against {clf.spec})")
-        if split and member_split != own_split:
-            raise EdgehoundError(f"--ensemble {other}: trained on another split than {model}, so its {split} photos "
-                                 "are others")
+        problem = member_mismatch(member.classes, member.spec, member_split, clf.classes, clf.spec, own_split,
+                                  same_split=bool(split))
+        if problem:
+            raise EdgehoundError(f"--ensemble {other}: cannot be averaged with {model}: {problem}")
         members.append(member.predict)
     return lambda batch: np.mean([predict(batch) for predict in members], axis=0)
 

@@ -21,6 +21,21 @@ from edgehound.runtime.preprocess import PreprocessSpec, preprocess
 from edgehound.runtime.datasets import Sample, photo_key, read_dataset, seen_photos, split_samples
 
 
+def member_mismatch(classes: list[dict], spec: PreprocessSpec, split: dict | None, first_classes: list[dict],
+                    first_spec: PreprocessSpec, first_split: dict | None, same_split: bool = True) -> str | None:
+    """Why a model cannot be averaged with an ensemble's first member, or None: the logits must mean the same
+    breeds in the same order, one prepared photo must suit both, and (`same_split`) the two must have left out
+    the same validation and test photos."""
+    if [c["wnid"] for c in classes] != [c["wnid"] for c in first_classes]:
+        return (f"it answers among {', '.join(c['name'] for c in classes)}, the first member among "
+                f"{', '.join(c['name'] for c in first_classes)} (in that order)")
+    if spec != first_spec:
+        return f"it prepares photos otherwise ({spec} against {first_spec})"
+    if same_split and split != first_split:
+        return "it trained on another split, so its validation and test photos are others"
+    return None
+
+
 def evaluate_samples(
     predict: Callable[[np.ndarray], np.ndarray],
     classes: list[dict],

@@ -339,6 +339,54 @@ def test_evaluate_scores_an_ensemble_by_its_members_mean_logits(tmp_path, tiny_r
     assert refused.returncode == 2 and "(in that order)" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_an_ensemble_file_answers_with_its_members_mean_and_exports_whole(tmp_path, tiny_run):
+    """edgehound ensemble A B: one model file whose logits are the members' mean, MACs their sum, each member's
+    sha256 recorded; it exports as one graph (onnx and tflite-int8 checked against it), and models that answer
+    otherwise, trained on another split, or are ensembles themselves are refused in one line."""
+    from edgehound.benchmarks.saliency import gradcam
+    from edgehound.train.model import count_macs
+
+    a, b, ens = tiny_run / "best.pt", tmp_path / "b.pt", tmp_path / "ens.pt"
+    ckpt = checkpoint.load(a)
+    torch.save({**ckpt, "model": {k: v * 1.5 if v.is_floating_point() else v for k, v in ckpt["model"].items()}}, b)
+    printed = run([*edgehound_cmd(), "ensemble", str(a), str(b), "--out", str(ens)]).stdout
+    (one, meta), (two, _), (both, both_meta) = (checkpoint.load_model(p) for p in (a, b, ens))
+    x = torch.randn(4, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.allclose(both(x), (one(x) + two(x)) / 2, atol=1e-5)
+        assert not torch.allclose(both(x), one(x), atol=1e-3)
+    assert count_macs(both, 96)[0] == 2 * count_macs(one, 96)[0]
+    assert f"{2 * count_macs(one, 96)[0] / 1e6:.1f} MMACs" in printed
+    assert [m["sha256"] for m in both_meta["ensemble"]] == [sha256_file(a), sha256_file(b)]
+    assert both_meta["split"] == meta["split"] and both_meta["classes"] == meta["classes"]
+
+    exported = tmp_path / "export"
+    run([*edgehound_cmd(), "export", str(ens), "--out", str(exported), "--targets", "onnx", "tflite-int8", "--no-progress"])
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["model"]["macs"] == 2 * count_macs(one, 96)[0]
+    assert [m["sha256"] for m in manifest["model"]["ensemble"]] == [sha256_file(a), sha256_file(b)]
+    built = {e["name"]: e for e in manifest["artifacts"]}
+    assert built["onnx"]["status"] == "ok" and built["onnx"]["parity"]["max_abs_logit_diff"] < 1e-4
+    assert built["tflite-int8"]["status"] == "ok"
+
+    twin = tmp_path / "twin.pt"  # two copies of one model: the same map as the model's own
+    run([*edgehound_cmd(), "ensemble", str(a), str(a), "--out", str(twin)])
+    chw = np.random.default_rng(0).random((3, 96, 96), dtype=np.float32)
+    assert np.allclose(gradcam(checkpoint.load_model(twin)[0], chw, 1), gradcam(one, chw, 1), atol=1e-5)
+
+    other_split, swapped = tmp_path / "split.pt", tmp_path / "swapped.pt"
+    torch.save({**ckpt, "meta": json.dumps({**meta, "split": {**meta["split"], "seed": 7}})}, other_split)
+    torch.save({**ckpt, "meta": json.dumps({**meta, "classes": meta["classes"][::-1]})}, swapped)
+    for cmd, says in ([["ensemble", str(a), str(other_split), "--out", str(tmp_path / "x.pt")], "another split"],
+                      [["ensemble", str(a), str(swapped), "--out", str(tmp_path / "x.pt")], "(in that order)"],
+                      [["ensemble", str(ens), str(a), "--out", str(tmp_path / "x.pt")], "itself an ensemble"],
+                      [["narrow", str(ens), "--breeds", GOLDEN, SAMOYED, "--out", str(tmp_path / "x.pt")], "narrow each member"],
+                      [train_cmd(SAMPLE, tmp_path / "init", "--init", str(ens))[len(edgehound_cmd()):], "--init from one"]):
+        refused = subprocess.run([*edgehound_cmd(), *cmd], capture_output=True, text=True)
+        assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_a_teacher_that_crops_otherwise_and_a_missing_gpu_are_refused(tmp_path, tiny_run):
     refused = subprocess.run(recipe_cmd(SAMPLE, tmp_path / "a", tiny_run / "best.pt", "data.crop=none"),
                              capture_output=True, text=True)

@@ -21,8 +21,10 @@ from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import Artifact
 from edgehound.runtime.preprocess import PreprocessSpec
 from edgehound.train.config import Config
-from edgehound.train.model import build_model
+from edgehound.train.model import Ensemble, build_model
 from edgehound.util import atomic_write_bytes
+
+MAX_MEMBERS = 8  # an ensemble's members: each one costs the device a whole model's MACs
 
 
 def save(path: Path, payload: dict) -> None:
@@ -74,6 +76,10 @@ def read_meta(path: str | Path, ckpt: dict) -> dict:
     narrowed = meta.get("narrowed_from")
     if narrowed is not None:
         check_classes(narrowed.get("classes") if isinstance(narrowed, dict) else None, f"{path}: narrowed_from")
+    members = meta.get("ensemble")
+    if members is not None and not (isinstance(members, list) and 2 <= len(members) <= MAX_MEMBERS
+                                    and all(isinstance(m, dict) for m in members)):
+        raise EdgehoundError(f"{path}: its meta's ensemble is not a list of 2 to {MAX_MEMBERS} member records")
     return meta
 
 
@@ -132,7 +138,10 @@ def load_model(path: str | Path, ckpt: dict | None = None) -> tuple[torch.nn.Mod
         raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no model weights)")
     meta = read_meta(path, ckpt)
     try:
-        model = build_model(Config.from_dict(meta["config"]).model, len(meta["classes"]))
+        cfg = Config.from_dict(meta["config"]).model
+        members = meta.get("ensemble")
+        model = (Ensemble([build_model(cfg, len(meta["classes"])) for _ in members]) if members
+                 else build_model(cfg, len(meta["classes"])))
     except (TypeError, ValueError, AttributeError, EdgehoundError) as e:  # a config field of the wrong type or range
         raise EdgehoundError(f"{path}: its config does not build a model ({e})") from None
     try:
@@ -151,6 +160,9 @@ def narrow(path: str | Path, breeds: list[str]) -> dict:
 
     ckpt, digest = load_hashed(path)
     model, meta = load_model(path, ckpt)
+    if meta.get("ensemble"):
+        raise EdgehoundError(f"{path}: is an ensemble of {len(meta['ensemble'])} models; narrow each member, then "
+                             "`edgehound ensemble` the narrowed ones")
     wnids = [c["wnid"] for c in meta["classes"]]
     chosen = [resolve_breed(b).wnid for b in breeds]
     missing = [b for b, w in zip(breeds, chosen) if w not in wnids]
@@ -170,3 +182,35 @@ def narrow(path: str | Path, breeds: list[str]) -> dict:
                 split={"wnids": wnids, **split} if split else None,
                 narrowed_from={"file": Path(path).name, "sha256": digest, "classes": meta["classes"]})
     return {"model": weights, "meta": json.dumps(meta)}
+
+
+def ensemble(paths: list[Path]) -> dict:
+    """One model file of several trained models of one config, answering with the mean of their logits.
+
+    The members must answer among the same breeds in the same order, prepare photos alike and record the
+    same training split: otherwise some member trained on photos the ensemble's validation or test part
+    holds. The file keeps each member's provenance (file, sha256, epoch, teacher, init)."""
+    from edgehound.runtime.evaluation import member_mismatch
+
+    if not 2 <= len(paths) <= MAX_MEMBERS:
+        raise EdgehoundError(f"an ensemble needs 2 to {MAX_MEMBERS} model files, got {len(paths)}")
+    weights, records, first = {}, [], None
+    for i, path in enumerate(paths):
+        ckpt, digest = load_hashed(path)
+        model, meta = load_model(path, ckpt)
+        if meta.get("ensemble"):
+            raise EdgehoundError(f"{path}: is itself an ensemble; list its members instead")
+        if first is None:
+            first = meta
+        else:
+            problem = member_mismatch(meta["classes"], PreprocessSpec.from_dict(meta["preprocess"]), meta.get("split"),
+                                      first["classes"], PreprocessSpec.from_dict(first["preprocess"]), first.get("split"))
+            if meta["config"]["model"] != first["config"]["model"]:
+                problem = "it is another model (its config's model section differs), and one config builds every member"
+            if problem:
+                raise EdgehoundError(f"{path}: cannot join an ensemble with {paths[0]}: {problem}")
+        weights.update({f"members.{i}.{k}": v.clone() for k, v in model.state_dict().items()})
+        records.append({"file": Path(path).name, "sha256": digest,
+                        **{k: meta[k] for k in ("epoch", "val_acc", "teacher", "init", "narrowed_from") if k in meta}})
+    meta = {k: first[k] for k in ("config", "classes", "preprocess", "split") if k in first}
+    return {"model": weights, "meta": json.dumps({**meta, "ensemble": records})}

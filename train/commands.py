@@ -1,4 +1,4 @@
-"""The training commands: `train`, `narrow`, `models`, `study`, `data download`, `data pack`.
+"""The training commands: `train`, `narrow`, `ensemble`, `models`, `study`, `data download`, `data pack`.
 
 torch is imported only when a command runs, so registering them costs nothing on a device.
 """
@@ -74,6 +74,21 @@ def cmd_narrow(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from edgehound.train import checkpoint
+    from edgehound.train.model import count_macs
+
+    out = Path(args.out)
+    if out.exists() and any(out.resolve() == Path(m).resolve() for m in args.models):
+        raise EdgehoundError(f"{out}: is one of the members; write the ensemble elsewhere")
+    checkpoint.save(out, checkpoint.ensemble([Path(m) for m in args.models]))
+    model, meta = checkpoint.load_model(out)  # what was written loads as a model file
+    macs, params = count_macs(model, meta["preprocess"]["size"])
+    print(f"{out}: the mean of {len(args.models)} {meta['config']['name']} models' logits, "
+          f"{', '.join(c['name'] for c in meta['classes'])}; {macs / 1e6:.1f} MMACs, {params / 1e6:.2f} M params")
+    return 0
+
+
 def cmd_models(args) -> int:
     from edgehound.train.config import model_configs
     from edgehound.train.model import model_table, training_speed
@@ -108,7 +123,7 @@ def cmd_study(args) -> int:
 
 
 def add_commands(sub, data) -> None:
-    """`train`, `narrow`, `models`, `study`, `data download` and `data pack`."""
+    """`train`, `narrow`, `ensemble`, `models`, `study`, `data download` and `data pack`."""
     from edgehound.runtime.breeds import DEFAULT_PAIR
     from edgehound.train.download import STANFORD_BASE_URL
 
@@ -180,6 +195,15 @@ def add_commands(sub, data) -> None:
     na.add_argument("--breeds", nargs="+", required=True, help="the breeds to keep, in the order of the new outputs")
     na.add_argument("--out", type=output_file, required=True, help="the new model file (.pt)")
     na.set_defaults(func=cmd_narrow)
+
+    en = sub.add_parser("ensemble", help="several model files of one config as one model (the mean of their logits)",
+                        description="Join model files trained alike (one config, the same breeds in the same order, "
+                        "the same split) into one model file that answers with the mean of their logits: what "
+                        "`evaluate --ensemble` scores, as one graph that every export format takes. Its MACs are "
+                        "the members' sum.")
+    en.add_argument("models", nargs="+", metavar="MODEL.pt", help="2 to 8 model files (best.pt / narrowed files)")
+    en.add_argument("--out", type=output_file, required=True, help="the new model file (.pt)")
+    en.set_defaults(func=cmd_ensemble)
 
     mo = sub.add_parser("models", help="the named model configs with their family, parameters and MACs",
                         description="List train/configs' model configs (`train --config NAME`): family (vgg, resnet, "

@@ -4,6 +4,8 @@
   setting; `separable` makes it the first efficient model.
 - "resnet": ResNet-18 style basic blocks (teachers).
 - "mobilenet": MobileNetV2 style inverted residuals, optional squeeze-excite (edge models).
+- Ensemble: several models of one config as one, answering with the mean of their logits
+  (`edgehound ensemble`); it exports like any model.
 
 Each has `.features` (ending with a ReLU: Grad-CAM explains it) and `.classifier`. Named configs
 (train/configs/*.toml) pick a family and its sizes; `edgehound models` lists them.
@@ -160,6 +162,22 @@ class MobileNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
+
+
+class Ensemble(nn.Module):
+    """Models of one config run side by side on the same photo; the answer is the mean of their logits, what
+    `evaluate --ensemble` scores and `train --teacher A B` distils from. One graph, so every export format
+    takes it whole; written as adds and one multiply (no reduction op), which every int8 and NPU path supports."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        total = self.members[0](x)
+        for member in self.members[1:]:
+            total = total + member(x)
+        return total * (1.0 / len(self.members))
 
 
 FAMILIES = {"vgg": DogCNN, "resnet": ResNet, "mobilenet": MobileNet}

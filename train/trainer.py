@@ -288,6 +288,8 @@ def _init_from(model: nn.Module, family: str, path: Path, ckpt: dict, meta: dict
     weights = ckpt.get("model")
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise EdgehoundError(f"{path}: not an edgehound model checkpoint (no model weights)")
+    if meta.get("ensemble"):
+        raise EdgehoundError(f"{path}: is an ensemble of {len(meta['ensemble'])} models; --init from one of its members")
     if meta["config"]["model"].get("family", "vgg") != family:  # names and shapes could match by chance
         raise EdgehoundError(f"{path}: is a {meta['config']['model'].get('family', 'vgg')} model; --init needs the "
                              f"config's family ({family})")
