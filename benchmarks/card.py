@@ -210,6 +210,9 @@ def robustness_tables(r: dict) -> list[str]:
 
 
 def _weights_kept(model: dict) -> str:
+    if model.get("ensemble"):
+        return ("each member's weights as its own run kept them; members' validation accuracy "
+                + ", ".join(_pct(m.get("val_acc")) for m in model["ensemble"]))
     val = f"validation accuracy {_pct(model.get('val_acc'))}" + (" over all the breeds it trained on" if model.get("trained_on") else "")
     if model.get("keep") == "last":
         return f"the weights of its last epoch, {model.get('epoch')}, as its config says; {val}"
@@ -237,6 +240,11 @@ def render(folder: Path) -> str:
            f"The photos measured below are the {ref.get('data', 'held-out part of its training data')}: photos it "
            "never trained on and that chose neither its epochs nor its settings "
            f"({_weights_kept(model)}).", ""]
+    if model.get("ensemble"):
+        members = model["ensemble"]
+        out += [f"It is an ensemble of {len(members)} `{model.get('config')}` models (`edgehound ensemble`): each photo "
+                "goes through all of them, and the answer is the mean of their logits, so its MACs are their sum. "
+                "Members: " + ", ".join(f"`{m['file']}` (sha256 {m['sha256'][:12]})" for m in members) + ".", ""]
     if model.get("trained_on"):
         out += [f"It was trained on {len(model['trained_on'])} breeds ({', '.join(model['trained_on'])}) and keeps "
                 f"only the outputs of {' and '.join(names)} (`edgehound narrow`): it answers as that model does when "

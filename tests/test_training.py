@@ -368,20 +368,25 @@ def test_an_ensemble_file_answers_with_its_members_mean_and_exports_whole(tmp_pa
     built = {e["name"]: e for e in manifest["artifacts"]}
     assert built["onnx"]["status"] == "ok" and built["onnx"]["parity"]["max_abs_logit_diff"] < 1e-4
     assert built["tflite-int8"]["status"] == "ok"
+    from edgehound.benchmarks.card import render
+
+    assert "an ensemble of 2 `tiny` models" in render(exported)  # the card says what runs on the device
 
     twin = tmp_path / "twin.pt"  # two copies of one model: the same map as the model's own
     run([*edgehound_cmd(), "ensemble", str(a), str(a), "--out", str(twin)])
     chw = np.random.default_rng(0).random((3, 96, 96), dtype=np.float32)
     assert np.allclose(gradcam(checkpoint.load_model(twin)[0], chw, 1), gradcam(one, chw, 1), atol=1e-5)
 
-    other_split, swapped = tmp_path / "split.pt", tmp_path / "swapped.pt"
+    other_split, swapped, hostile = tmp_path / "split.pt", tmp_path / "swapped.pt", tmp_path / "hostile.pt"
     torch.save({**ckpt, "meta": json.dumps({**meta, "split": {**meta["split"], "seed": 7}})}, other_split)
+    torch.save({**ckpt, "meta": json.dumps({**meta, "ensemble": [{}] * 10**5})}, hostile)  # not 10^5 models built
     torch.save({**ckpt, "meta": json.dumps({**meta, "classes": meta["classes"][::-1]})}, swapped)
     for cmd, says in ([["ensemble", str(a), str(other_split), "--out", str(tmp_path / "x.pt")], "another split"],
                       [["ensemble", str(a), str(swapped), "--out", str(tmp_path / "x.pt")], "(in that order)"],
                       [["ensemble", str(ens), str(a), "--out", str(tmp_path / "x.pt")], "itself an ensemble"],
                       [["narrow", str(ens), "--breeds", GOLDEN, SAMOYED, "--out", str(tmp_path / "x.pt")], "narrow each member"],
-                      [train_cmd(SAMPLE, tmp_path / "init", "--init", str(ens))[len(edgehound_cmd()):], "--init from one"]):
+                      [train_cmd(SAMPLE, tmp_path / "init", "--init", str(ens))[len(edgehound_cmd()):], "--init from one"],
+                      [["evaluate", str(hostile), "--data", str(SAMPLE)], "not a list of 2 to 8 member records"]):
         refused = subprocess.run([*edgehound_cmd(), *cmd], capture_output=True, text=True)
         assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     assert not (tmp_path / "x.pt").exists()
