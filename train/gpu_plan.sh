@@ -29,7 +29,8 @@
 #   wide      the same two steps for the edge model 1.5x wide (66 MMACs, within the issue's 100)
 #   small     100 photos per breed of the default pair: a backbone of the six other breeds, then
 #             three seeds of a pair head on it, and three distilled from those three's ensemble
-#             (nothing in this step sees more than 100 photos of either pair breed)
+#             (nothing in this step sees more than 100 photos of either pair breed); the three
+#             heads joined by `edgehound ensemble` and scored on the test part
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: gpu_plan.sh PACK RUNS [STEP...]" >&2; exit 2; }
 mkdir -p "$2" "${OUT:-$2}"
@@ -140,7 +141,11 @@ for step in $STEPS; do
       for seed in 0 1 2; do  # distilled from the three heads' ensemble (trained on the same 180 photos)
         train "small-ens-s$seed" --config edge --init "$RUNS/edge-other6/best.pt" --set $small train.seed=$seed \
           --teacher "$RUNS"/small-s{0,1,2}/best.pt
-      done ;;
+      done
+      # the three plain heads as one model (93 MMACs), scored on the pack's test part (best effort)
+      eh ensemble "$RUNS"/small-s{0,1,2}/best.pt --out "$RUNS/small-ensemble.pt" &&
+        eh evaluate "$RUNS/small-ensemble.pt" --data "$PACK" --split test --no-progress \
+          --json "$OUT/small-ensemble-test.json" || echo "== the three heads' ensemble was not scored" ;;
   esac
   bring_back
   echo "== step $step: $((SECONDS - start)) s"
