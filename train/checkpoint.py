@@ -205,7 +205,7 @@ def ensemble(paths: list[Path]) -> dict:
         else:
             problem = member_mismatch(meta["classes"], PreprocessSpec.from_dict(meta["preprocess"]), meta.get("split"),
                                       first["classes"], PreprocessSpec.from_dict(first["preprocess"]), first.get("split"))
-            if meta["config"]["model"] != first["config"]["model"]:
+            if not problem and meta["config"]["model"] != first["config"]["model"]:
                 problem = "it is another model (its config's model section differs), and one config builds every member"
             if problem:
                 raise EdgehoundError(f"{path}: cannot join an ensemble with {paths[0]}: {problem}")
