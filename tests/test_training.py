@@ -380,10 +380,14 @@ def test_an_ensemble_file_answers_with_its_members_mean_and_exports_whole(tmp_pa
     other_split, swapped, hostile = tmp_path / "split.pt", tmp_path / "swapped.pt", tmp_path / "hostile.pt"
     torch.save({**ckpt, "meta": json.dumps({**meta, "split": {**meta["split"], "seed": 7}})}, other_split)
     torch.save({**ckpt, "meta": json.dumps({**meta, "ensemble": [{}] * 10**5})}, hostile)  # not 10^5 models built
+    other_model = tmp_path / "other_model.pt"  # another dropout: the same weights, another config's model
+    torch.save({**ckpt, "meta": json.dumps({**meta, "config": {**meta["config"], "model": {
+        **meta["config"]["model"], "fc_dropout": 0.1 + meta["config"]["model"].get("fc_dropout", 0)}}})}, other_model)
     torch.save({**ckpt, "meta": json.dumps({**meta, "classes": meta["classes"][::-1]})}, swapped)
     for cmd, says in ([["ensemble", str(a), str(other_split), "--out", str(tmp_path / "x.pt")], "another split"],
                       [["ensemble", str(a), str(swapped), "--out", str(tmp_path / "x.pt")], "(in that order)"],
                       [["ensemble", str(ens), str(a), "--out", str(tmp_path / "x.pt")], "itself an ensemble"],
+                      [["ensemble", str(a), str(other_model), "--out", str(tmp_path / "x.pt")], "another model"],
                       [["narrow", str(ens), "--breeds", GOLDEN, SAMOYED, "--out", str(tmp_path / "x.pt")], "narrow each member"],
                       [train_cmd(SAMPLE, tmp_path / "init", "--init", str(ens))[len(edgehound_cmd()):], "--init from one"],
                       [["evaluate", str(hostile), "--data", str(SAMPLE)], "not a list of 2 to 8 member records"]):
