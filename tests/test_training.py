@@ -394,6 +394,11 @@ def test_an_ensemble_file_answers_with_its_members_mean_and_exports_whole(tmp_pa
         refused = subprocess.run([*edgehound_cmd(), *cmd], capture_output=True, text=True)
         assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     assert not (tmp_path / "x.pt").exists()
+    # a pair head and the multi-breed model it was narrowed from record other photos' digests (their own breeds')
+    # over the same parts: they join
+    head = tmp_path / "head.pt"
+    torch.save({**ckpt, "meta": json.dumps({**meta, "split": {**meta["split"], "photos_digest": "0" * 64}})}, head)
+    run([*edgehound_cmd(), "ensemble", str(a), str(head), "--out", str(tmp_path / "joined.pt")])
 
 
 def test_a_teacher_that_crops_otherwise_and_a_missing_gpu_are_refused(tmp_path, tiny_run):
