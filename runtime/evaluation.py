@@ -15,8 +15,9 @@ import numpy as np
 from tqdm import tqdm
 
 from edgehound.runtime.breeds import resolve_breed
+from edgehound.runtime.classifier import softmax
 from edgehound.runtime.errors import EdgehoundError, ImageError
-from edgehound.runtime.metrics import classification_report
+from edgehound.runtime.metrics import classification_report, log_loss
 from edgehound.runtime.preprocess import PreprocessSpec, preprocess
 from edgehound.runtime.datasets import Sample, photo_key, read_dataset, seen_photos, split_samples
 
@@ -60,7 +61,7 @@ def evaluate_samples(
         except ImageError as e:
             return None, str(e)
 
-    y_true, y_pred, skipped, photos = [], [], [], []
+    y_true, y_pred, skipped, photos, probs = [], [], [], [], []
     bar = tqdm(total=len(samples), desc="evaluating", unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(samples), batch_size):
@@ -71,16 +72,22 @@ def evaluate_samples(
             if good:
                 scores = np.asarray(predict(np.stack([x for _, x in good])))
                 y_pred += scores.argmax(1).tolist()
+                probs += softmax(scores.astype(np.float64)).tolist()
                 y_true += [index[s.wnid] for s, _ in good]
                 photos += [photo_key(s) for s, _ in good]
             bar.update(len(chunk))
     bar.close()
     names = [c["name"] for c in classes]
     report = classification_report(np.array(y_true, int), np.array(y_pred, int), names)
-    # Each photo's answer, so that two models scored on the same photos can be compared photo by photo.
+    # Each photo's answer and probabilities, so that two models scored on the same photos can be compared photo
+    # by photo, and by how sure they were (the log loss tells apart models that get the same photos right).
     report.update(skipped=len(skipped), skipped_files=skipped,
-                  photos=[{"photo": key, "true": names[t], "pred": names[p]} for key, t, p in zip(photos, y_true, y_pred)])
+                  photos=[{"photo": key, "true": names[t], "pred": names[p],
+                           "p": {name: round(q, 6) for name, q in zip(names, ps)}}
+                          for key, t, p, ps in zip(photos, y_true, y_pred, probs)])
+    report["log_loss"] = log_loss(report["photos"])
     return report
+
 
 
 def keep_photos(report: dict, keys: set[str]) -> dict:
@@ -91,7 +98,7 @@ def keep_photos(report: dict, keys: set[str]) -> dict:
     index = {name: i for i, name in enumerate(names)}
     counted = classification_report(np.array([index[p["true"]] for p in photos], int),
                                     np.array([index[p["pred"]] for p in photos], int), names)
-    return {**report, **counted, "photos": photos}
+    return {**report, **counted, "photos": photos, "log_loss": log_loss(photos)}
 
 
 def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | None = None,

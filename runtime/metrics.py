@@ -29,12 +29,21 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: l
     }
 
 
+def log_loss(photos: list[dict]) -> float | None:
+    """The mean of -ln(the probability given to the true breed) over a report's photos, or None when some answer
+    carries no probabilities. Lower is better; unlike accuracy it also counts how sure each answer was."""
+    if not photos or any("p" not in p for p in photos):
+        return None
+    return float(np.mean([-np.log(max(p["p"][p["true"]], 1e-12)) for p in photos]))
+
+
 def format_report(report: dict) -> str:
     """The report as text: accuracy, per-class lines and the confusion matrix."""
     names = report["classes"]
     lines = [f"accuracy {report['accuracy'] * 100:.2f}% on {report['n']} photos"
              + (f" ({report['skipped']} skipped)" if report.get("skipped") else "")
-             + (f", balanced accuracy {report['balanced_accuracy'] * 100:.2f}%" if "balanced_accuracy" in report else "")]
+             + (f", balanced accuracy {report['balanced_accuracy'] * 100:.2f}%" if "balanced_accuracy" in report else "")
+             + (f", log loss {report['log_loss']:.3f}" if report.get("log_loss") is not None else "")]
     for name, pc in report["per_class"].items():
         acc = "-" if pc["accuracy"] is None else f"{pc['accuracy'] * 100:.2f}%"
         lines.append(f"  {name:<28} {acc:>8}  (n={pc['n']})")
@@ -55,6 +64,7 @@ def paired_comparison(a: dict, b: dict) -> dict:
     right_a = {p["photo"]: p["pred"] == p["true"] for p in a["photos"]}
     right_b = {p["photo"]: p["pred"] == p["true"] for p in b["photos"]}
     shared = sorted(right_a.keys() & right_b.keys())
+    kept = set(shared)
     only_a = sum(right_a[k] and not right_b[k] for k in shared)
     only_b = sum(right_b[k] and not right_a[k] for k in shared)
     both = sum(right_a[k] and right_b[k] for k in shared)
@@ -64,7 +74,9 @@ def paired_comparison(a: dict, b: dict) -> dict:
     return {"n": len(shared), "accuracy_a": (both + only_a) / len(shared) if shared else 0.0,
             "accuracy_b": (both + only_b) / len(shared) if shared else 0.0,
             "both_right": both, "only_a_right": only_a, "only_b_right": only_b,
-            "both_wrong": len(shared) - both - n, "mcnemar_p": p}
+            "both_wrong": len(shared) - both - n, "mcnemar_p": p,
+            "log_loss_a": log_loss([q for q in a["photos"] if q["photo"] in kept]),
+            "log_loss_b": log_loss([q for q in b["photos"] if q["photo"] in kept])}
 
 
 def format_comparison(c: dict, name_a: str, name_b: str, alpha: float = 0.05) -> str:
@@ -73,8 +85,10 @@ def format_comparison(c: dict, name_a: str, name_b: str, alpha: float = 0.05) ->
         verdict = f"no significant difference (p >= {alpha})"
     else:
         verdict = f"{name_a if c['only_a_right'] > c['only_b_right'] else name_b} is better (p < {alpha})"
+    losses = c.get("log_loss_a") is not None and c.get("log_loss_b") is not None
     return "\n".join([
-        f"paired on {c['n']} photos: {name_a} {c['accuracy_a'] * 100:.2f}%, {name_b} {c['accuracy_b'] * 100:.2f}%",
+        f"paired on {c['n']} photos: {name_a} {c['accuracy_a'] * 100:.2f}%, {name_b} {c['accuracy_b'] * 100:.2f}%"
+        + (f" (log loss {c['log_loss_a']:.3f} and {c['log_loss_b']:.3f})" if losses else ""),
         f"  right only by {name_a}: {c['only_a_right']}, only by {name_b}: {c['only_b_right']}, "
         f"both: {c['both_right']}, neither: {c['both_wrong']}",
         f"  exact McNemar test: p = {c['mcnemar_p']:.3f}; {verdict}"])

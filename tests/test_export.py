@@ -295,6 +295,10 @@ def test_against_scores_each_model_in_the_environment_it_needs(tiny_run, tiny_ex
         assert against["accuracy_a"] == scored["accuracy"]
         assert against["only_a_right"] + against["only_b_right"] <= 1  # logits agree to 1e-3: labels too, but at a tie
         assert "paired on" in result.stdout
+        # each photo's probabilities cross the environments: the two log losses agree as the logits do
+        assert all(abs(sum(p["p"].values()) - 1) < 1e-5 for p in scored["photos"])
+        assert against["log_loss_b"] == pytest.approx(against["log_loss_a"], abs=1e-3)
+        assert scored["log_loss"] == pytest.approx(against["log_loss_a"])
 
     # --unseen-by reads its model files with torch, here, while the library is scored in TVM's environment
     reports = []

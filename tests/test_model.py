@@ -194,6 +194,30 @@ def test_paired_comparison_counts_the_photos_one_model_alone_gets_right():
     assert paired_comparison(a, a)["mcnemar_p"] == 1.0
 
 
+def test_log_loss_counts_how_sure_the_answers_were_where_accuracy_ties():
+    import math
+
+    from edgehound.runtime.metrics import format_comparison, format_report, log_loss, paired_comparison
+
+    def report(p_true):  # every photo of breed "a", answered with probability p_true for it
+        photos = [{"photo": f"p{i}", "true": "a", "pred": "a" if q > 0.5 else "b", "p": {"a": q, "b": 1 - q}}
+                  for i, q in enumerate(p_true)]
+        return {"photos": photos}
+
+    sure, unsure = report([0.99, 0.99, 0.2]), report([0.6, 0.6, 0.4])
+    assert log_loss(sure["photos"]) == pytest.approx(-(2 * math.log(0.99) + math.log(0.2)) / 3)
+    assert log_loss(unsure["photos"]) == pytest.approx(-(2 * math.log(0.6) + math.log(0.4)) / 3)
+    c = paired_comparison(sure, unsure)
+    assert c["accuracy_a"] == c["accuracy_b"] and c["log_loss_a"] < c["log_loss_b"]  # same photos right, surer
+    assert f"(log loss {c['log_loss_a']:.3f} and {c['log_loss_b']:.3f})" in format_comparison(c, "A", "B")
+    # a probability of 0 for the true breed is a large finite loss, not infinity; answers without probabilities
+    # (reports of older versions) have none
+    assert math.isfinite(log_loss(report([0.0])["photos"]))
+    assert log_loss([{"photo": "x", "true": "a", "pred": "a"}]) is None
+    assert "log loss" not in format_report({"accuracy": 1.0, "n": 1, "per_class": {}, "classes": ["a"],
+                                            "confusion": [[1]], "log_loss": None})
+
+
 def test_models_command_lists_every_config_and_times_training():
     import subprocess
 
