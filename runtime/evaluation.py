@@ -89,7 +89,6 @@ def evaluate_samples(
     return report
 
 
-
 def keep_photos(report: dict, keys: set[str]) -> dict:
     """A report of `evaluate_samples` kept to some of its photos, every figure counted again from their answers
     (a report scored in another environment, narrowed here)."""
