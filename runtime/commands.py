@@ -61,6 +61,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """Two saved reports compared photo by photo, without scoring anything again."""
+    from edgehound.runtime.evaluation import read_report
+    from edgehound.runtime.metrics import format_comparison, paired_comparison
+
+    a, b = read_report(args.a), read_report(args.b)
+    if set(a["classes"]) != set(b["classes"]):
+        raise EdgehoundError(f"{args.b}: answers among {', '.join(b['classes'])}, {args.a} among "
+                             f"{', '.join(a['classes'])}; compare reports of the same breeds")
+    keys_a, keys_b = {p["photo"] for p in a["photos"]}, {p["photo"] for p in b["photos"]}
+    if not keys_a & keys_b:
+        raise EdgehoundError(f"{args.a} and {args.b}: no photo is in both reports; there is nothing to compare on")
+    for path, keys, other in ((args.a, keys_a, keys_b), (args.b, keys_b, keys_a)):
+        if keys - other:
+            print(f"note: {len(keys - other)} of the {len(keys)} photos of {path} are not in the other report: left out")
+    names = [str(Path(path).parent.name if Path(path).name == "cv.json" else path) for path in (args.a, args.b)]
+    if names[0] == names[1]:
+        names = [str(args.a), str(args.b)]
+    print(format_comparison(paired_comparison(a, b), names[0], names[1]))
+    return 0
+
+
 def _load_model(model: str, artifact: str | None, flip: bool):
     """The Classifier of a model file or any artifact, and the training split it records (None if none)."""
     from edgehound.runtime.classifier import Classifier
@@ -378,7 +400,7 @@ _probability = _number_in(0, 1, "a probability")
 
 
 def add_commands(sub, data) -> None:
-    """`data info`, `data breeds`, `evaluate`, `classify`, `camera`: what a device with only the runtime runs."""
+    """`data info`, `data breeds`, `evaluate`, `compare`, `classify`, `camera`: what a device with only the runtime runs."""
     info = data.add_parser("info", help="layout, breeds and photo counts of a dataset folder",
                            description="Show a dataset's layout, breeds and photo counts.")
     info.add_argument("root")
@@ -411,6 +433,15 @@ def add_commands(sub, data) -> None:
                     "--split, the same training split): e.g. the teachers a student distils from")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    co = sub.add_parser("compare", help="two saved reports compared photo by photo (exact McNemar test)",
+                        description="Compare two saved reports (evaluate --json, or the cv.json of train --folds: every "
+                        "photo of a training pool answered by the fold model that never trained on it) on the photos "
+                        "both answered, without scoring again: each one's accuracy and log loss, the photos only one "
+                        "got right, and the exact McNemar test.")
+    co.add_argument("a", metavar="A.json")
+    co.add_argument("b", metavar="B.json")
+    co.set_defaults(func=cmd_compare)
 
     cl = sub.add_parser("classify", help="classify image files or folders with any artifact",
                         description="Classify images with an exported artifact: one line per image (label, "

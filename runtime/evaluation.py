@@ -20,6 +20,7 @@ from edgehound.runtime.errors import EdgehoundError, ImageError
 from edgehound.runtime.metrics import classification_report, log_loss
 from edgehound.runtime.preprocess import PreprocessSpec, preprocess
 from edgehound.runtime.datasets import Sample, photo_key, read_dataset, seen_photos, split_samples
+from edgehound.util import read_json_object
 
 
 def member_mismatch(classes: list[dict], spec: PreprocessSpec, split: dict | None, first_classes: list[dict],
@@ -92,12 +93,51 @@ def evaluate_samples(
 def keep_photos(report: dict, keys: set[str]) -> dict:
     """A report of `evaluate_samples` kept to some of its photos, every figure counted again from their answers
     (a report scored in another environment, narrowed here)."""
-    names = report["classes"]
-    photos = [p for p in report["photos"] if p["photo"] in keys]
+    return {**report, **count_photos(report["classes"], [p for p in report["photos"] if p["photo"] in keys])}
+
+
+def count_photos(names: list[str], photos: list[dict]) -> dict:
+    """Every figure of a report counted from its photos' answers (`photos`: {photo, true, pred[, p]} by breed name)."""
     index = {name: i for i, name in enumerate(names)}
     counted = classification_report(np.array([index[p["true"]] for p in photos], int),
                                     np.array([index[p["pred"]] for p in photos], int), names)
-    return {**report, **counted, "photos": photos, "log_loss": log_loss(photos)}
+    return {**counted, "photos": photos, "log_loss": log_loss(photos)}
+
+
+def read_report(path: str | Path) -> dict:
+    """A saved report (`evaluate --json`, a cross-validation's cv.json) from outside, once its photos' answers
+    are checked: each names a photo once and a true and a predicted breed among the report's classes, with
+    probabilities (if any) for every class. Every figure is then counted again from those answers."""
+    doc = read_json_object(path, "evaluation report (evaluate --json or cv.json)")
+    names, photos = doc.get("classes"), doc.get("photos")
+    if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)
+            and len(set(names)) == len(names)):
+        raise EdgehoundError(f"{path}: field 'classes' is not a list of two or more distinct breed names")
+    if not isinstance(photos, list) or not photos:
+        raise EdgehoundError(f"{path}: field 'photos' is not a non-empty list of answers (a report written before "
+                             "evaluate kept each photo's answer cannot be compared)")
+    seen = set()
+    for i, q in enumerate(photos):
+        problem = _answer_problem(q, names)
+        if problem is None and q["photo"] in seen:
+            problem = f"photo {q['photo']!r} is answered twice"
+        if problem:
+            raise EdgehoundError(f"{path}: photos[{i}]: {problem}")
+        seen.add(q["photo"])
+    return {**doc, **count_photos(names, photos)}
+
+
+def _answer_problem(q, names: list[str]) -> str | None:
+    if not isinstance(q, dict) or not isinstance(q.get("photo"), str):
+        return "not an answer with a photo name"
+    for field in ("true", "pred"):
+        if q.get(field) not in names:
+            return f"{field!r} is {q.get(field)!r}, not one of the report's classes ({', '.join(names)})"
+    p = q.get("p")
+    if p is not None and not (isinstance(p, dict) and set(p) == set(names) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in p.values())):
+        return "'p' does not give each class a probability between 0 and 1"
+    return None
 
 
 def select_samples(classes: list[dict], data: str | Path, breeds: list[str] | None = None,

@@ -63,8 +63,7 @@ def paired_comparison(a: dict, b: dict) -> dict:
     whether that split could be a fair coin. p is two-sided (either model could have been better)."""
     right_a = {p["photo"]: p["pred"] == p["true"] for p in a["photos"]}
     right_b = {p["photo"]: p["pred"] == p["true"] for p in b["photos"]}
-    shared = sorted(right_a.keys() & right_b.keys())
-    kept = set(shared)
+    shared = right_a.keys() & right_b.keys()
     only_a = sum(right_a[k] and not right_b[k] for k in shared)
     only_b = sum(right_b[k] and not right_a[k] for k in shared)
     both = sum(right_a[k] and right_b[k] for k in shared)
@@ -75,8 +74,8 @@ def paired_comparison(a: dict, b: dict) -> dict:
             "accuracy_b": (both + only_b) / len(shared) if shared else 0.0,
             "both_right": both, "only_a_right": only_a, "only_b_right": only_b,
             "both_wrong": len(shared) - both - n, "mcnemar_p": p,
-            "log_loss_a": log_loss([q for q in a["photos"] if q["photo"] in kept]),
-            "log_loss_b": log_loss([q for q in b["photos"] if q["photo"] in kept])}
+            "log_loss_a": log_loss([q for q in a["photos"] if q["photo"] in shared]),
+            "log_loss_b": log_loss([q for q in b["photos"] if q["photo"] in shared])}
 
 
 def format_comparison(c: dict, name_a: str, name_b: str, alpha: float = 0.05) -> str:

@@ -436,3 +436,56 @@ def test_a_live_source_that_drops_is_reconnected_with_exponential_backoff(tiny_e
     assert delays == ["0.5", "1.0", "2.0"], result.stderr  # 0.5 s doubling, once per attempt
     assert elapsed >= 3.5  # it really waited between attempts
     assert result.returncode == 1 and "source lost after 3 reconnect attempts" in result.stderr
+
+
+def _report(right: list[bool], classes=("golden retriever", "Samoyed"), start=0) -> dict:
+    """A saved report whose photo i is a golden retriever, answered right or wrong."""
+    return {"classes": list(classes), "photos": [
+        {"photo": f"g/{start + i}.jpg", "true": classes[0], "pred": classes[0 if ok else 1],
+         "p": {classes[0]: 0.8 if ok else 0.3, classes[1]: 0.2 if ok else 0.7}} for i, ok in enumerate(right)]}
+
+
+def test_compare_pairs_two_saved_reports_photo_by_photo(tmp_path):
+    # 10 photos only A gets right, 2 only B, 8 both, plus 3 photos only A was scored on
+    a = _report([True] * 10 + [False] * 2 + [True] * 8 + [True] * 3)
+    b = _report([False] * 10 + [True] * 2 + [True] * 8)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "cv.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    out = subprocess.run([*edgehound_cmd(), "compare", str(tmp_path / "a" / "cv.json"), str(tmp_path / "b.json")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "3 of the 23 photos of" in out.stdout  # left out, said so
+    assert "paired on 20 photos: a 90.00%, " in out.stdout  # a cv.json is named by its run folder
+    assert "right only by a: 10, only by " in out.stdout
+    assert "p = 0.039; a is better" in out.stdout  # 2 * (1 + 12 + 66) / 2**12
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda r: r.update(classes=["golden retriever"]), "two or more distinct breed names"),
+    (lambda r: r.update(photos=[]), "non-empty list of answers"),
+    (lambda r: r["photos"][1].update(true="beagle"), "photos[1]: 'true' is 'beagle'"),
+    (lambda r: r["photos"][2].update(photo=r["photos"][0]["photo"]), "photos[2]: photo 'g/0.jpg' is answered twice"),
+    (lambda r: r["photos"][0]["p"].update(Samoyed=7), "photos[0]: 'p' does not give each class a probability"),
+    (lambda r: r["photos"].append("g/9.jpg"), "photos[3]: not an answer with a photo name"),
+])
+def test_compare_refuses_a_malformed_report_naming_the_file_and_photo(tmp_path, change, problem):
+    good, bad = _report([True, False, True]), _report([True, False, True])
+    change(bad)
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    out = subprocess.run([*edgehound_cmd(), "compare", str(tmp_path / "good.json"), str(tmp_path / "bad.json")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and f"bad.json: " in out.stderr and problem in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_compare_refuses_reports_of_other_breeds_or_other_photos(tmp_path):
+    for name, report in {"pair": _report([True] * 3), "hounds": _report([True] * 3, ("beagle", "English foxhound")),
+                         "others": _report([True] * 3, start=10), "text": None}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(report) if report else "not json")
+    for other, problem in (("hounds", "compare reports of the same breeds"), ("others", "no photo is in both"),
+                           ("text", "text.json: not a readable evaluation report")):
+        out = subprocess.run([*edgehound_cmd(), "compare", str(tmp_path / "pair.json"), str(tmp_path / f"{other}.json")],
+                             capture_output=True, text=True)
+        assert out.returncode == 2 and problem in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import GOLDEN, SAMOYED, SAMPLE, edgehound_cmd, sample_photos
@@ -576,3 +577,37 @@ def test_logit_adjustment_moves_answers_toward_the_rarer_breed(tmp_path):
         run([*edgehound_cmd(), "evaluate", str(out / "best.pt"), "--data", str(SAMPLE), "--json", str(report), "--no-progress"])
         answered_samoyed.append(sum(row[1] for row in json.loads(report.read_text())["confusion"]))
     assert answered_samoyed[1] > answered_samoyed[0], answered_samoyed
+
+
+def test_cross_validation_answers_each_pool_photo_once_by_the_fold_run_that_never_trained_on_it(tmp_path):
+    from edgehound.runtime.datasets import photo_key, split_samples
+
+    out = tmp_path / "cv"
+    cmd = [*train_cmd(SAMPLE, out, "train.epochs=1", "train.keep=last"), "--folds", "3"]
+    printed = run(cmd).stdout
+    cv = json.loads((out / "cv.json").read_text())
+    wnids = [GOLDEN, SAMOYED]
+    metas = [checkpoint.read_meta(p, checkpoint.load(p)) for p in (out / f"fold-{i}" / "best.pt" for i in range(3))]
+    parts = [{part: {photo_key(s) for s in split_samples(m["split"], wnids, part)} for part in ("train", "val", "test")}
+             for m in metas]
+    answered = [p["photo"] for p in cv["photos"]]
+    assert len(answered) == len(set(answered)) == cv["n"]  # each photo once
+    assert set(answered) == parts[0]["train"] | parts[0]["val"]  # the whole training pool ...
+    assert not set(answered) & parts[0]["test"]  # ... and no test photo
+    for i, f in enumerate(cv["cross_validation"]["per_fold"]):
+        assert parts[i]["test"] == parts[0]["test"] and not parts[i]["val"] & parts[i]["train"]
+        assert f["n"] == len(parts[i]["val"])  # fold i's photos were answered by the run that left them out
+    assert sum(f["n"] for f in cv["cross_validation"]["per_fold"]) == cv["n"]
+    assert cv["accuracy"] == pytest.approx(np.mean([p["pred"] == p["true"] for p in cv["photos"]]))
+    assert f"out of fold, 3 folds: accuracy {cv['accuracy'] * 100:.2f}% on {cv['n']} photos" in printed
+    assert "optimistic" not in printed  # keep=last: no photo chose the epoch that answers it
+
+    weights = sha256_file(out / "fold-2" / "best.pt")
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 2 and "--resume" in again.stderr  # a finished cross-validation is never overwritten
+    resumed = run([*cmd, "--resume"]).stdout
+    assert sha256_file(out / "fold-2" / "best.pt") == weights and "resuming" in resumed
+    assert json.loads((out / "cv.json").read_text())["photos"] == cv["photos"]
+
+    lone = subprocess.run(train_cmd(SAMPLE, tmp_path / "lone", "--fold", "1"), capture_output=True, text=True)
+    assert lone.returncode == 2 and "--fold needs --folds" in lone.stderr and not (tmp_path / "lone").exists()

@@ -45,18 +45,37 @@ def cmd_train(args) -> int:
     from edgehound.train.config import load_config
     from edgehound.train.trainer import RunOptions, train
 
+    if args.fold is not None and not args.folds:
+        raise EdgehoundError("--fold needs --folds (how many folds the training part is cut into)")
     cfg = load_config(args.config, args.set)
     opts = RunOptions(data=Path(args.data), out=Path(args.out), breeds=_breeds(args.breeds), exclude=tuple(args.exclude),
-                      resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold,
+                      resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold or 0,
                       progress=not args.no_progress, threads=args.threads, device=args.device,
                       workers=args.workers, teacher=tuple(args.teacher), init=args.init, compile=args.compile,
                       augment_on=args.augment_on)
+    if args.folds and args.fold is None:
+        return _cross_validate(cfg, opts, args.folds)
     summary = train(cfg, opts)
     print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
     print("test split: " + format_report(summary["test"]))
     print(f"test split, averaged with the mirror image: accuracy {summary['test_flip']['accuracy']:.2%}")
     print(f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['images_per_s']:.1f} img/s, "
           f"{summary['total_train_seconds'] / 60:.1f} min training, {summary['waiting_share']:.0%} of it waiting for photos")
+    return 0
+
+
+def _cross_validate(cfg, opts, folds: int) -> int:
+    from edgehound.runtime.metrics import format_report
+    from edgehound.train.crossval import cross_validate
+
+    pooled = cross_validate(cfg, opts, folds)
+    for f in pooled["cross_validation"]["per_fold"]:
+        print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
+    print(f"out of fold, {folds} folds: " + format_report(pooled))
+    if cfg.train.keep == "best":
+        print("note: each fold kept its best epoch by these photos (train.keep=best), so the figure above is "
+              "optimistic; with train.keep=last no photo chose what answers it")
+    print(f"written: {Path(opts.out) / 'cv.json'}; compare two recipes with: edgehound compare A/cv.json B/cv.json")
     return 0
 
 
@@ -166,8 +185,10 @@ def add_commands(sub, data) -> None:
     tr.add_argument("--exclude", nargs="*", default=[], help="folders whose photos never enter training (e.g. tests/sample)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     tr.add_argument("--save-every", type=at_least(0), default=0, help="save the training state every N steps (default: every 60 s)")
-    tr.add_argument("--folds", type=at_least(2), help="k-fold cross-validation: number of folds over the training part")
-    tr.add_argument("--fold", type=at_least(0), default=0, help="which fold is validation (0-based)")
+    tr.add_argument("--folds", type=at_least(2), help="k-fold cross-validation over the training part: without "
+                    "--fold, one run per fold in OUT/fold-I and every pool photo's out-of-fold answer in OUT/cv.json "
+                    "(compare recipes with `edgehound compare`)")
+    tr.add_argument("--fold", type=at_least(0), help="with --folds: train only this fold's run (0-based), in --out")
     tr.add_argument("--threads", type=at_least(1), help="torch CPU threads (default: all cores)")
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="where to train: auto = CUDA when PyTorch sees a GPU (bf16 autocast there), else the CPU")
