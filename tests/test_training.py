@@ -579,11 +579,12 @@ def test_logit_adjustment_moves_answers_toward_the_rarer_breed(tmp_path):
     assert answered_samoyed[1] > answered_samoyed[0], answered_samoyed
 
 
-def test_cross_validation_answers_each_pool_photo_once_by_the_fold_run_that_never_trained_on_it(tmp_path):
+def test_cross_validation_answers_each_pool_photo_once_by_the_fold_run_that_never_trained_on_it(tmp_path, tiny_run):
     from edgehound.runtime.datasets import photo_key, split_samples
 
     out = tmp_path / "cv"
-    cmd = [*train_cmd(SAMPLE, out, "train.epochs=1", "train.keep=last"), "--folds", "3"]
+    # every fold starts from a model that trained on most of the pool: said, since their answers are not out of sample
+    cmd = [*train_cmd(SAMPLE, out, "train.epochs=1", "train.keep=last"), "--folds", "3", "--init", str(tiny_run / "best.pt")]
     printed = run(cmd).stdout
     cv = json.loads((out / "cv.json").read_text())
     wnids = [GOLDEN, SAMOYED]
@@ -601,6 +602,10 @@ def test_cross_validation_answers_each_pool_photo_once_by_the_fold_run_that_neve
     assert cv["accuracy"] == pytest.approx(np.mean([p["pred"] == p["true"] for p in cv["photos"]]))
     assert f"out of fold, 3 folds: accuracy {cv['accuracy'] * 100:.2f}% on {cv['n']} photos" in printed
     assert "optimistic" not in printed  # keep=last: no photo chose the epoch that answers it
+    init_meta = checkpoint.read_meta(tiny_run / "best.pt", checkpoint.load(tiny_run / "best.pt"))
+    seen = set(answered) & {photo_key(s) for s in split_samples(init_meta["split"], wnids, "train")}
+    assert 0 < len(seen) < cv["n"] and cv["cross_validation"]["seen_by_init"] == len(seen)
+    assert f"trained on {len(seen)} of these {cv['n']} photos" in printed
 
     weights = sha256_file(out / "fold-2" / "best.pt")
     again = subprocess.run(cmd, capture_output=True, text=True)

@@ -72,6 +72,12 @@ def _cross_validate(cfg, opts, folds: int) -> int:
     for f in pooled["cross_validation"]["per_fold"]:
         print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
     print(f"out of fold, {folds} folds: " + format_report(pooled))
+    seen, init = pooled["cross_validation"]["seen_by_init"], pooled["cross_validation"]["init"]
+    if seen:
+        print(f"warning: {init} trained on {seen} of these {pooled['n']} photos, and every fold starts from it: "
+              "their answers are not out of sample (cross-validate from a model that never saw the pool)")
+    elif seen is None:
+        print(f"note: {init}'s training split cannot be drawn here: whether it trained on these photos is unknown")
     if cfg.train.keep == "best":
         print("note: each fold kept its best epoch by these photos (train.keep=best), so the figure above is "
               "optimistic; with train.keep=last no photo chose what answers it")

@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from edgehound.runtime.datasets import check_split, photo_key, split_samples
 from edgehound.runtime.evaluation import count_photos
+from edgehound.train import checkpoint
 from edgehound.train.config import Config
 from edgehound.train.trainer import RunOptions, train
 from edgehound.util import atomic_write_json
@@ -38,6 +40,24 @@ def cross_validate(cfg: Config, opts: RunOptions, folds: int) -> dict:
                          "log_loss": report["log_loss"], "skipped": report["skipped"]})
     pooled = {**count_photos(names, photos), "model": str(out), "artifact": f"out-of-fold answers of {folds} runs",
               "split": "val", "skipped": sum(f["skipped"] for f in per_fold),
-              "cross_validation": {"folds": folds, "config": cfg.to_dict(), "keep": cfg.train.keep, "per_fold": per_fold}}
+              "cross_validation": {"folds": folds, "config": cfg.to_dict(), "keep": cfg.train.keep, "per_fold": per_fold,
+                                   "init": str(opts.init) if opts.init else None,
+                                   "seen_by_init": _seen_by_init(opts.init, {p["photo"] for p in photos})}}
     atomic_write_json(out / "cv.json", pooled)
     return pooled
+
+
+def _seen_by_init(init: Path | None, keys: set[str]) -> int | None:
+    """How many of the answered photos the --init model trained on: every fold starts from its weights, so their
+    answers are not out of sample (a pair head on a backbone that trained on the pair's pool). None: its split
+    cannot be drawn here."""
+    if init is None:
+        return 0
+    meta = checkpoint.read_meta(init, checkpoint.load(init))
+    split = meta.get("split")
+    if not split:
+        return None
+    if not Path(split["data"]).is_dir():
+        return None
+    trained = split_samples(check_split(split, str(init)), [c["wnid"] for c in meta["classes"]], "train")
+    return len(keys & {photo_key(s) for s in trained})
