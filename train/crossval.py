@@ -55,9 +55,7 @@ def _seen_by_init(init: Path | None, keys: set[str]) -> int | None:
         return 0
     meta = checkpoint.read_meta(init, checkpoint.load(init))
     split = meta.get("split")
-    if not split:
-        return None
-    if not Path(split["data"]).is_dir():
+    if not split or not Path(split["data"]).is_dir():
         return None
     trained = split_samples(check_split(split, str(init)), [c["wnid"] for c in meta["classes"]], "train")
     return len(keys & {photo_key(s) for s in trained})
