@@ -73,6 +73,17 @@ def test_killed_training_resumes_exactly(tmp_path):
     assert history[0] == history[1] and [r["train_loss"] for r in history[0]] == [m["train_loss"] for m in metrics]
 
 
+def test_resume_on_a_run_not_yet_begun_starts_it_from_init(tmp_path, tiny_run):
+    """A script that always passes --resume (so that a rerun continues) must not lose --init on the first run."""
+    fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
+    init = ["--init", str(tiny_run / "best.pt"), "--set", "train.epochs=1"]
+    run(train_cmd(SAMPLE, fresh, *init))
+    out = run(train_cmd(SAMPLE, resumed, *init, "--resume")).stdout
+    assert "tensors initialised" in out and "resuming" not in out
+    a, b = state_dict(fresh / "best.pt"), state_dict(resumed / "best.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_worker_processes_augment_the_same_pixels_in_every_epoch(tmp_path):
     """--workers 2 (persistent: started once, then handed each epoch's batches) ends with the weights of a
     run that augments in its own process: the same draws, epoch after epoch."""

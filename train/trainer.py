@@ -434,7 +434,9 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     torch.manual_seed(t.seed)
     model = build_model(cfg.model, len(ds.classes))
     macs, params = count_macs(model, cfg.model.input_size)  # before any weights move to the device
-    if opts.init and not opts.resume:
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    resuming = opts.resume and last_path.is_file()  # --resume on a run not yet begun starts it, from --init too
+    if opts.init and not resuming:
         print(f"{_init_from(model, cfg.model.family, Path(opts.init), init, init_meta, ds.classes)} tensors initialised from {opts.init}")
     model = model.to(device, memory_format=torch.channels_last)  # channels-last: faster convs on CPU and GPU
     # the training step's forward; `model` itself is what is saved, validated and averaged (its parameters are
@@ -457,8 +459,7 @@ def train(cfg: Config, opts: RunOptions) -> dict:
         extra_meta["init"] = {"path": str(opts.init), "sha256": init_digest,
                               "trained_on": [c["name"] for c in (init_meta.get("narrowed_from") or init_meta)["classes"]]}
 
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if opts.resume and last_path.is_file():
+    if resuming:
         state = _resume(last_path, cfg, ds, split_meta, teacher, model, optimizer, schedule, ema)
         print(f"resuming {out} at epoch {state['epoch'] + 1}, step {state['step']}/{steps_per_epoch}")
     elif not opts.resume and last_path.is_file():
