@@ -158,7 +158,7 @@ def _ensemble(model: str, clf, own_split: dict | None, others: list[str], flip: 
 def _compare(other: str, report: dict, data: str, breeds, progress: bool, flip: bool) -> dict:
     """Score OTHER on the photos `report` was scored on, leaving out those OTHER trained on, and compare
     the two photo by photo (--against)."""
-    from edgehound.runtime.datasets import check_split, photo_key, split_samples
+    from edgehound.runtime.datasets import trained_photos
     from edgehound.runtime.evaluation import evaluate_folder, keep_photos
     from edgehound.runtime.metrics import paired_comparison
 
@@ -168,17 +168,14 @@ def _compare(other: str, report: dict, data: str, breeds, progress: bool, flip: 
         raise EdgehoundError(f"--against {other}: it does not know {', '.join(sorted(unknown))}, which the model "
                              "was scored on; choose breeds both know with --breeds")
     keys = {p["photo"] for p in report["photos"]}
-    trained = set()
-    if other_split is not None:
-        check_split(other_split, str(other))
     # Its training part is drawn over the folder it trained on, not over --data (which may be a sample of it).
-    if other_split is None or not Path(other_split["data"]).is_dir():
+    other_trained = trained_photos(other_split, [c["wnid"] for c in other_classes], str(other))
+    if other_trained is None:
         print(f"note: nothing here shows that {other} never trained on these photos "
               + ("(it records no training split)" if other_split is None else f"({other_split['data']} is not here)"))
-    else:
-        trained = keys & {photo_key(s) for s in split_samples(other_split, [c["wnid"] for c in other_classes], "train")}
-        if trained:
-            print(f"note: {len(trained)} of the {len(keys)} photos left out of the comparison: {other} trained on them")
+    trained = keys & (other_trained or set())
+    if trained:
+        print(f"note: {len(trained)} of the {len(keys)} photos left out of the comparison: {other} trained on them")
     if not keys - trained:
         raise EdgehoundError(f"--against {other}: it trained on all {len(keys)} photos; there is nothing to compare on")
     python = _tvm_elsewhere(other, None)

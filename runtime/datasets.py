@@ -317,6 +317,18 @@ def seen_photos(split: dict, wnids: list[str], data: str | Path) -> set[str]:
     return {photo_key(ds.samples[i]) for i in (*parts.train, *parts.val)}
 
 
+def trained_photos(split: dict | None, wnids: list[str], where: str) -> set[str] | None:
+    """The photo keys a run trained on (its train part, of the breeds `wnids`), drawn over the folder it
+    trained on. None where that cannot be known here: it records no split, or its folder is not here.
+    where: the file the split record came from, named if the record is malformed."""
+    if split is None:
+        return None
+    check_split(split, where)
+    if not Path(split["data"]).is_dir():
+        return None
+    return {photo_key(s) for s in split_samples(split, wnids, "train")}
+
+
 def split_samples(split: dict, wnids: list[str], part: str = "test", data: str | Path | None = None) -> list[Sample]:
     """The photos of one part ("train", "val", "test") of a training run's recorded split, of the breeds
     `wnids`. split: the run's split settings (checkpoint meta "split"); data: the same dataset elsewhere."""

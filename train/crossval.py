@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from edgehound.runtime.datasets import check_split, photo_key, split_samples
+from edgehound.runtime.datasets import trained_photos
 from edgehound.runtime.evaluation import count_photos
 from edgehound.train import checkpoint
 from edgehound.train.config import Config
@@ -54,8 +54,5 @@ def _seen_by_init(init: Path | None, keys: set[str]) -> int | None:
     if init is None:
         return 0
     meta = checkpoint.read_meta(init, checkpoint.load(init))
-    split = meta.get("split")
-    if not split or not Path(split["data"]).is_dir():
-        return None
-    trained = split_samples(check_split(split, str(init)), [c["wnid"] for c in meta["classes"]], "train")
-    return len(keys & {photo_key(s) for s in trained})
+    trained = trained_photos(meta.get("split"), [c["wnid"] for c in meta["classes"]], str(init))
+    return None if trained is None else len(keys & trained)
