@@ -627,3 +627,53 @@ def test_cross_validation_answers_each_pool_photo_once_by_the_fold_run_that_neve
 
     lone = subprocess.run(train_cmd(SAMPLE, tmp_path / "lone", "--fold", "1"), capture_output=True, text=True)
     assert lone.returncode == 2 and "--fold needs --folds" in lone.stderr and not (tmp_path / "lone").exists()
+
+
+def test_a_pair_head_on_a_cross_validated_backbone_is_cross_validated_fold_by_fold(tmp_path):
+    """--init and --teacher given as a four-breed backbone's cross-validation folder: each fold of the pair
+    head starts from and learns from the backbone fold that never trained on its photos (leak-free), though
+    every backbone fold trained on most of the pair's photos."""
+    from edgehound.runtime.datasets import photo_key, split_samples, trained_photos
+
+    backbone, head = tmp_path / "backbone", tmp_path / "head"
+    quick = ["train.epochs=1", "train.keep=last"]
+    run([*train_cmd(SAMPLE, backbone, *quick), "--breeds", "all", "--folds", "2"])
+    printed = run([*train_cmd(SAMPLE, head, *quick), "--breeds", GOLDEN, SAMOYED, "--folds", "2",
+                   "--init", str(backbone), "--teacher", str(backbone)]).stdout
+    cv = json.loads((head / "cv.json").read_text())["cross_validation"]
+    assert cv["seen_by_init"] == 0 and cv["seen_by_teacher"] == 0 and "warning" not in printed
+    answered = 0
+    for fold in range(2):
+        meta = checkpoint.read_meta(head / f"fold-{fold}" / "best.pt", checkpoint.load(head / f"fold-{fold}" / "best.pt"))
+        start = backbone / f"fold-{fold}" / "best.pt"
+        assert meta["init"]["path"] == str(start) and meta["teacher"]["path"] == str(start)
+        assert len(meta["split"]["wnids"]) == 4  # drawn over the backbone's breeds, as the backbone's fold was
+        start_meta = checkpoint.read_meta(start, checkpoint.load(start))
+        val = {photo_key(s) for s in split_samples(meta["split"], [GOLDEN, SAMOYED], "val")}
+        start_trained = trained_photos(start_meta["split"], [c["wnid"] for c in start_meta["classes"]], str(start))
+        assert val and not val & start_trained and len(start_trained) > len(val)  # it trained on the rest of the pair's pool
+        answered += len(val)
+    assert answered == json.loads((head / "cv.json").read_text())["n"]
+
+    # a single start model that trained on the pool is counted and warned of, as before
+    whole = run([*train_cmd(SAMPLE, tmp_path / "whole", *quick), "--breeds", GOLDEN, SAMOYED, "--folds", "2",
+                 "--init", str(backbone / "fold-0" / "best.pt")]).stdout
+    assert json.loads((tmp_path / "whole" / "cv.json").read_text())["cross_validation"]["seen_by_init"] > 0
+    assert "warning: --init" in whole
+
+    # a folder that is not a cross-validation of the same folds is refused before anything trains
+    shuffled, half = tmp_path / "shuffled", tmp_path / "half"
+    for fold in (0, 1):
+        (shuffled / f"fold-{fold}").mkdir(parents=True)
+        shutil.copy(backbone / f"fold-{1 - fold}" / "best.pt", shuffled / f"fold-{fold}" / "best.pt")
+    shutil.copytree(backbone / "fold-0", half / "fold-0")
+    for folds, start, message in (("3", backbone, "was not trained with fold 0 of 3 left out"),
+                                  ("2", shuffled, "was not trained with fold 0 of 2 left out"),
+                                  ("2", half, "fold-1/best.pt is missing")):
+        refused = subprocess.run([*train_cmd(SAMPLE, tmp_path / "refused", *quick), "--breeds", GOLDEN, SAMOYED,
+                                  "--folds", folds, "--init", str(start)], capture_output=True, text=True)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "refused").exists()
+    one = run([*train_cmd(SAMPLE, tmp_path / "one", *quick), "--breeds", GOLDEN, SAMOYED, "--folds", "2", "--fold", "1",
+               "--init", str(backbone)]).stdout  # one fold's run takes its own fold's model too
+    assert f"initialised from {backbone / 'fold-1' / 'best.pt'}" in one

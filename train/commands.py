@@ -55,6 +55,10 @@ def cmd_train(args) -> int:
                       augment_on=args.augment_on)
     if args.folds and args.fold is None:
         return _cross_validate(cfg, opts, args.folds)
+    if args.folds:  # one fold's run: a cross-validation folder as --init or --teacher gives its fold-I model
+        from edgehound.train.crossval import fold_options
+
+        opts = fold_options(opts, args.folds, args.fold)
     summary = train(cfg, opts)
     print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
     print("test split: " + format_report(summary["test"]))
@@ -72,12 +76,15 @@ def _cross_validate(cfg, opts, folds: int) -> int:
     for f in pooled["cross_validation"]["per_fold"]:
         print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
     print(f"out of fold, {folds} folds: " + format_report(pooled))
-    seen, init = pooled["cross_validation"]["seen_by_init"], pooled["cross_validation"]["init"]
-    if seen:
-        print(f"warning: {init} trained on {seen} of these {pooled['n']} photos, and every fold starts from it: "
-              "their answers are not out of sample (cross-validate from a model that never saw the pool)")
-    elif seen is None:
-        print(f"note: {init}'s training split cannot be drawn here: whether it trained on these photos is unknown")
+    record = pooled["cross_validation"]
+    for what, given in (("init", record["init"]), ("teacher", ", ".join(record["teacher"]))):
+        seen = record[f"seen_by_{what}"]
+        if seen:
+            print(f"warning: --{what} {given} trained on {seen} of these {pooled['n']} photos: their answers are not "
+                  "out of sample (give a model that never saw the pool, or a cross-validation folder of the same folds)")
+        elif seen is None:
+            print(f"note: the training split of --{what} {given} cannot be drawn here: whether it trained on these "
+                  "photos is unknown")
     if cfg.train.keep == "best":
         print("note: each fold kept its best epoch by these photos (train.keep=best), so the figure above is "
               "optimistic; with train.keep=last no photo chose what answers it")
@@ -201,9 +208,11 @@ def add_commands(sub, data) -> None:
     tr.add_argument("--workers", type=at_least(0), help="processes that augment batches (default: 0 on the CPU, up to 12 on CUDA)")
     tr.add_argument("--teacher", type=Path, nargs="+", default=[], metavar="MODEL.pt",
                     help="distil: learn from this model file's softened outputs (any input size, the same or more "
-                    "breeds); several: from the mean of their logits, an ensemble")
+                    "breeds); several: from the mean of their logits, an ensemble; with --folds, a cross-validation's "
+                    "folder: each fold learns from its own fold's model")
     tr.add_argument("--init", type=Path, help="start from this model file's weights where names and shapes match "
-                    "(e.g. a multi-breed model's backbone under a new pair head)")
+                    "(e.g. a multi-breed model's backbone under a new pair head); with --folds, a cross-validation's "
+                    "folder: each fold starts from its own fold's model, which never trained on that fold's photos")
     tr.add_argument("--augment-on", default="workers", choices=["workers", "device"],
                     help="where photos are augmented: workers = OpenCV in the --workers processes (default); device = torch "
                     "where the model is, the whole photo cache held there, the workers only drawing (the same draws; "

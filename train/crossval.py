@@ -8,6 +8,12 @@ model that never trained on it (its out-of-fold answer). Two recipes' cv.json fi
 
 OUT/fold-I/ is the I-th run (best.pt, last.pt, metrics.jsonl, summary.json, resumable as any run);
 OUT/cv.json is the out-of-fold report, in evaluate's report format. The test part stays outside every fold.
+
+A pipeline is cross-validated fold by fold: --init and --teacher may name another cross-validation's folder
+(a multi-breed backbone's, `--breeds all --folds K`), and fold I then starts from and learns from that folder's
+fold-I model, which never trained on fold I's photos. A pair head's answers are then out of sample although
+its backbone trained on the pair's photos; the count of answered photos any start or teacher trained on
+(seen_by_init, seen_by_teacher) says whether that held.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgehound.runtime.datasets import trained_photos
+from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.evaluation import count_photos
 from edgehound.train import checkpoint
 from edgehound.train.config import Config
@@ -27,9 +34,10 @@ def cross_validate(cfg: Config, opts: RunOptions, folds: int) -> dict:
     from edgehound.runtime.commands import evaluate_model
 
     out = Path(opts.out)
-    photos, per_fold, names = [], [], None
-    for fold in range(folds):
-        run = replace(opts, out=out / f"fold-{fold}", folds=folds, fold=fold)
+    runs = [fold_options(opts, folds, fold) for fold in range(folds)]  # a missing fold model refused before any training
+    photos, per_fold, names, seen = [], [], None, {"init": 0, "teacher": 0}
+    for fold, run in enumerate(runs):
+        run = replace(run, out=out / f"fold-{fold}")
         print(f"fold {fold + 1} of {folds}: {run.out}", flush=True)
         train(cfg, run)  # with --resume, a finished fold only scores its test part again (a few seconds)
         # best.pt is the epoch the config keeps; its own split's validation part is this fold
@@ -38,21 +46,44 @@ def cross_validate(cfg: Config, opts: RunOptions, folds: int) -> dict:
         photos += report["photos"]
         per_fold.append({"fold": fold, "run": str(run.out), "n": report["n"], "accuracy": report["accuracy"],
                          "log_loss": report["log_loss"], "skipped": report["skipped"]})
+        keys = {p["photo"] for p in report["photos"]}
+        for what, models in (("init", [run.init] if run.init else []), ("teacher", run.teacher)):
+            counts = [_seen_by(model, keys) for model in models]
+            seen[what] = None if seen[what] is None or None in counts else seen[what] + len(set().union(*counts))
     pooled = {**count_photos(names, photos), "model": str(out), "artifact": f"out-of-fold answers of {folds} runs",
               "split": "val", "skipped": sum(f["skipped"] for f in per_fold),
               "cross_validation": {"folds": folds, "config": cfg.to_dict(), "keep": cfg.train.keep, "per_fold": per_fold,
                                    "init": str(opts.init) if opts.init else None,
-                                   "seen_by_init": _seen_by_init(opts.init, {p["photo"] for p in photos})}}
+                                   "teacher": [str(t) for t in opts.teacher],
+                                   "seen_by_init": seen["init"], "seen_by_teacher": seen["teacher"]}}
     atomic_write_json(out / "cv.json", pooled)
     return pooled
 
 
-def _seen_by_init(init: Path | None, keys: set[str]) -> int | None:
-    """How many of the answered photos the --init model trained on: every fold starts from its weights, so their
-    answers are not out of sample (a pair head on a backbone that trained on the pair's pool). None: its split
-    cannot be drawn here."""
-    if init is None:
-        return 0
-    meta = checkpoint.read_meta(init, checkpoint.load(init))
-    trained = trained_photos(meta.get("split"), [c["wnid"] for c in meta["classes"]], str(init))
-    return None if trained is None else len(keys & trained)
+def fold_options(opts: RunOptions, folds: int, fold: int) -> RunOptions:
+    """The options of fold I's run: a cross-validation folder given as --init or --teacher stands for its
+    fold-I model, which must have been trained on the same folds with fold I left out."""
+    def resolve(path: Path, what: str) -> Path:
+        if not path.is_dir():
+            return path
+        model = path / f"fold-{fold}" / "best.pt"
+        if not model.is_file():
+            raise EdgehoundError(f"{what} {path}: a folder must be a cross-validation of {folds} folds "
+                                 f"(`edgehound train --folds {folds}`); {model} is missing")
+        split = checkpoint.read_meta(model, checkpoint.load(model)).get("split") or {}
+        if (split.get("folds"), split.get("fold")) != (folds, fold):
+            raise EdgehoundError(f"{model}: was not trained with fold {fold} of {folds} left out (its split records "
+                                 f"folds {split.get('folds')}, fold {split.get('fold')}); give a cross-validation "
+                                 f"of the same {folds} folds")
+        return model
+
+    return replace(opts, folds=folds, fold=fold, init=resolve(Path(opts.init), "--init") if opts.init else None,
+                   teacher=tuple(resolve(Path(t), "--teacher") for t in opts.teacher))
+
+
+def _seen_by(model: Path, keys: set[str]) -> set[str] | None:
+    """Which of the answered photos `model` (a fold's start or teacher) trained on: their answers are not out
+    of sample (a pair head on a backbone that trained on the pair's pool). None: its split cannot be drawn here."""
+    meta = checkpoint.read_meta(model, checkpoint.load(model))
+    trained = trained_photos(meta.get("split"), [c["wnid"] for c in meta["classes"]], str(model))
+    return None if trained is None else keys & trained
