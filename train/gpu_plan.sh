@@ -3,7 +3,7 @@
 # machine (PyTorch there, nothing installed, no ../shared: the photos travel as a pack).
 #
 #   bash train/gpu_plan.sh PACK RUNS [STEP...] 2>&1 | tee $OUT/gpu-plan.log
-#   STEP: teacher, teachers, backbone, heads, wide, small (default: all six, in that order)
+#   STEP: teacher, teachers, backbone, heads, wide, small, cv, cv-hard (default: the first six, in that order)
 #
 # PACK: `edgehound data pack ../shared/data/imagewoof2-320 --out .gpu/pack --exclude tests/sample`
 # (160x160 JPEGs, the same names and so the same fixed test part). RUNS: where the run folders go.
@@ -31,6 +31,11 @@
 #             three seeds of a pair head on it, and three distilled from those three's ensemble
 #             (nothing in this step sees more than 100 photos of either pair breed); the three
 #             heads joined by `edgehound ensemble` and scored on the test part
+#   cv        the shipped recipe cross-validated without a leak: an eight-breed backbone per fold of 3
+#             (120 epochs, none trained on its fold's photos), then 160 px and 224 px distilled default-pair
+#             heads on them fold by fold (`--init`/`--teacher` as cross-validation folders); every photo of
+#             the pool answered once ($OUT/cv-default-compare.txt: `edgehound compare` of the two)
+#   cv-hard   the same two heads for the hard pair, on the cv step's backbones
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: gpu_plan.sh PACK RUNS [STEP...]" >&2; exit 2; }
 mkdir -p "$2" "${OUT:-$2}"
@@ -38,7 +43,7 @@ PACK=$(cd "$1" && pwd) RUNS=$(cd "$2" && pwd) OUT=$(cd "${OUT:-$2}" && pwd)
 shift 2
 STEPS=${*:-teacher teachers backbone heads wide small}
 for step in $STEPS; do  # all refused before the first one runs, not after minutes of GPU time
-  case $step in teacher|teachers|backbone|heads|wide|small) ;; *) echo "unknown step $step (teacher, teachers, backbone, heads, wide, small)" >&2; exit 2 ;; esac
+  case $step in teacher|teachers|backbone|heads|wide|small|cv|cv-hard) ;; *) echo "unknown step $step (teacher, teachers, backbone, heads, wide, small, cv, cv-hard)" >&2; exit 2 ;; esac
 done
 PY=${PYTHON:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,9 +57,9 @@ export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 epochs() { if [ -n "${QUICK:-}" ]; then echo 1; else echo "$1"; fi; }
 GPU="train.batch_size=128"  # the issue's recipe on one GPU; lr, weight decay and schedule are the configs'
 FAST=$([ "${EAGER:-$([ -n "${QUICK:-}" ] && echo 1 || echo 0)}" = 1 ] || echo --compile --augment-on device)
-train() {  # train RUN ARGS...: skipped when RUN finished, resumed when it was killed
+train() {  # train RUN ARGS...: skipped when RUN finished (a cross-validation: its cv.json), resumed when it was killed
   local run=$RUNS/$1; shift
-  if [ -f "$run/summary.json" ]; then echo "== $run: done before"; return; fi
+  if [ -f "$run/summary.json" ] || [ -f "$run/cv.json" ]; then echo "== $run: done before"; return; fi
   echo "== $run"
   train_once "$run" $FAST "$@" && return
   [ -n "$FAST" ] || return 1
@@ -65,11 +70,12 @@ train() {  # train RUN ARGS...: skipped when RUN finished, resumed when it was k
 train_once() {  # train_once RUN_FOLDER ARGS...
   local run=$1; shift
   $PY -m edgehound.cli train --data "$PACK" --out "$run" --exclude tests/sample --no-progress --device auto \
-    $([ -f "$run/last.pt" ] && echo --resume) "$@"
+    $([ -e "$run" ] && echo --resume) "$@"
 }
 bring_back() {  # what fits the tool's way back (64 MiB): narrowed files are remade here by `edgehound narrow`
-  (cd "$RUNS" && find . \( -name summary.json -o -name metrics.jsonl -o -name '*.pt' \) \
-     ! -name last.pt ! -path './resnet-all8*/best.pt' ! -name '*-default.pt' ! -name '*-hard.pt' ! -name '*-half.pt' -print0 | tar --null -czf "$OUT/gpu-runs.tmp" -T -)
+  (cd "$RUNS" && find . \( -name summary.json -o -name metrics.jsonl -o -name cv.json -o -name '*.pt' \) \
+     ! -name last.pt ! -path './resnet-all8*/best.pt' ! -name '*-default.pt' ! -name '*-hard.pt' ! -name '*-half.pt' \
+     ! -path './cv-all8-*' ! -path './cv-head*/fold-*/best.pt' -print0 | tar --null -czf "$OUT/gpu-runs.tmp" -T -)
   mv "$OUT/gpu-runs.tmp" "$OUT/gpu-runs.tar.gz"  # a run cut off mid-write keeps the last whole archive
   # the teacher's weights in float16 (22 MB; it runs in bf16 anyway), in parts under 16 MiB a file:
   # `cat resnet-all8-half.pt.part* > teacher.pt` loads as any model file (loading casts to float32)
@@ -97,6 +103,17 @@ pair_heads() {  # pair_heads BACKBONE [SETTING...]: narrow its run to each pair,
     train "${backbone/all8/head}-$name" --config edge --breeds "$a" "$b" --init "$RUNS/$backbone-$name.pt" \
       --teacher $(teachers) --set train.epochs="$(epochs 60)" train.lr=0.0005 $GPU "${settings[@]}"
   done
+}
+cv_heads() {  # cv_heads BREED BREED NAME: narrow each cv backbone fold to the pair, then 160 and 224 px heads on them
+  local a=$1 b=$2 name=$3 fold size
+  for fold in 0 1 2; do
+    eh narrow "$RUNS/cv-all8/fold-$fold/best.pt" --breeds "$a" "$b" --out "$RUNS/cv-all8-$name/fold-$fold/best.pt"
+  done
+  for size in 160 224; do  # eager: a short run would spend most of its time compiling
+    FAST="" train "cv-head$size-$name" --config edge --breeds "$a" "$b" --folds 3 --init "$RUNS/cv-all8-$name" \
+      --teacher "$RUNS/cv-all8" --set train.epochs="$(epochs 20)" train.lr=0.0005 model.input_size=$size $GPU
+  done
+  eh compare "$RUNS/cv-head224-$name/cv.json" "$RUNS/cv-head160-$name/cv.json" | tee "$OUT/cv-$name-compare.txt"
 }
 WIDE=(model.stem_channels=24 "model.conv_channels=[24,48,96,144,240]")
 OTHER6=(Shih-Tzu Border_terrier Australian_terrier Old_English_sheepdog beagle English_foxhound)
@@ -146,6 +163,11 @@ for step in $STEPS; do
       eh ensemble "$RUNS"/small-s{0,1,2}/best.pt --out "$RUNS/small-ensemble.pt" &&
         eh evaluate "$RUNS/small-ensemble.pt" --data "$PACK" --split test --no-progress \
           --json "$OUT/small-ensemble-test.json" || echo "== the three heads' ensemble was not scored" ;;
+    cv)
+      train cv-all8 --config edge --breeds all --folds 3 --set train.epochs="$(epochs 120)" train.keep=last $GPU
+      cv_heads golden_retriever Samoyed default ;;
+    cv-hard)
+      cv_heads beagle English_foxhound hard ;;
   esac
   bring_back
   echo "== step $step: $((SECONDS - start)) s"
