@@ -32,9 +32,11 @@
 #             (nothing in this step sees more than 100 photos of either pair breed); the three
 #             heads joined by `edgehound ensemble` and scored on the test part
 #   cv        the shipped recipe cross-validated without a leak: an eight-breed backbone per fold of 3
-#             (120 epochs, none trained on its fold's photos), then 160 px and 224 px distilled default-pair
-#             heads on them fold by fold (`--init`/`--teacher` as cross-validation folders); every photo of
-#             the pool answered once ($OUT/cv-default-compare.txt: `edgehound compare` of the two)
+#             (120 epochs, none trained on its fold's photos), then default-pair heads on them fold by fold
+#             (`--init`/`--teacher` as cross-validation folders), plain and distilled from the fold's backbone
+#             (the shipped recipe); every photo of the pool answered once ($OUT/cv-default-compare.txt:
+#             `edgehound compare` of the two). At 160 px only: the pack's photos are 160 px, and a 224 px pack
+#             of all eight breeds (about 100 MB) would not travel; 224 px heads are compared on the CPU
 #   cv-hard   the same two heads for the hard pair, on the cv step's backbones
 #             (both eager; estimated, not measured: about 4 minutes of backbones and 4 of heads on one H200, so
 #             `cv cv-hard` fits one call; the first steps ran on an H200 before, so the next GPU runs these first)
@@ -77,7 +79,7 @@ train_once() {  # train_once RUN_FOLDER ARGS...
 bring_back() {  # what fits the tool's way back (64 MiB): narrowed files are remade here by `edgehound narrow`
   (cd "$RUNS" && find . \( -name summary.json -o -name metrics.jsonl -o -name cv.json -o -name '*.pt' \) \
      ! -name last.pt ! -path './resnet-all8*/best.pt' ! -name '*-default.pt' ! -name '*-hard.pt' ! -name '*-half.pt' \
-     ! -path './cv-all8-*' ! -path './cv-head*/fold-*/best.pt' -print0 | tar --null -czf "$OUT/gpu-runs.tmp" -T -)
+     ! -path './cv-all8-*' ! -path './cv-plain-*/fold-*/best.pt' ! -path './cv-kd-*/fold-*/best.pt' -print0 | tar --null -czf "$OUT/gpu-runs.tmp" -T -)
   mv "$OUT/gpu-runs.tmp" "$OUT/gpu-runs.tar.gz"  # a run cut off mid-write keeps the last whole archive
   # the teacher's weights in float16 (22 MB; it runs in bf16 anyway), in parts under 16 MiB a file:
   # `cat resnet-all8-half.pt.part* > teacher.pt` loads as any model file (loading casts to float32)
@@ -106,16 +108,16 @@ pair_heads() {  # pair_heads BACKBONE [SETTING...]: narrow its run to each pair,
       --teacher $(teachers) --set train.epochs="$(epochs 60)" train.lr=0.0005 $GPU "${settings[@]}"
   done
 }
-cv_heads() {  # cv_heads BREED BREED NAME: narrow each cv backbone fold to the pair, then 160 and 224 px heads on them
-  local a=$1 b=$2 name=$3 fold size
+cv_heads() {  # cv_heads BREED BREED NAME: narrow each cv backbone fold to the pair, then a plain and a distilled head
+  local a=$1 b=$2 name=$3 fold
   for fold in 0 1 2; do
     eh narrow "$RUNS/cv-all8/fold-$fold/best.pt" --breeds "$a" "$b" --out "$RUNS/cv-all8-$name/fold-$fold/best.pt"
   done
-  for size in 160 224; do
-    FAST="" train "cv-head$size-$name" --config edge --breeds "$a" "$b" --folds 3 --init "$RUNS/cv-all8-$name" \
-      --teacher "$RUNS/cv-all8" --set train.epochs="$(epochs 20)" train.lr=0.0005 model.input_size=$size $GPU
-  done
-  eh compare "$RUNS/cv-head224-$name/cv.json" "$RUNS/cv-head160-$name/cv.json" | tee "$OUT/cv-$name-compare.txt"
+  local head=(--config edge --breeds "$a" "$b" --folds 3 --init "$RUNS/cv-all8-$name" --set train.epochs="$(epochs 20)"
+              train.lr=0.0005 $GPU)
+  FAST="" train "cv-plain-$name" "${head[@]}"
+  FAST="" train "cv-kd-$name" "${head[@]}" --teacher "$RUNS/cv-all8"
+  eh compare "$RUNS/cv-kd-$name/cv.json" "$RUNS/cv-plain-$name/cv.json" | tee "$OUT/cv-$name-compare.txt"
 }
 WIDE=(model.stem_channels=24 "model.conv_channels=[24,48,96,144,240]")
 OTHER6=(Shih-Tzu Border_terrier Australian_terrier Old_English_sheepdog beagle English_foxhound)
