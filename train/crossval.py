@@ -35,6 +35,8 @@ def cross_validate(cfg: Config, opts: RunOptions, folds: int) -> dict:
 
     out = Path(opts.out)
     runs = [fold_options(opts, folds, fold) for fold in range(folds)]  # a missing fold model refused before any training
+    # each start or teacher model's training photos, drawn once (a single --init serves every fold)
+    trained = {model: _trained_by(model) for run in runs for model in ([run.init] if run.init else []) + list(run.teacher)}
     photos, per_fold, names, seen = [], [], None, {"init": 0, "teacher": 0}
     for fold, run in enumerate(runs):
         run = replace(run, out=out / f"fold-{fold}")
@@ -48,8 +50,8 @@ def cross_validate(cfg: Config, opts: RunOptions, folds: int) -> dict:
                          "log_loss": report["log_loss"], "skipped": report["skipped"]})
         keys = {p["photo"] for p in report["photos"]}
         for what, models in (("init", [run.init] if run.init else []), ("teacher", run.teacher)):
-            counts = [_seen_by(model, keys) for model in models]
-            seen[what] = None if seen[what] is None or None in counts else seen[what] + len(set().union(*counts))
+            sets = [trained[model] for model in models]
+            seen[what] = None if seen[what] is None or None in sets else seen[what] + len(keys & set().union(*sets))
     pooled = {**count_photos(names, photos), "model": str(out), "artifact": f"out-of-fold answers of {folds} runs",
               "split": "val", "skipped": sum(f["skipped"] for f in per_fold),
               "cross_validation": {"folds": folds, "config": cfg.to_dict(), "keep": cfg.train.keep, "per_fold": per_fold,
@@ -81,9 +83,8 @@ def fold_options(opts: RunOptions, folds: int, fold: int) -> RunOptions:
                    teacher=tuple(resolve(Path(t), "--teacher") for t in opts.teacher))
 
 
-def _seen_by(model: Path, keys: set[str]) -> set[str] | None:
-    """Which of the answered photos `model` (a fold's start or teacher) trained on: their answers are not out
-    of sample (a pair head on a backbone that trained on the pair's pool). None: its split cannot be drawn here."""
+def _trained_by(model: Path) -> set[str] | None:
+    """The photos `model` (a fold's start or teacher) trained on: answers of those are not out of sample (a pair
+    head on a backbone that trained on the pair's pool). None: its split cannot be drawn here."""
     meta = checkpoint.read_meta(model, checkpoint.load(model))
-    trained = trained_photos(meta.get("split"), [c["wnid"] for c in meta["classes"]], str(model))
-    return None if trained is None else keys & trained
+    return trained_photos(meta.get("split"), [c["wnid"] for c in meta["classes"]], str(model))
