@@ -1,6 +1,6 @@
 #!/bin/bash
 # stop 47: a fourth eight-breed backbone and the cross-validated 224 px distilled heads on it (rule in runs/RULES.txt);
-# rerun to resume. Logs hold the test figures: read them only after the choice.
+# rerun to resume. The heads run sealed (no test figure); the backbone's log holds eight-way test figures.
 set -e
 source .venv/bin/activate
 D=../shared/data/imagewoof2-320
@@ -14,7 +14,7 @@ head() {  # NAME INIT BREEDS...
   local name=$1 init=$2; shift 2
   [ -f runs/$name/summary.json ] || edgehound train --data $D --config edge --breeds "$@" --set train.epochs=20 train.lr=0.0005 \
     train.seed=0 data.split_seed=0 model.input_size=224 --init $init --teacher $B/best.pt --exclude tests/sample \
-    --out runs/$name --threads 1 --no-progress $(r runs/$name) >> runs/$name.log 2>&1
+    --out runs/$name --threads 1 --no-progress --seal-test $(r runs/$name) >> runs/$name.log 2>&1
 }
 head s3-kd224-default runs/s3-pair.pt golden_retriever Samoyed &
 head s3-kd224-hard runs/s3-hard.pt beagle English_foxhound &

@@ -84,6 +84,19 @@ def test_resume_on_a_run_not_yet_begun_starts_it_from_init(tmp_path, tiny_run):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_sealed_run_scores_no_test_photo_until_asked(tmp_path):
+    """--seal-test: a candidate whose figures must not be seen before a choice gets no test figure at the end;
+    the test part is scored once, later, by evaluate on the same split."""
+    out = run(train_cmd(SAMPLE, tmp_path / "sealed", "--set", "train.epochs=1", "--seal-test")).stdout
+    assert "test split: sealed, not scored" in out and "accuracy" not in out.split("test split:")[1]
+    summary = json.loads((tmp_path / "sealed" / "summary.json").read_text())
+    assert summary["test_sealed"] is True and summary["test"] is None and summary["test_flip"] is None
+    report = tmp_path / "test.json"
+    run([*edgehound_cmd(), "evaluate", str(tmp_path / "sealed" / "best.pt"), "--data", str(SAMPLE), "--split", "test",
+         "--no-progress", "--json", str(report)])
+    assert json.loads(report.read_text())["n"] == summary["split"]["test"] > 0
+
+
 def test_worker_processes_augment_the_same_pixels_in_every_epoch(tmp_path):
     """--workers 2 (persistent: started once, then handed each epoch's batches) ends with the weights of a
     run that augments in its own process: the same draws, epoch after epoch."""

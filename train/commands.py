@@ -52,7 +52,7 @@ def cmd_train(args) -> int:
                       resume=args.resume, save_every=args.save_every, folds=args.folds, fold=args.fold or 0,
                       progress=not args.no_progress, threads=args.threads, device=args.device,
                       workers=args.workers, teacher=tuple(args.teacher), init=args.init, compile=args.compile,
-                      augment_on=args.augment_on)
+                      augment_on=args.augment_on, seal_test=args.seal_test)
     if args.folds and args.fold is None:
         return _cross_validate(cfg, opts, args.folds)
     if args.folds:  # one fold's run: a cross-validation folder as --init or --teacher gives its fold-I model
@@ -61,8 +61,12 @@ def cmd_train(args) -> int:
         opts = fold_options(opts, args.folds, args.fold)
     summary = train(cfg, opts)
     print(f"best checkpoint: {Path(args.out) / 'best.pt'} (val acc {summary['best_val_acc']:.3f})")
-    print("test split: " + format_report(summary["test"]))
-    print(f"test split, averaged with the mirror image: accuracy {summary['test_flip']['accuracy']:.2%}")
+    if summary.get("test_sealed"):
+        print(f"test split: sealed, not scored (score it once, after the choice: edgehound evaluate "
+              f"{Path(args.out) / 'best.pt'} --data {args.data} --split test)")
+    else:
+        print("test split: " + format_report(summary["test"]))
+        print(f"test split, averaged with the mirror image: accuracy {summary['test_flip']['accuracy']:.2%}")
     print(f"{summary['seconds_per_epoch']:.1f} s/epoch, {summary['images_per_s']:.1f} img/s, "
           f"{summary['total_train_seconds'] / 60:.1f} min training, {summary['waiting_share']:.0%} of it waiting for photos")
     return 0
@@ -220,6 +224,9 @@ def add_commands(sub, data) -> None:
     tr.add_argument("--compile", action="store_true",
                     help="torch.compile the model and the teacher: fused kernels, for a GPU whose steps are bound by "
                     "launching small ones; costs a minute or two of compiling first (needs a C compiler; no faster on a CPU)")
+    tr.add_argument("--seal-test", action="store_true",
+                    help="do not score the test part at the end (summary.json says it is sealed): a run whose figures "
+                    "must not be seen before a choice is made is scored once, after it, with `edgehound evaluate --split test`")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines only)")
     tr.set_defaults(func=cmd_train)
 

@@ -5,7 +5,8 @@ Files in the run folder:
 - last.pt       full training state, saved at an epoch's end or mid-epoch once a minute has passed, at the
                 last epoch, and, with `save_every`, every that many steps and at each epoch's end
 - metrics.jsonl one line per finished epoch (rewritten atomically from the state)
-- summary.json  the test-split report of best.pt, the split sizes, skipped photos, timings
+- summary.json  the test-split report of best.pt (none with `seal_test`), the split sizes, skipped photos,
+                timings
 
 Resuming is exact: the batch order comes from (seed, epoch), each photo's augmentation from
 (seed, epoch, photo), and the torch RNG state (dropout) is saved, so a killed run that resumes ends
@@ -65,6 +66,7 @@ class RunOptions:
     init: Path | None = None  # start from this model file's weights (all but a differently shaped head)
     compile: bool = False  # torch.compile the training step's model and the teacher (fewer, fused kernels)
     augment_on: str = "workers"  # "workers": OpenCV in worker processes (or this one); "device": torch, where the model is
+    seal_test: bool = False  # leave the test part unscored, so no figure of it exists before a choice is made
 
 
 def pick_device(name: str) -> torch.device:
@@ -580,7 +582,8 @@ def train(cfg: Config, opts: RunOptions) -> dict:
     best = best.to(device, memory_format=torch.channels_last)
     summary = {
         "config": cfg.to_dict(), "data": str(opts.data), "layout": ds.layout,
-        **_test_reports(best, cache, labels, split.test, spec, device, names),
+        **({"test": None, "test_flip": None, "test_sealed": True} if opts.seal_test
+           else _test_reports(best, cache, labels, split.test, spec, device, names)),
         "best_val_acc": state["best_val"], "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
         "skipped": cache.skipped, "params": params, "macs": macs, "device": device.type, "workers": workers,
         "compiled": opts.compile, "augment_on": opts.augment_on,
