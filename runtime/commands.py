@@ -41,6 +41,8 @@ def cmd_evaluate(args) -> int:
     from edgehound.runtime.metrics import format_comparison, format_report
     from edgehound.util import atomic_write_json
 
+    if is_cross_validation(args.model):
+        return _evaluate_out_of_fold(args)
     report = evaluate_model(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
                             args.flip, args.unseen_by, args.ensemble)
     print((f"ensemble of {1 + len(args.ensemble)} models (their mean logits): " if args.ensemble else "")
@@ -56,6 +58,65 @@ def cmd_evaluate(args) -> int:
             names[0] = f"ensemble of {names[0]} and {len(args.ensemble)} more"
         print(format_comparison(report["against"], f"{names[0]} ({report['artifact']})",
                                 f"{names[1]} ({report['against']['artifact']})"))
+    if args.json:
+        atomic_write_json(args.json, report)
+    return 0
+
+
+def is_cross_validation(model: str | Path) -> bool:
+    """A folder of fold-I/best.pt runs (`train --folds K`) rather than a model or an export."""
+    return Path(model).is_dir() and (Path(model) / "fold-0" / "best.pt").is_file()
+
+
+def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, progress: bool = True,
+                folds: int | None = None) -> tuple[dict, list[set[str]]]:
+    """A cross-validation folder's out-of-fold report: fold-I/best.pt answers its own validation fold, the photos
+    it never trained on, and the folds' answers are pooled into one report (evaluate's format). With `breeds`,
+    each fold model answers among those alone: a multi-breed backbone's folds scored as the narrowed recipe.
+    Also each fold's photo names (what a start or teacher model must not have trained on)."""
+    from edgehound.runtime.evaluation import count_photos
+    from edgehound.train import checkpoint
+
+    folder = Path(folder)
+    folds = folds or len(list(folder.glob("fold-*/best.pt")))
+    photos, per_fold, keys, names = [], [], [], None
+    for fold in range(folds):
+        model = folder / f"fold-{fold}" / "best.pt"
+        if not model.is_file():
+            raise EdgehoundError(f"{folder}: a cross-validation folder holds fold-0 to fold-{folds - 1}; {model} is missing")
+        split = checkpoint.read_meta(model, checkpoint.load(model)).get("split") or {}
+        if (split.get("folds"), split.get("fold")) != (folds, fold):
+            raise EdgehoundError(f"{model}: was not trained with fold {fold} of {folds} left out (its split records "
+                                 f"folds {split.get('folds')}, fold {split.get('fold')})")
+        report = evaluate_model(str(model), data, breeds, "val", progress)
+        if names is not None and report["classes"] != names:
+            raise EdgehoundError(f"{model}: answers among {', '.join(report['classes'])}, fold 0 among "
+                                 f"{', '.join(names)}; the folds of one cross-validation answer alike")
+        names = report["classes"]
+        photos += report["photos"]
+        keys.append({p["photo"] for p in report["photos"]})
+        per_fold.append({"fold": fold, "run": str(model.parent), "n": report["n"], "accuracy": report["accuracy"],
+                         "log_loss": report["log_loss"], "skipped": report["skipped"]})
+    pooled = {**count_photos(names, photos), "model": str(folder), "artifact": f"out-of-fold answers of {folds} runs",
+              "split": "val", "skipped": sum(f["skipped"] for f in per_fold), "per_fold": per_fold}
+    return pooled, keys
+
+
+def _evaluate_out_of_fold(args) -> int:
+    from edgehound.runtime.metrics import format_report
+    from edgehound.util import atomic_write_json
+
+    given = [flag for flag, value in (("--artifact", args.artifact), ("--flip", args.flip), ("--unseen-by", args.unseen_by),
+                                      ("--against", args.against), ("--ensemble", args.ensemble)) if value]
+    if given or args.split != "val":
+        raise EdgehoundError(f"{args.model}: a cross-validation folder is scored out of fold, each fold model on its "
+                             f"own validation fold: give --split val"
+                             + (f", without {', '.join(given)}" if given else "")
+                             + " (then compare reports with edgehound compare)")
+    report, _ = out_of_fold(args.model, args.data, args.breeds, not args.no_progress)
+    for f in report["per_fold"]:
+        print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
+    print(f"out of fold, {len(report['per_fold'])} folds: " + format_report(report))
     if args.json:
         atomic_write_json(args.json, report)
     return 0
@@ -410,7 +471,8 @@ def add_commands(sub, data) -> None:
     ev = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a model",
                         description="Score MODEL (a training checkpoint, or any artifact through the runtime) on a "
                         "folder of labelled photos, only on the breeds the model knows.")
-    ev.add_argument("model", help="checkpoint (.pt), export folder, manifest.json or artifact file")
+    ev.add_argument("model", help="checkpoint (.pt), export folder, manifest.json or artifact file, or a "
+                    "cross-validation folder (train --folds K) with --split val: its out-of-fold answers, pooled")
     ev.add_argument("--artifact", help="which artifact of the manifest (default: its pick)")
     ev.add_argument("--data", required=True, help="folder of photos (any supported layout)")
     ev.add_argument("--breeds", nargs="+", help="score only these of the model's breeds (two or more: the model "

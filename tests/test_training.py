@@ -668,6 +668,21 @@ def test_a_pair_head_on_a_cross_validated_backbone_is_cross_validated_fold_by_fo
         answered += len(val)
     assert answered == json.loads((head / "cv.json").read_text())["n"]
 
+    # the backbone's folds answering among the pair alone (the narrowed recipe) are scored out of fold on the
+    # very photos of the head's folds, so the two recipes compare photo by photo
+    narrowed = tmp_path / "narrowed.json"
+    printed = run([*edgehound_cmd(), "evaluate", str(backbone), "--data", str(SAMPLE), "--split", "val", "--breeds",
+                   GOLDEN, SAMOYED, "--json", str(narrowed), "--no-progress"]).stdout
+    report, head_cv = json.loads(narrowed.read_text()), json.loads((head / "cv.json").read_text())
+    assert {p["photo"] for p in report["photos"]} == {p["photo"] for p in head_cv["photos"]}
+    assert [f["n"] for f in report["per_fold"]] == [f["n"] for f in head_cv["cross_validation"]["per_fold"]]
+    assert set(report["classes"]) == {"golden retriever", "Samoyed"} and "out of fold, 2 folds" in printed
+    compared = run([*edgehound_cmd(), "compare", str(narrowed), str(head / "cv.json")]).stdout
+    assert f"paired on {answered} photos" in compared
+    whole_part = subprocess.run([*edgehound_cmd(), "evaluate", str(backbone), "--data", str(SAMPLE)],
+                                capture_output=True, text=True)
+    assert whole_part.returncode == 2 and "give --split val" in whole_part.stderr, whole_part.stderr
+
     # a single start model that trained on the pool is counted and warned of, as before
     whole = run([*train_cmd(SAMPLE, tmp_path / "whole", *quick), "--breeds", GOLDEN, SAMOYED, "--folds", "2",
                  "--init", str(backbone / "fold-0" / "best.pt")]).stdout

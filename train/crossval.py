@@ -23,7 +23,6 @@ from pathlib import Path
 
 from edgehound.runtime.datasets import trained_photos
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.runtime.evaluation import count_photos
 from edgehound.train import checkpoint
 from edgehound.train.config import Config
 from edgehound.train.trainer import RunOptions, train
@@ -31,33 +30,29 @@ from edgehound.util import atomic_write_json
 
 
 def cross_validate(cfg: Config, opts: RunOptions, folds: int) -> dict:
-    from edgehound.runtime.commands import evaluate_model
+    from edgehound.runtime.commands import out_of_fold
 
     out = Path(opts.out)
     runs = [fold_options(opts, folds, fold) for fold in range(folds)]  # a missing fold model refused before any training
-    # each start or teacher model's training photos, drawn once (a single --init serves every fold)
-    trained = {model: _trained_by(model) for run in runs for model in ([run.init] if run.init else []) + list(run.teacher)}
-    photos, per_fold, names, seen = [], [], None, {"init": 0, "teacher": 0}
     for fold, run in enumerate(runs):
         run = replace(run, out=out / f"fold-{fold}")
         print(f"fold {fold + 1} of {folds}: {run.out}", flush=True)
         train(cfg, run)  # with --resume, a finished fold only scores its test part again (a few seconds)
-        # best.pt is the epoch the config keeps; its own split's validation part is this fold
-        report = evaluate_model(str(run.out / "best.pt"), str(opts.data), opts.breeds, "val", opts.progress)
-        names = report["classes"]
-        photos += report["photos"]
-        per_fold.append({"fold": fold, "run": str(run.out), "n": report["n"], "accuracy": report["accuracy"],
-                         "log_loss": report["log_loss"], "skipped": report["skipped"]})
-        keys = {p["photo"] for p in report["photos"]}
-        for what, models in (("init", [run.init] if run.init else []), ("teacher", run.teacher)):
-            sets = [trained[model] for model in models]
-            seen[what] = None if seen[what] is None or None in sets else seen[what] + len(keys & set().union(*sets))
-    pooled = {**count_photos(names, photos), "model": str(out), "artifact": f"out-of-fold answers of {folds} runs",
-              "split": "val", "skipped": sum(f["skipped"] for f in per_fold),
-              "cross_validation": {"folds": folds, "config": cfg.to_dict(), "keep": cfg.train.keep, "per_fold": per_fold,
-                                   "init": str(opts.init) if opts.init else None,
-                                   "teacher": [str(t) for t in opts.teacher],
-                                   "seen_by_init": seen["init"], "seen_by_teacher": seen["teacher"]}}
+    # best.pt is the epoch the config keeps; its own split's validation part is its fold
+    pooled, keys = out_of_fold(out, str(opts.data), opts.breeds, opts.progress, folds)
+    # each start or teacher model's training photos, drawn once (a single --init serves every fold)
+    trained = {model: _trained_by(model) for run in runs for model in ([run.init] if run.init else []) + list(run.teacher)}
+    seen = {}
+    for what in ("init", "teacher"):
+        counts = [[trained[m] for m in ([run.init] if run.init else [])] if what == "init" else
+                  [trained[m] for m in run.teacher] for run in runs]
+        seen[what] = (None if any(None in sets for sets in counts)
+                      else sum(len(fold_keys & set().union(*sets)) for fold_keys, sets in zip(keys, counts)))
+    pooled["cross_validation"] = {"folds": folds, "config": cfg.to_dict(), "keep": cfg.train.keep,
+                                  "per_fold": pooled.pop("per_fold"),
+                                  "init": str(opts.init) if opts.init else None,
+                                  "teacher": [str(t) for t in opts.teacher],
+                                  "seen_by_init": seen["init"], "seen_by_teacher": seen["teacher"]}
     atomic_write_json(out / "cv.json", pooled)
     return pooled
 
