@@ -84,10 +84,7 @@ def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, 
         model = folder / f"fold-{fold}" / "best.pt"
         if not model.is_file():
             raise EdgehoundError(f"{folder}: a cross-validation folder holds fold-0 to fold-{folds - 1}; {model} is missing")
-        split = checkpoint.read_meta(model, checkpoint.load(model)).get("split") or {}
-        if (split.get("folds"), split.get("fold")) != (folds, fold):
-            raise EdgehoundError(f"{model}: was not trained with fold {fold} of {folds} left out (its split records "
-                                 f"folds {split.get('folds')}, fold {split.get('fold')})")
+        checkpoint.check_fold_model(model, folds, fold)
         report = evaluate_model(str(model), data, breeds, "val", progress)
         if names is not None and report["classes"] != names:
             raise EdgehoundError(f"{model}: answers among {', '.join(report['classes'])}, fold 0 among "

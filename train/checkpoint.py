@@ -214,3 +214,13 @@ def ensemble(paths: list[Path]) -> dict:
                         **{k: meta[k] for k in ("epoch", "val_acc", "teacher", "init", "narrowed_from") if k in meta}})
     meta = {k: first[k] for k in ("config", "classes", "preprocess", "split") if k in first}
     return {"model": weights, "meta": json.dumps({**meta, "ensemble": records})}
+
+
+def check_fold_model(path: Path, folds: int, fold: int) -> None:
+    """A cross-validation's fold-I model must have been trained with fold I of the same K folds left out: its
+    validation part is then that fold, and a pair head started from it never saw that fold's photos."""
+    split = read_meta(path, load(path)).get("split") or {}
+    if (split.get("folds"), split.get("fold")) != (folds, fold):
+        raise EdgehoundError(f"{path}: was not trained with fold {fold} of {folds} left out (its split records "
+                             f"folds {split.get('folds')}, fold {split.get('fold')}); give a cross-validation "
+                             f"of the same {folds} folds")

@@ -43,11 +43,10 @@ def cross_validate(cfg: Config, opts: RunOptions, folds: int) -> dict:
     # each start or teacher model's training photos, drawn once (a single --init serves every fold)
     trained = {model: _trained_by(model) for run in runs for model in ([run.init] if run.init else []) + list(run.teacher)}
     seen = {}
-    for what in ("init", "teacher"):
-        counts = [[trained[m] for m in ([run.init] if run.init else [])] if what == "init" else
-                  [trained[m] for m in run.teacher] for run in runs]
-        seen[what] = (None if any(None in sets for sets in counts)
-                      else sum(len(fold_keys & set().union(*sets)) for fold_keys, sets in zip(keys, counts)))
+    for what, models in (("init", lambda run: [run.init] if run.init else []), ("teacher", lambda run: run.teacher)):
+        per_fold = [[trained[model] for model in models(run)] for run in runs]
+        seen[what] = (None if any(None in sets for sets in per_fold)  # a start or teacher whose split is not here
+                      else sum(len(fold_keys & set().union(*sets)) for fold_keys, sets in zip(keys, per_fold)))
     pooled["cross_validation"] = {"folds": folds, "config": cfg.to_dict(), "keep": cfg.train.keep,
                                   "per_fold": pooled.pop("per_fold"),
                                   "init": str(opts.init) if opts.init else None,
@@ -67,11 +66,7 @@ def fold_options(opts: RunOptions, folds: int, fold: int) -> RunOptions:
         if not model.is_file():
             raise EdgehoundError(f"{what} {path}: a folder must be a cross-validation of {folds} folds "
                                  f"(`edgehound train --folds {folds}`); {model} is missing")
-        split = checkpoint.read_meta(model, checkpoint.load(model)).get("split") or {}
-        if (split.get("folds"), split.get("fold")) != (folds, fold):
-            raise EdgehoundError(f"{model}: was not trained with fold {fold} of {folds} left out (its split records "
-                                 f"folds {split.get('folds')}, fold {split.get('fold')}); give a cross-validation "
-                                 f"of the same {folds} folds")
+        checkpoint.check_fold_model(model, folds, fold)
         return model
 
     return replace(opts, folds=folds, fold=fold, init=resolve(Path(opts.init), "--init") if opts.init else None,
