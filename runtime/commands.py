@@ -99,8 +99,16 @@ def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, 
     return pooled, keys
 
 
-def _evaluate_out_of_fold(args) -> int:
+def print_out_of_fold(report: dict, per_fold: list[dict]) -> None:
+    """Each fold's figure, then the pooled report (evaluate FOLDER and train --folds alike)."""
     from edgehound.runtime.metrics import format_report
+
+    for f in per_fold:
+        print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
+    print(f"out of fold, {len(per_fold)} folds: " + format_report(report))
+
+
+def _evaluate_out_of_fold(args) -> int:
     from edgehound.util import atomic_write_json
 
     given = [flag for flag, value in (("--artifact", args.artifact), ("--flip", args.flip), ("--unseen-by", args.unseen_by),
@@ -111,9 +119,7 @@ def _evaluate_out_of_fold(args) -> int:
                              + (f", without {', '.join(given)}" if given else "")
                              + " (then compare reports with edgehound compare)")
     report, _ = out_of_fold(args.model, args.data, args.breeds, not args.no_progress)
-    for f in report["per_fold"]:
-        print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
-    print(f"out of fold, {len(report['per_fold'])} folds: " + format_report(report))
+    print_out_of_fold(report, report["per_fold"])
     if args.json:
         atomic_write_json(args.json, report)
     return 0

@@ -73,13 +73,11 @@ def cmd_train(args) -> int:
 
 
 def _cross_validate(cfg, opts, folds: int) -> int:
-    from edgehound.runtime.metrics import format_report
+    from edgehound.runtime.commands import print_out_of_fold
     from edgehound.train.crossval import cross_validate
 
     pooled = cross_validate(cfg, opts, folds)
-    for f in pooled["cross_validation"]["per_fold"]:
-        print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
-    print(f"out of fold, {folds} folds: " + format_report(pooled))
+    print_out_of_fold(pooled, pooled["cross_validation"]["per_fold"])
     record = pooled["cross_validation"]
     for what, given in (("init", record["init"]), ("teacher", ", ".join(record["teacher"]))):
         seen = record[f"seen_by_{what}"]
