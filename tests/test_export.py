@@ -569,12 +569,14 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("model, cpu, tuned_on", [("seed-improved", "znver4", "znver4"), ("efficient", "znver3", "znver3"),
-                                                   ("edge", "znver3", "znver3"), ("edge", "znver4", "znver3")])
+                                                   ("edge", "znver4", "znver4"), ("edge", "x86-64-v3", "znver4"),
+                                                   ("edge-hard", "x86-64-v3", "znver4")])
 def test_committed_tuning_records_cover_the_shipped_models(model, cpu, tuned_on, tmp_path):
     """The laptop-x86 records in the repository load with the pinned TVM and cover every kernel of the
     shipped model: a compile for a CPU (whatever this host is) applies them with no new trials.
-    seed-improved was tuned on an AMD Zen 4, efficient and edge on a Zen 3. A compile of edge for the
-    Zen 4, whose records hold only the seed's kernels, takes the Zen 3's records kernel by kernel."""
+    seed-improved and the 224 px edge models were tuned on an AMD Zen 4, efficient on a Zen 3. The shipped
+    edge libraries are compiled for x86-64-v3 (devices/shipping/laptop-x86-avx2.toml), a CPU with no records
+    of its own: it takes the Zen 4's kernel by kernel."""
     import subprocess
 
     from edgehound.devices.profiles import TUNING_DIR
