@@ -597,6 +597,15 @@ def test_committed_tuning_records_cover_the_shipped_models(model, cpu, tuned_on,
     assert int(covered) == int(total) > 0  # it was tuned on this very model
 
 
+@pytest.mark.parametrize("model", ["efficient", "edge", "edge-hard"])
+def test_shipped_x86_libraries_need_no_more_than_avx2(model):
+    """A shipped tvm-x86 library loads on every x86 CPU CI and users have, AVX-512 or not (a Zen 3 has none):
+    it is exported with devices/shipping/laptop-x86-avx2.toml, not for the exporting host's CPU."""
+    entry = next(a for a in json.loads((SAMPLE.parents[1] / "runtime" / "models" / model / "manifest.json").read_text())
+                 ["artifacts"] if a["name"] == "tvm-x86")
+    assert set(entry["tvm"]["cpu_features"]) <= {"sse4_2", "avx", "avx2", "fma"}, entry["tvm"]["cpu_features"]
+
+
 def test_flatten_model_converts_and_runs_batches(tmp_path):
     """The seed's flatten bakes batch 1 into a reshape: the TFLite runtime must still take batches."""
     import subprocess
