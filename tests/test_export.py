@@ -13,7 +13,7 @@ from edgehound.export.exporter import ExportOptions, export
 from edgehound.export.formats import DEFAULT_TARGETS, FORMATS, ONNX_INT8_SCHEME, Format
 from edgehound.runtime.classifier import Classifier
 from edgehound.runtime.errors import EdgehoundError
-from edgehound.runtime.manifest import missing_cpu_features
+from edgehound.runtime.manifest import missing_cpu_features, select_artifact
 from edgehound.util import sha256_file
 
 ENTRY_KEYS = {"name", "format", "file", "backend", "precision", "target", "devices", "size_bytes", "sha256", "input",
@@ -583,8 +583,7 @@ def test_committed_tuning_records_cover_the_shipped_models(model, cpu, tuned_on,
     from edgehound.export.tvm_env import tvm_python
 
     folder = SAMPLE.parents[1] / "runtime" / "models" / model
-    shape = next(a for a in json.loads((folder / "manifest.json").read_text())["artifacts"]
-                 if a["name"] == "onnx")["input"]["shape"]
+    shape = select_artifact(folder, "onnx").entry["input"]["shape"]
     result = subprocess.run([tvm_python(), "-m", "edgehound.export.tvm_build", "--onnx", str(folder / "model.onnx"),
                              "--target", json.dumps({"kind": "llvm", "mcpu": cpu}), "--out", str(tmp_path / "m.so"),
                              "--input-shape", ",".join(map(str, [1, *shape[1:]])), "--db", str(TUNING_DIR / "laptop-x86" / "tvm-x86")],
@@ -602,8 +601,7 @@ def test_shipped_x86_libraries_need_no_more_than_avx2(model):
     """A shipped tvm-x86 library loads on every x86 CPU CI and users have, AVX-512 or not (a Zen 3 has none):
     the edge models are exported with devices/shipping/laptop-x86-avx2.toml, not for the exporting host's CPU
     (efficient's was compiled on a Zen 3)."""
-    entry = next(a for a in json.loads((SAMPLE.parents[1] / "runtime" / "models" / model / "manifest.json").read_text())
-                 ["artifacts"] if a["name"] == "tvm-x86")
+    entry = select_artifact(SAMPLE.parents[1] / "runtime" / "models" / model, "tvm-x86").entry
     assert set(entry["tvm"]["cpu_features"]) <= {"sse4_2", "avx", "avx2", "fma"}, entry["tvm"]["cpu_features"]
 
 
