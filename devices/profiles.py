@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 
 from edgehound.runtime.errors import EdgehoundError
@@ -18,10 +19,14 @@ PROFILE_DIR = Path(__file__).with_name("profiles")
 TUNING_DIR = Path(__file__).with_name("tuning")  # committed MetaSchedule databases, one per profile and format
 
 
-# A profile's fields and their types; description, tvm_target and cross_compiler may be left out.
+# A profile's fields and their types; description, tvm_target, cross_compiler and tuning may be left out.
+# tuning names the profile whose tuning databases its TVM builds read and extend (default: its own name):
+# a profile that differs from another only in what it compiles for (devices/shipping/laptop-x86-avx2.toml)
+# reuses that one's records, kernel by kernel.
 FIELDS = {"name": str, "description": str, "arch": str, "formats": list, "tvm_target": dict, "cross_compiler": str,
-          "reach": dict}
+          "tuning": str, "reach": dict}
 OPTIONAL = {"description": "", "tvm_target": {}, "cross_compiler": ""}
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # name and tuning become folder names under devices/tuning
 # How each kind of reach is made, with the type of each of its fields (those marked * are required).
 REACH = {"local": {"note": str},
          "ssh": {"host*": str, "port": int, "timeout": (int, float), "connect_timeout": (int, float), "edgehound": str,
@@ -46,12 +51,16 @@ def check_profile(profile: dict, where: str) -> dict:
     unknown = set(profile) - set(FIELDS)
     if unknown:
         raise EdgehoundError(f"{where}: unknown profile field(s) {', '.join(sorted(unknown))}")
-    profile = {**OPTIONAL, **profile}
+    profile = {**OPTIONAL, "tuning": profile.get("name"), **profile}
     for key, kind in FIELDS.items():
         if key not in profile:
             raise EdgehoundError(f"{where}: the profile has no {key}")
         if not isinstance(profile[key], kind):
             raise EdgehoundError(f"{where}: {key} must be a {kind.__name__}, got {profile[key]!r}")
+    for key in ("name", "tuning"):  # a name like "../x" would put tuning records outside devices/tuning
+        if not PLAIN_NAME.fullmatch(profile[key]):
+            raise EdgehoundError(f"{where}: {key} must be a plain name (letters, digits, '.', '_', '-'), "
+                                 f"got {profile[key]!r}")
     wrong = [f for f in profile["formats"] if f not in FORMATS]
     if not profile["formats"] or wrong:
         raise EdgehoundError(f"{where}: formats must name one or more of {', '.join(FORMATS)}"

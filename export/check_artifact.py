@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgehound.runtime.classifier import Classifier
+from edgehound.runtime.classifier import Classifier, in_batches
 from edgehound.runtime.datasets import Sample
 from edgehound.runtime.evaluation import evaluate_samples
 
 
 def check(manifest: str, name: str, parity_path: str, samples: list[dict]) -> dict:
-    """{"parity": logits of the parity batch, "report": evaluation of the samples}."""
+    """{"parity": logits of the parity batch (parity and fidelity photos), "report": evaluation of the samples}."""
     clf = Classifier.load(manifest, artifact=name)
-    parity = clf.predict(np.load(parity_path))
+    parity = in_batches(clf.predict, np.load(parity_path))
     report = evaluate_samples(clf.predict, clf.classes, clf.spec, [Sample.from_dict(s) for s in samples], progress=False)
     return {"parity": parity.tolist(), "report": report}

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgehound.export.formats import CALIBRATED_FORMATS, Format, expand_targets
 from edgehound.export.tvm_env import tvm_python
-from edgehound.runtime.classifier import Classifier
+from edgehound.runtime.classifier import Classifier, in_batches
 from edgehound.runtime.errors import EdgehoundError, ImageError, ToolMissing
 from edgehound.runtime.evaluation import evaluate_samples
 from edgehound.runtime.jobs import run_job
@@ -51,6 +51,7 @@ class ExportOptions:
     eval_limit: int | None = None  # score at most N photos per artifact (stratified); None: all
     tune_trials: int = 0
     parity_photos: int = 16
+    fidelity_photos: int = 500  # at most this many validation photos for each artifact's fidelity to PyTorch
     opset: int = 18
     progress: bool = True
     device: dict | None = None  # the device profile of export --device: its TVM target, compiler and tuning database
@@ -144,6 +145,38 @@ def _calibration_sets(counts: dict[str, int], opts: ExportOptions, meta: dict, s
     return {name: drawn[n] for name, n in counts.items()}
 
 
+def _fidelity_photos(meta: dict, limit: int) -> tuple[list, dict]:
+    """The photos each artifact's answers are compared with PyTorch's on, and what the manifest says of them.
+
+    They are the validation part of the checkpoint's own split: photos that chose its epochs, never its
+    test part, so an int8 setting (calibration count, method) can be chosen by fidelity without reading
+    a test figure; and not its training part, which calibration draws from."""
+    if not limit:
+        return [], {"photos": 0, "reason": "not measured (fidelity_photos 0)"}
+    if meta.get("split") is None:
+        return [], {"photos": 0, "reason": "the checkpoint records no training split, so no validation part"}
+    try:
+        samples = _photos(None, meta, "val", limit, seed=2)
+    except EdgehoundError as e:  # the split's folder is not on this machine: the export goes on without it
+        return [], {"photos": 0, "reason": f"its validation part could not be read ({e})"}
+    return samples, {"part": "val", "photos": len(samples), "data": meta["split"]["data"]}
+
+
+def fidelity(logits: np.ndarray, reference: np.ndarray) -> dict:
+    """How far an artifact's logits are from the reference's on the same photos: answers changed, and the
+    mean absolute change of the reference's margin (its top logit minus its runner-up, the same two classes
+    in both), which sees the int8 error that does not yet flip an answer."""
+    top2 = np.argsort(-reference, axis=1)[:, :2]
+    rows = np.arange(len(reference))
+
+    def margin(z):
+        return z[rows, top2[:, 0]] - z[rows, top2[:, 1]]
+
+    return {"photos": len(reference), "answers_changed": int((logits.argmax(1) != reference.argmax(1)).sum()),
+            "mean_abs_margin_error": round(float(np.abs(margin(logits) - margin(reference)).mean()), 6),
+            "max_abs_logit_diff": float(np.abs(logits - reference).max())}
+
+
 def _prepared(samples, spec: PreprocessSpec) -> np.ndarray:
     images = []
     for s in samples:
@@ -187,9 +220,15 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
 
     parity_samples = _photos(opts.eval_data, meta, "test", opts.parity_photos, seed=1)
     parity_batch = normalize(_prepared(parity_samples, spec), spec)
+    fidelity_samples, fidelity_note = _fidelity_photos(meta, opts.fidelity_photos)
+    # parity and fidelity photos go through each artifact as one batch: one run, also in TVM's environment
+    probe_batch = parity_batch
+    if fidelity_samples:
+        probe_batch = np.concatenate([parity_batch, normalize(_prepared(fidelity_samples, spec), spec)])
+        fidelity_note["photos"] = len(probe_batch) - len(parity_batch)  # less any photo that would not decode
     calib = _calibration_sets(calib_counts, opts, meta, spec)
     torch_predict = predictor(model)
-    reference_logits = torch_predict(parity_batch)
+    reference_logits = in_batches(torch_predict, probe_batch)
 
     ctx = ExportContext(model, spec, parity_batch, calib, opts.calibration, opts.onnx_int8_in_float, opts.tune_trials,
                         opts.opset, opts.progress, device=opts.device, tuning_dir=opts.tuning_dir)
@@ -227,6 +266,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     reference = evaluate_samples(torch_predict, meta["classes"], spec, eval_samples, progress=opts.progress)
     manifest["reference"] = {"backend": "pytorch", "accuracy": reference["accuracy"], "n": reference["n"],
                              "data": _data_label(opts, meta)}
+    manifest["fidelity"] = fidelity_note
     print(f"pytorch reference: {reference['accuracy'] * 100:.2f}% on {reference['n']} held-out photos")
     if opts.update and previous.get("reference") != manifest["reference"]:
         shutil.rmtree(out)  # the staging folder: nothing of the export in `final` was touched
@@ -247,7 +287,8 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         atomic_write_json(manifest_path, manifest)  # the runtime loads the artifact through the manifest
         if entry["status"] != "failed":
             ctx.built[fmt.name] = out / entry["file"]
-            _check(entry, fmt, out, reference_logits, parity_batch, eval_samples, reference, opts, manifest)
+            _check(entry, fmt, out, reference_logits, probe_batch, len(parity_batch), eval_samples, reference, opts,
+                   manifest)
         if entry["status"] == "failed":
             failures.append(entry)
         atomic_write_json(manifest_path, manifest)
@@ -406,29 +447,33 @@ def _build_one(fmt: Format, ctx: ExportContext, out: Path, meta: dict, spec: Pre
     return entry
 
 
-def _check(entry, fmt, out, reference_logits, parity_batch, eval_samples, reference, opts, manifest):
-    """Parity against PyTorch and accuracy on held-out photos, through the runtime."""
+def _check(entry, fmt, out, reference_logits, probe_batch, parity_photos, eval_samples, reference, opts, manifest):
+    """Parity against PyTorch (the first `parity_photos` of probe_batch, test photos), fidelity (the rest,
+    validation photos) and accuracy on held-out photos, through the runtime."""
     if not fmt.runs_here:
         entry["accuracy"] = {"accuracy": None, "reason": f"not run here: built for {fmt.target}"}
         return
     try:
         if fmt.backend == "tvm" and tvm_python() != sys.executable:
-            parity, report = _check_in_tvm_env(entry, out, parity_batch, eval_samples)
+            logits, report = _check_in_tvm_env(entry, out, probe_batch, eval_samples)
         else:
             clf = Classifier.load(out / MANIFEST, artifact=entry["name"])
-            batch = parity_batch if entry["input"]["layout"] == "NCHW" else parity_batch.transpose(0, 2, 3, 1)
-            parity = clf.predict(np.ascontiguousarray(batch))
+            batch = probe_batch if entry["input"]["layout"] == "NCHW" else probe_batch.transpose(0, 2, 3, 1)
+            logits = in_batches(clf.predict, np.ascontiguousarray(batch))
             report = evaluate_samples(clf.predict, entry["classes"], clf.spec, eval_samples, progress=opts.progress)
     except Exception as e:  # a backend's own error: this artifact fails, the export goes on
         entry.update(status="failed", reason=f"built, but does not run: {e if isinstance(e, EdgehoundError) else repr(e)}")
         return
-    diff = float(np.abs(parity - reference_logits).max())
-    agree = float((parity.argmax(1) == reference_logits.argmax(1)).mean())
+    parity, reference_parity = logits[:parity_photos], reference_logits[:parity_photos]
+    diff = float(np.abs(parity - reference_parity).max())
+    agree = float((parity.argmax(1) == reference_parity.argmax(1)).mean())
     tolerance = None
     if fmt.precision == "fp32":
         tolerance = ONNX_PARITY_TOLERANCE if fmt.name == "onnx" else FP32_PARITY_TOLERANCE
-    entry["parity"] = {"max_abs_logit_diff": diff, "top1_agreement": agree, "photos": len(parity_batch),
+    entry["parity"] = {"max_abs_logit_diff": diff, "top1_agreement": agree, "photos": parity_photos,
                        "tolerance": tolerance, "passed": tolerance is None or diff <= tolerance}
+    if len(logits) > parity_photos:
+        entry["fidelity"] = fidelity(logits[parity_photos:], reference_logits[parity_photos:])
     drop = (reference["accuracy"] - report["accuracy"]) * 100
     entry["accuracy"] = {"accuracy": report["accuracy"], "n": report["n"], "skipped": report["skipped"],
                          "drop_pp": round(drop, 3), "per_class": report["per_class"], "data": manifest["reference"]["data"]}
@@ -438,9 +483,9 @@ def _check(entry, fmt, out, reference_logits, parity_batch, eval_samples, refere
         entry.update(status="rejected", reason=f"accuracy drop {drop:.2f} pp > --max-drop {opts.max_drop} pp")
 
 
-def _check_in_tvm_env(entry, out, parity_batch, eval_samples):
+def _check_in_tvm_env(entry, out, probe_batch, eval_samples):
     """Run parity and evaluation of a TVM artifact with TVM's interpreter, as a job (runtime/jobs.py)."""
-    np.save(out / ".parity.npy", parity_batch)
+    np.save(out / ".parity.npy", probe_batch)
     try:
         args = {"manifest": str(out / MANIFEST), "name": entry["name"], "parity_path": str(out / ".parity.npy"),
                 "samples": [s.to_dict() for s in eval_samples]}
@@ -458,6 +503,10 @@ def _print_entry(entry: dict) -> None:
     parts = [f"{entry['size_bytes'] / 1e6:.2f} MB"]
     if "parity" in entry:
         parts.append(f"parity {entry['parity']['max_abs_logit_diff']:.1e}")
+    if "fidelity" in entry and entry.get("precision") != "fp32":  # fp32 files: parity says it
+        f = entry["fidelity"]
+        parts.append(f"val: {f['answers_changed']} of {f['photos']} answers changed, margin error "
+                     f"{f['mean_abs_margin_error']:.3f}")
     if acc.get("accuracy") is not None:
         parts.append(f"accuracy {acc['accuracy'] * 100:.2f}% (drop {acc['drop_pp']:+.2f} pp, n={acc['n']})")
     else:

@@ -247,7 +247,7 @@ def _tvm_builder(profile_name: str):
         target, cc = device["tvm_target"], device.get("cross_compiler") or None
         shape = [1, 3, ctx.size, ctx.size]
         # One MetaSchedule database per device profile, format and CPU, shared by every model compiled for it.
-        db = tuning_database(device["name"], ctx.current, ctx.tuning_dir)  # with one folder per CPU inside
+        db = tuning_database(device["tuning"], ctx.current, ctx.tuning_dir)  # with one folder per CPU inside
         if not ctx.tune_trials and not any(db.glob("*/database_workload.json")):
             db = None
         if cc and shutil.which(cc) is None:

@@ -6,7 +6,7 @@ from edgehound.devices.profiles import all_profiles, detect
 from edgehound.export.formats import FORMATS
 
 # every key is read by something: formats (export's table), tvm_target and cross_compiler (TVM builds), reach (bench)
-KEYS = {"name", "description", "arch", "formats", "tvm_target", "cross_compiler", "reach"}
+KEYS = {"name", "description", "arch", "formats", "tvm_target", "cross_compiler", "tuning", "reach"}
 
 
 def test_profiles_cover_the_devices_and_name_known_formats():

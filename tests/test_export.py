@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import GOLDEN, SAMOYED, SAMPLE, sample_photos
+from edgehound.devices.profiles import get_profile
 from edgehound.export.exporter import ExportOptions, export
 from edgehound.export.formats import DEFAULT_TARGETS, FORMATS, ONNX_INT8_SCHEME, Format
 from edgehound.runtime.classifier import Classifier
@@ -55,6 +56,46 @@ def test_runnable_artifacts_match_pytorch_and_are_scored(tiny_export):
         assert acc["n"] == 50 and 0 <= acc["accuracy"] <= 1 and "drop_pp" in acc
         assert entries[name]["parity"]["top1_agreement"] >= 0.8
     assert entries["onnx"]["accuracy"]["drop_pp"] == 0  # fp32 ONNX agrees with PyTorch photo for photo
+
+
+def test_fidelity_counts_changed_answers_and_the_reference_margin_s_change():
+    from edgehound.export.exporter import fidelity
+
+    reference = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]])
+    logits = np.array([[1.0, 0.0, 0.0], [0.5, 0.0, 1.0]])  # the second photo's answer changes, class 1 to 2
+    f = fidelity(logits, reference)
+    # margins of the reference's top two classes: photo 1 (0 over 1) 2.0 -> 1.0, photo 2 (1 over 2) 0.5 -> -1.0
+    assert f["photos"] == 2 and f["answers_changed"] == 1 and f["mean_abs_margin_error"] == 1.25
+    assert f["max_abs_logit_diff"] == 1.0
+    assert fidelity(reference, reference)["mean_abs_margin_error"] == fidelity(reference, reference)["answers_changed"] == 0
+
+
+def test_each_artifact_s_fidelity_to_pytorch_is_measured_on_the_validation_part(tiny_run, tiny_export, tmp_path):
+    """Fidelity: each artifact against PyTorch on the checkpoint's validation photos, so an int8 setting can be
+    chosen without reading a test figure. Its count of changed answers is what evaluate finds photo by photo."""
+    from conftest import edgehound_cmd
+
+    manifest = manifest_of(tiny_export)
+    answers = {}
+    for model, extra in ((tiny_run / "best.pt", []), (tiny_export, ["--artifact", "onnx-int8"]),
+                         (tiny_export, ["--artifact", "tflite-int8"])):
+        report = tmp_path / "val.json"
+        result = subprocess.run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--split", "val",
+                                 "--json", str(report), "--no-progress", *extra], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        answers[extra[-1] if extra else "pytorch"] = {p["photo"]: p["pred"] for p in json.loads(report.read_text())["photos"]}
+    val_photos = len(answers["pytorch"])
+    assert manifest["fidelity"]["part"] == "val" and manifest["fidelity"]["photos"] == val_photos > 0
+    entries = {e["name"]: e for e in manifest["artifacts"]}
+    for name in ("onnx", "tflite", "tvm-x86"):  # fp32: the same answers, margins within float rounding
+        assert entries[name]["fidelity"]["photos"] == val_photos and entries[name]["fidelity"]["answers_changed"] == 0
+        assert entries[name]["fidelity"]["mean_abs_margin_error"] < 1e-3, name
+    for name in ("onnx-int8", "tflite-int8"):
+        f = entries[name]["fidelity"]
+        changed = sum(answers[name][k] != answers["pytorch"][k] for k in answers["pytorch"])
+        assert f["photos"] == val_photos and f["answers_changed"] == changed
+        # int8 rounding shows in the margins, far past fp32's float rounding
+        assert f["mean_abs_margin_error"] > max(1e-5, 10 * entries["onnx"]["fidelity"]["mean_abs_margin_error"]), name
 
 
 def test_int8_artifacts_are_integer(tiny_export):
@@ -566,6 +607,16 @@ def test_tvm_tuning_database_is_stored_and_reused(tiny_run, tmp_path, capsys):
     mine = {e["name"]: e for e in own["artifacts"]}["tvm-x86"]["tvm"]["tuned"]
     assert mine["cpu"] == cpu and "other_cpu" not in mine
     assert (db / "laptop-x86" / "tvm-x86" / cpu / "database_tuning_record.json").is_file()
+    # a profile with its own name and target reads the databases its tuning field names: the shipped
+    # models' x86-64-v3 profile compiles from laptop-x86's records, and tunes nothing under its own name
+    avx2 = get_profile(str(SAMPLE.parents[1] / "devices" / "shipping" / "laptop-x86-avx2.toml"))
+    assert avx2["name"] == "laptop-x86-avx2" and avx2["tuning"] == "laptop-x86"
+    portable = export(tiny_run / "best.pt", ExportOptions(targets=["tvm-x86"], out=tmp_path / "portable", device=avx2,
+                                                          progress=False, tuning_dir=db))
+    built = {e["name"]: e for e in portable["artifacts"]}["tvm-x86"]["tvm"]
+    assert built["compiled_for"]["mcpu"] == "x86-64-v3" and isinstance(built["tuned"], dict)  # not "untuned"
+    assert built["tuned"]["database"] in (f"laptop-x86/tvm-x86/{cpu}", "laptop-x86/tvm-x86/some-other-cpu")
+    assert not (db / "laptop-x86-avx2").exists()
 
 
 @pytest.mark.parametrize("model, cpu, tuned_on", [("seed-improved", "znver4", "znver4"), ("efficient", "znver3", "znver3"),

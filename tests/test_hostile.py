@@ -185,6 +185,9 @@ GOOD_PROFILE = 'name = "lab-pi"\narch = "aarch64"\nformats = ["onnx"]\nreach = {
     ("reach as text", GOOD_PROFILE.replace('{ kind = "ssh", host = "pi@lab" }', '"ssh"'), "reach must be a dict"),
     ("ssh without a host", GOOD_PROFILE.replace(', host = "pi@lab"', ""), "a ssh reach needs host"),
     ("port as text", GOOD_PROFILE.replace(' }', ', port = "22" }'), "reach.port = '22'"),
+    # name and tuning become folders under devices/tuning, where tuning appends records
+    ("a name that is a path", GOOD_PROFILE.replace('"lab-pi"', '"../lab-pi"'), "name must be a plain name"),
+    ("tuning outside devices/tuning", GOOD_PROFILE + 'tuning = "../../home"\n', "tuning must be a plain name"),
 ])
 def test_a_malformed_device_profile_is_a_clear_error_naming_the_file(tiny_export, tmp_path, case, text, problem):
     profile = tmp_path / "lab-pi.toml"
