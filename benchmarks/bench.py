@@ -271,7 +271,8 @@ def _complete(plan: _Plan, opts: BenchOptions) -> None:
         if row.get("accuracy") is None and entry.get("accuracy", {}).get("accuracy") is not None:
             row["accuracy"] = entry["accuracy"]["accuracy"]
             row["accuracy_source"] = "export manifest"
-    results["settings"]["mode"] = "sequential" if opts.sequential else f"interleaved, {opts.rounds} rounds"
+    results["settings"]["mode"] = "sequential" if opts.sequential else \
+        f"interleaved, {opts.rounds} rounds, each burst once the other models' threads are idle"
     _drops(results)
     macs = results["model"].get("macs")
     if macs:
@@ -354,6 +355,7 @@ def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, du
         for i in rng.permutation(len(workers)):
             if not answers[i]["ok"]:
                 continue
+            wait_until_idle([w.proc.pid for w, a in zip(workers, answers) if a["ok"]])
             reply = workers[i].ask(burst)
             if not reply["ok"]:
                 answers[i] = reply
@@ -369,6 +371,29 @@ def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, du
             continue
         out.append({"ok": True, **answer["loaded"], "latencies_ms": lat, "round_p50_ms": p50, **finished["finished"]})
     return out
+
+
+def wait_until_idle(pids: list[int], window: float = 0.05, busy: float = 0.01, cap: float = 2.0) -> float:
+    """Wait until the processes together use less than `busy` s of CPU in one `window` (at most `cap` s),
+    and return the seconds waited. Runtimes keep their threads spinning for a while after a burst
+    (onnxruntime's intra-op pool, OpenMP, TVM's pool), and on a 2-core machine that spin took the cores
+    from the next model's burst: LiteRT ran at 2.59x of onnxruntime in a bench with every row and at 1.22x
+    with a pause between bursts (train/STUDY.md, "The bench: each burst after the others' threads are idle").
+    Where no CPU time can be read (no /proc), a fixed pause of `cap` / 4."""
+    from edgehound.runtime.host import cpu_seconds
+
+    start = time.perf_counter()
+    used = [cpu_seconds(pid) for pid in pids]
+    if None in used:
+        time.sleep(cap / 4)
+        return time.perf_counter() - start
+    while time.perf_counter() - start < cap:
+        time.sleep(window)
+        now = [cpu_seconds(pid) for pid in pids]
+        if None in now or sum(now) - sum(used) < busy:
+            break
+        used = now
+    return time.perf_counter() - start
 
 
 def paired_ratio(a: list[float], b: list[float], resamples: int = 2000, seed: int = 0) -> dict:

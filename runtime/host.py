@@ -1,8 +1,9 @@
-"""Facts about this host and process: the CPU (from Linux's /proc/cpuinfo) and the memory in use
-(from /proc/self/status); the one place that reads either."""
+"""Facts about this host and its processes: the CPU (from Linux's /proc/cpuinfo), the memory in use
+(from /proc/self/status) and a process's CPU time (/proc/PID/stat); the one place that reads them."""
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -48,6 +49,16 @@ def _memory_mb(field: str) -> float | None:
     except ImportError:
         return None
     return psutil.Process().memory_info().rss / 2**20
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user and system, all threads) process `pid` has used so far, in seconds, to the
+    kernel's clock tick (10 ms); None where /proc is not there or the process is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after "(name)", which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def package_versions(dists: tuple[str, ...]) -> dict[str, str]:

@@ -389,3 +389,25 @@ def test_a_tvm_row_says_whose_tuning_records_it_runs():
     untuned = row("untuned (no tuning records for this model's kernels: expect it to be slow)")
     statuses = [r[-1] for r in table_rows({"rows": [elsewhere, own, untuned]})]
     assert statuses == ["ok (tuned on znver4)", "ok", "ok (untuned)"]
+
+
+def test_a_burst_waits_until_the_other_models_threads_are_idle():
+    """Runtimes spin their threads for a while after a burst; the next model's burst waits for that to end
+    (it took the cores from LiteRT's bursts), but not for a process that is idle."""
+    import sys
+    import time
+
+    from edgehound.benchmarks.bench import wait_until_idle
+    from edgehound.runtime.host import cpu_seconds
+
+    spin = "import time\nt = time.time()\nwhile time.time() - t < 0.8: pass\ntime.sleep(60)"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.3)  # both started; one spins for about half a second more
+        assert 0.2 < wait_until_idle([busy.pid, idle.pid]) < 1.9  # until the spin ended, not the 2 s cap
+        assert wait_until_idle([busy.pid, idle.pid]) < 0.5  # both idle now: one window
+        assert cpu_seconds(busy.pid) > 0.5 and cpu_seconds(idle.pid) < 0.3  # read from /proc/PID/stat
+    finally:
+        busy.kill()
+        idle.kill()
