@@ -22,29 +22,30 @@ from edgehound.runtime.host import peak_rss_mb, rss_mb
 
 
 def _load(job: dict):
-    """(predict, spec, classes, top_operators) for the job's artifact: eager PyTorch is one more row."""
+    """The job's artifact as a Classifier: eager PyTorch is one more row."""
     from edgehound.runtime.classifier import Classifier
 
     options = {"threads": job.get("threads")}
     if job.get("profile") and job.get("backend") == "onnxruntime":
         options["profile"] = True
-    clf = Classifier.load(job["manifest"], job["artifact"], **options)
-    return clf.predict, clf.spec, clf.classes, clf.backend.top_operators
+    return Classifier.load(job["manifest"], job["artifact"], **options)
 
 
 class Measured:
     """One loaded model: timed on demand, then finished with its accuracy and peak memory."""
 
     def __init__(self, job: dict):
-        from edgehound.runtime.preprocess import preprocess
-
         self.job = job
         self.rss_before = rss_mb()
         t0 = time.perf_counter()
-        self.predict, self.spec, self.classes, self.top_operators = _load(job)
+        clf = _load(job)
+        self.predict, self.spec, self.classes, self.top_operators = clf.predict, clf.spec, clf.classes, \
+            clf.backend.top_operators
         self.load_s = time.perf_counter() - t0
         self.rss_loaded = rss_mb()
-        self.x = preprocess(job["photo"], self.spec)[None]  # a real photo, batch 1
+        # A real photo, batch 1, as classify and the camera give it to the model: the integers of a model with
+        # integer input (tflite-int8), not floats its backend would quantize in NumPy on every timed run.
+        self.x = clf.to_input(clf.prepare(job["photo"])[None])
         t0 = time.perf_counter()
         self.predict(self.x)
         self.first_ms = (time.perf_counter() - t0) * 1000

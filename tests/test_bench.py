@@ -411,3 +411,17 @@ def test_a_burst_waits_until_the_other_models_threads_are_idle():
     finally:
         busy.kill()
         idle.kill()
+
+
+def test_a_model_with_integer_input_is_timed_on_its_integers_as_classify_gives_them(tiny_export):
+    """tflite-int8 takes int8 pixels: the bench times it on the integers classify and the camera give it,
+    not on floats that its backend would quantize in NumPy on every timed run."""
+    from edgehound.benchmarks.worker import Measured
+    from edgehound.runtime.classifier import Classifier
+
+    photo = str(next(SAMPLE.rglob("*.JPEG")))
+    for artifact, dtype in (("tflite-int8", np.int8), ("onnx", np.float32)):
+        m = Measured({"manifest": str(tiny_export / "manifest.json"), "artifact": artifact, "photo": photo, "warmup": 0})
+        clf = Classifier.load(tiny_export, artifact=artifact)
+        assert m.x.dtype == dtype and np.array_equal(m.x, clf.to_input(clf.prepare(photo)[None]))
+        assert np.allclose(m.predict(m.x), clf.classify(photo).logits[None], atol=1e-5)
