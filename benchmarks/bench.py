@@ -377,8 +377,8 @@ def wait_until_idle(pids: list[int], window: float = 0.05, busy: float = 0.01, c
     """Wait until the processes together use less than `busy` s of CPU in one `window` (at most `cap` s),
     and return the seconds waited. Runtimes keep their threads spinning for a while after a burst
     (onnxruntime's intra-op pool, OpenMP, TVM's pool), and on a 2-core machine that spin took the cores
-    from the next model's burst: LiteRT ran at 2.59x of onnxruntime in a bench with every row and at 1.22x
-    with a pause between bursts (train/STUDY.md, "The bench: each burst after the others' threads are idle").
+    from the next model's burst: edge's tflite ran at 1.85x of onnxruntime in a bench with every row, and at
+    1.05x with this wait (train/STUDY.md, "The bench waits for idle threads").
     Where no CPU time can be read (no /proc), a fixed pause of `cap` / 4."""
     from edgehound.runtime.host import cpu_seconds
 
