@@ -58,6 +58,15 @@ def test_runnable_artifacts_match_pytorch_and_are_scored(tiny_export):
     assert entries["onnx"]["accuracy"]["drop_pp"] == 0  # fp32 ONNX agrees with PyTorch photo for photo
 
 
+def evaluate_val(model, report, *extra):
+    """`edgehound evaluate MODEL --split val` on the sample: (the process, its JSON report or None)."""
+    from conftest import edgehound_cmd
+
+    result = subprocess.run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--split", "val",
+                             "--json", str(report), "--no-progress", *extra], capture_output=True, text=True)
+    return result, json.loads(report.read_text()) if result.returncode == 0 else None
+
+
 def test_fidelity_counts_changed_answers_and_the_reference_margin_s_change():
     from edgehound.export.exporter import fidelity
 
@@ -73,17 +82,13 @@ def test_fidelity_counts_changed_answers_and_the_reference_margin_s_change():
 def test_each_artifact_s_fidelity_to_pytorch_is_measured_on_the_validation_part(tiny_run, tiny_export, tmp_path):
     """Fidelity: each artifact against PyTorch on the checkpoint's validation photos, so an int8 setting can be
     chosen without reading a test figure. Its count of changed answers is what evaluate finds photo by photo."""
-    from conftest import edgehound_cmd
-
     manifest = manifest_of(tiny_export)
     answers = {}
     for model, extra in ((tiny_run / "best.pt", []), (tiny_export, ["--artifact", "onnx-int8"]),
                          (tiny_export, ["--artifact", "tflite-int8"])):
-        report = tmp_path / "val.json"
-        result = subprocess.run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--split", "val",
-                                 "--json", str(report), "--no-progress", *extra], capture_output=True, text=True)
+        result, report = evaluate_val(model, tmp_path / "val.json", *extra)
         assert result.returncode == 0, result.stderr
-        answers[extra[-1] if extra else "pytorch"] = {p["photo"]: p["pred"] for p in json.loads(report.read_text())["photos"]}
+        answers[extra[-1] if extra else "pytorch"] = {p["photo"]: p["pred"] for p in report["photos"]}
     val_photos = len(answers["pytorch"])
     assert manifest["fidelity"]["part"] == "val" and manifest["fidelity"]["photos"] == val_photos > 0
     entries = {e["name"]: e for e in manifest["artifacts"]}
@@ -282,13 +287,8 @@ def test_corrupted_and_truncated_artifacts_are_refused(tiny_export, tmp_path):
 
 def test_an_export_is_scored_on_its_checkpoint_s_validation_photos(tiny_run, tiny_export, tmp_path):
     """evaluate --split val on an export: the int8 settings are compared there, the test part is left alone."""
-    from conftest import edgehound_cmd
-
     def val_report(model, *extra):
-        report = tmp_path / "val.json"
-        result = subprocess.run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--split", "val",
-                                 "--json", str(report), "--no-progress", *extra], capture_output=True, text=True)
-        return result, json.loads(report.read_text()) if result.returncode == 0 else None
+        return evaluate_val(model, tmp_path / "val.json", *extra)
 
     _, reference = val_report(tiny_run / "best.pt")
     _, onnx = val_report(tiny_export, "--artifact", "onnx")
