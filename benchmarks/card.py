@@ -238,8 +238,10 @@ def render(folder: Path) -> str:
            "from both), people, or any decision that matters; its photos are ImageNet's, used for research and teaching.", "",
            "## Data and split", "",
            f"The photos measured below are the {ref.get('data', 'held-out part of its training data')}: photos it "
-           "never trained on and that chose neither its epochs nor its settings "
-           f"({_weights_kept(model)}).", ""]
+           + ("never trained on, but that chose its epochs: the export was made with `--seal-test`, so these figures "
+              "flatter it, and its test part is still unread " if ref.get("sealed_test") else
+              "never trained on and that chose neither its epochs nor its settings ")
+           + f"({_weights_kept(model)}).", ""]
     if model.get("ensemble"):
         members = model["ensemble"]
         out += [f"It is an ensemble of {len(members)} `{model.get('config')}` models (`edgehound ensemble`): each photo "

@@ -23,7 +23,8 @@ def cmd_export(args) -> int:
                          max_drop=args.max_drop, eval_limit=args.eval_limit,
                          tune_trials=args.tune_trials, progress=not args.no_progress,
                          tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None,
-                         skip_missing_tools=not args.targets and not args.device, update=args.update)
+                         skip_missing_tools=not args.targets and not args.device, update=args.update,
+                         seal_test=args.seal_test)
     if args.device:
         from edgehound.devices.profiles import get_profile
 
@@ -73,6 +74,9 @@ def add_commands(sub) -> None:
                     " (of these, targets whose tools this host lacks, such as a cross compiler, are skipped and listed)")
     ex.add_argument("--device", help="build exactly what this device profile runs (edgehound devices list)")
     ex.add_argument("--eval-data", help="held-out photos to score every artifact on (default: the checkpoint's test split)")
+    ex.add_argument("--seal-test", action="store_true",
+                    help="score every artifact on the checkpoint's validation part instead of its test part, so that "
+                    "exporting a candidate (to compare int8 settings, say) reads no test figure")
     ex.add_argument("--calib-data", help="photos to calibrate int8 on (default: the checkpoint's training split)")
     ex.add_argument("--calib-photos", nargs="+", type=_calib_count, default=(300, {}), action=_CalibPhotos,
                     metavar="N|TARGET=N", help="calibration photos (default 300), and per int8 target where it differs, "

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 class ExportOptions:
     targets: list[str]
     out: Path
-    eval_data: Path | None = None  # default: the checkpoint's own test split
+    eval_data: Path | None = None  # default: the checkpoint's own test split (its validation part with seal_test)
     calib_data: Path | None = None  # default: the checkpoint's own training split
     calib_photos: int = 300
     calib_photos_for: dict[str, int] = field(default_factory=dict)  # per int8 target where it differs from calib_photos
@@ -58,6 +58,12 @@ class ExportOptions:
     tuning_dir: Path | None = None  # root of the per-device tuning databases (default: devices/tuning)
     skip_missing_tools: bool = False  # the default target list: skip (and list) targets this host cannot build
     update: bool = False  # rebuild `targets` in an existing export of the same checkpoint, keep its other artifacts
+    seal_test: bool = False  # score on the checkpoint's validation part: a candidate's export reads no test figure
+
+    @property
+    def eval_part(self) -> str:
+        """The part of the checkpoint's own split that the artifacts are scored on (and parity is checked on)."""
+        return "val" if self.seal_test else "test"
 
 ARTIFACT_STEM = "model"  # each target's file is model<suffix>: model.onnx, model.int8.tflite, ...
 
@@ -201,6 +207,9 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
 
     from edgehound.train.checkpoint import load_hashed, load_model, predictor
 
+    if opts.seal_test and opts.eval_data:
+        raise EdgehoundError("export --seal-test scores the checkpoint's own validation part: give it or --eval-data, "
+                             "not both")
     ckpt, checkpoint_sha256 = load_hashed(checkpoint_path)  # the digest of the bytes loaded, read once
     model, meta = load_model(checkpoint_path, ckpt)
     formats = expand_targets(opts.targets)
@@ -218,7 +227,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     out = _build_folder(final, replacing=previous is not None)
     spec = PreprocessSpec.from_dict(meta["preprocess"])
 
-    parity_samples = _photos(opts.eval_data, meta, "test", opts.parity_photos, seed=1)
+    parity_samples = _photos(opts.eval_data, meta, opts.eval_part, opts.parity_photos, seed=1)
     parity_batch = normalize(_prepared(parity_samples, spec), spec)
     fidelity_samples, fidelity_note = _fidelity_photos(meta, opts.fidelity_photos)
     # parity and fidelity photos go through each artifact as one batch: one run, also in TVM's environment
@@ -262,12 +271,13 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
     manifest_path = out / MANIFEST
 
     # The reference: PyTorch's own accuracy on the same held-out photos every artifact is scored on.
-    eval_samples = _photos(opts.eval_data, meta, "test", opts.eval_limit)
+    eval_samples = _photos(opts.eval_data, meta, opts.eval_part, opts.eval_limit)
     reference = evaluate_samples(torch_predict, meta["classes"], spec, eval_samples, progress=opts.progress)
     manifest["reference"] = {"backend": "pytorch", "accuracy": reference["accuracy"], "n": reference["n"],
-                             "data": _data_label(opts, meta)}
+                             "data": _data_label(opts, meta),
+                             **({"sealed_test": True} if opts.seal_test else {})}  # its photos chose the epochs
     manifest["fidelity"] = fidelity_note
-    print(f"pytorch reference: {reference['accuracy'] * 100:.2f}% on {reference['n']} held-out photos")
+    print(f"pytorch reference: {reference['accuracy'] * 100:.2f}% on {reference['n']} photos ({manifest['reference']['data']})")
     if opts.update and previous.get("reference") != manifest["reference"]:
         shutil.rmtree(out)  # the staging folder: nothing of the export in `final` was touched
         raise EdgehoundError(f"{final}: its artifacts were scored against another reference ({previous.get('reference')}; "
@@ -418,7 +428,7 @@ def _pytorch_entry(checkpoint_path: Path, checkpoint_sha256: str, out: Path, ref
 def _data_label(opts: ExportOptions, meta: dict) -> str:
     if opts.eval_data:
         return str(opts.eval_data)
-    return f"test split of {meta['split']['data']}"
+    return f"{opts.eval_part} split of {meta['split']['data']}"
 
 
 def _build_one(fmt: Format, ctx: ExportContext, out: Path, meta: dict, spec: PreprocessSpec, checkpoint_path,

@@ -103,6 +103,37 @@ def test_each_artifact_s_fidelity_to_pytorch_is_measured_on_the_validation_part(
         assert f["mean_abs_margin_error"] > max(1e-5, 10 * entries["onnx"]["fidelity"]["mean_abs_margin_error"]), name
 
 
+def test_a_sealed_export_is_scored_on_the_validation_part_and_draws_no_test_photo(tiny_run, tmp_path, monkeypatch):
+    """export --seal-test: a candidate's artifacts are scored where its settings may be chosen, the validation
+    part, with the figures evaluate --split val gives; not one photo of the test part is read."""
+    import edgehound.export.exporter as exporter
+    from conftest import edgehound_cmd
+
+    parts = []
+    photos = exporter._photos
+    monkeypatch.setattr(exporter, "_photos", lambda data, meta, part, *a, **k: parts.append(part) or photos(data, meta, part, *a, **k))
+    m = export(tiny_run / "best.pt", ExportOptions(targets=["onnx", "onnx-int8"], out=tmp_path / "sealed", seal_test=True,
+                                                   progress=False))
+    assert set(parts) == {"val", "train"}  # parity, fidelity and scored photos; calibration photos from training
+    assert m["reference"]["sealed_test"] is True and m["reference"]["data"].startswith("val split of ")
+    entries = {e["name"]: e for e in m["artifacts"]}
+    for model, name in ((tiny_run / "best.pt", "pytorch"), (tmp_path / "sealed", "onnx-int8")):
+        _, report = evaluate_val(model, tmp_path / "val.json", *(["--artifact", name] if name != "pytorch" else []))
+        assert entries[name]["accuracy"]["n"] == report["n"] > 0, name
+        assert entries[name]["accuracy"]["accuracy"] == report["accuracy"], name
+    assert manifest_of(tmp_path / "sealed")["reference"] == m["reference"]
+    from edgehound.benchmarks.card import render
+
+    assert "chose its epochs: the export was made with `--seal-test`" in render(tmp_path / "sealed")  # not "chose neither"
+
+    # an explicit folder of photos and --seal-test contradict each other: refused before a folder is made
+    out = tmp_path / "never"
+    r = subprocess.run([*edgehound_cmd(), "export", str(tiny_run / "best.pt"), "--out", str(out), "--targets", "onnx",
+                        "--seal-test", "--eval-data", str(SAMPLE)], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and not out.exists()
+    assert "--seal-test" in r.stderr and "--eval-data" in r.stderr
+
+
 def test_int8_artifacts_are_integer(tiny_export):
     entries = {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}
     tfl = entries["tflite-int8"]
@@ -324,12 +355,8 @@ def test_against_scores_each_model_in_the_environment_it_needs(tiny_run, tiny_ex
     tvm_file = tiny_export / {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}["tvm-x86"]["file"]
     for model, other, first, second in ((tiny_run / "best.pt", tvm_file, "pytorch", "tvm-x86"),
                                         (tvm_file, tiny_run / "best.pt", "tvm-x86", "pytorch")):
-        report = tmp_path / f"{first}.json"
-        result = subprocess.run([*edgehound_cmd(), "evaluate", str(model), "--data", str(SAMPLE), "--split", "val",
-                                 "--against", str(other), "--json", str(report), "--no-progress"],
-                                capture_output=True, text=True)
+        result, scored = evaluate_val(model, tmp_path / f"{first}.json", "--against", str(other))
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-        scored = json.loads(report.read_text())
         against = scored["against"]
         assert scored["artifact"] == first and against["artifact"] == second
         assert against["n"] == scored["n"] > 0 and against["left_out"] == 0
