@@ -24,7 +24,7 @@ def cmd_export(args) -> int:
                          tune_trials=args.tune_trials, progress=not args.no_progress,
                          tuning_dir=Path(args.tuning_dir) if args.tuning_dir else None,
                          skip_missing_tools=not args.targets and not args.device, update=args.update,
-                         seal_test=args.seal_test)
+                         seal_test=args.seal_test, input_size=args.input_size)
     if args.device:
         from edgehound.devices.profiles import get_profile
 
@@ -77,6 +77,9 @@ def add_commands(sub) -> None:
     ex.add_argument("--seal-test", action="store_true",
                     help="score every artifact on the checkpoint's validation part instead of its test part, so that "
                     "exporting a candidate (to compare int8 settings, say) reads no test figure")
+    ex.add_argument("--input-size", type=at_least(32, 1024), metavar="PX",
+                    help="build every artifact for photos of this size instead of the size the model trained at "
+                    "(test-time resolution: MACs grow with the square; a model without a global pool refuses)")
     ex.add_argument("--calib-data", help="photos to calibrate int8 on (default: the checkpoint's training split)")
     ex.add_argument("--calib-photos", nargs="+", type=_calib_count, default=(300, {}), action=_CalibPhotos,
                     metavar="N|TARGET=N", help="calibration photos (default 300), and per int8 target where it differs, "

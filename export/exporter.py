@@ -59,6 +59,7 @@ class ExportOptions:
     skip_missing_tools: bool = False  # the default target list: skip (and list) targets this host cannot build
     update: bool = False  # rebuild `targets` in an existing export of the same checkpoint, keep its other artifacts
     seal_test: bool = False  # score on the checkpoint's validation part: a candidate's export reads no test figure
+    input_size: int | None = None  # build the artifacts for photos of this size, not the size the model trained at
 
     @property
     def eval_part(self) -> str:
@@ -212,6 +213,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
                              "not both")
     ckpt, checkpoint_sha256 = load_hashed(checkpoint_path)  # the digest of the bytes loaded, read once
     model, meta = load_model(checkpoint_path, ckpt)
+    spec = _input_spec(checkpoint_path, meta, opts.input_size)
     formats = expand_targets(opts.targets)
     final = Path(opts.out)
     previous = _existing_export(final)  # a foreign or broken manifest.json is refused before any work
@@ -222,10 +224,10 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         formats = [f for f in formats if f.name in opts.targets or old.get(f.name, {}).get("status") != "ok"]
         kept = {n: e for n, e in old.items() if n != "pytorch" and n not in {f.name for f in formats}}
         _kept_files_unchanged(final, kept)
+        _kept_take_the_same_size(final, kept, spec.size)
     _refuse_to_overwrite_foreign_files(final, previous, formats, checkpoint_path)
     calib_counts = _calibration_counts(formats, opts)  # a bad --calib-photos fails before the folder is touched
     out = _build_folder(final, replacing=previous is not None)
-    spec = PreprocessSpec.from_dict(meta["preprocess"])
 
     parity_samples = _photos(opts.eval_data, meta, opts.eval_part, opts.parity_photos, seed=1)
     parity_batch = normalize(_prepared(parity_samples, spec), spec)
@@ -250,6 +252,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         "schema": SCHEMA_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"config": cfg["name"], "classes": meta["classes"], "macs": macs, "params": params,
+                  "trained_input_size": meta["preprocess"]["size"],  # the artifacts' own size is in their input
                   "checkpoint": str(checkpoint_path),
                   "checkpoint_sha256": checkpoint_sha256, "val_acc": meta.get("val_acc"),
                   "epoch": meta.get("epoch"), "keep": cfg.get("train", {}).get("keep", "best"),
@@ -282,7 +285,7 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         shutil.rmtree(out)  # the staging folder: nothing of the export in `final` was touched
         raise EdgehoundError(f"{final}: its artifacts were scored against another reference ({previous.get('reference')}; "
                              f"now {manifest['reference']}); --update keeps only figures measured against the same one")
-    manifest["artifacts"].append(_pytorch_entry(checkpoint_path, checkpoint_sha256, out, reference, manifest))
+    manifest["artifacts"].append(_pytorch_entry(checkpoint_path, checkpoint_sha256, out, reference, manifest, spec.size))
     atomic_write_json(manifest_path, manifest)
 
     failures = []
@@ -362,6 +365,25 @@ def _same_checkpoint(final: Path, previous: dict | None, checkpoint_sha256: str)
                              f"{checkpoint_sha256[:12]}); --update keeps only the same checkpoint's artifacts")
 
 
+def _input_spec(checkpoint_path, meta: dict, input_size: int | None) -> PreprocessSpec:
+    """How the artifacts prepare photos: as the model trained, or at `input_size` (test-time resolution), which
+    a model without a global pool cannot take."""
+    from edgehound.train.checkpoint import check_input_size
+
+    spec = PreprocessSpec.from_dict(meta["preprocess"])
+    return replace(spec, size=check_input_size(checkpoint_path, meta, input_size))
+
+
+def _kept_take_the_same_size(final: Path, kept: dict, size: int) -> None:
+    """--update: the artifacts kept must take photos of the size the rebuilt ones are built for."""
+    for name, entry in kept.items():
+        preprocess = entry.get("preprocess")
+        theirs = preprocess.get("size") if isinstance(preprocess, dict) else None
+        if entry["status"] == "ok" and theirs != size:
+            raise EdgehoundError(f"{final / MANIFEST}: {name} takes {theirs} px photos and this export builds for "
+                                 f"{size} px; --update keeps only artifacts of one input size: export without --update")
+
+
 def _kept_files_unchanged(final: Path, kept: dict) -> None:
     """--update: each artifact kept must still be the file its entry records (the folder may have been
     edited since). Only the kept ones are read: the rebuilt ones are replaced whatever they hold."""
@@ -407,7 +429,8 @@ def _swap_in(staging: Path, final: Path, manifest: dict, previous: dict, kept_fi
             path.unlink()
 
 
-def _pytorch_entry(checkpoint_path: Path, checkpoint_sha256: str, out: Path, reference: dict, manifest: dict) -> dict:
+def _pytorch_entry(checkpoint_path: Path, checkpoint_sha256: str, out: Path, reference: dict, manifest: dict,
+                   input_size: int) -> dict:
     """The first row: the checkpoint itself, copied into the folder as best.pt (the export is self-contained),
     run eagerly by the "pytorch" backend; bench and evaluate measure it like any artifact."""
     from edgehound.train.checkpoint import checkpoint_entry
@@ -416,7 +439,7 @@ def _pytorch_entry(checkpoint_path: Path, checkpoint_sha256: str, out: Path, ref
     tmp = out / f".best.pt.tmp{os.getpid()}"
     shutil.copyfile(checkpoint_path, tmp)  # always copied: the file is then hashed once, on load, not twice
     os.replace(tmp, dest)
-    entry = checkpoint_entry(dest)  # hashes what it loads: the one read that counts
+    entry = checkpoint_entry(dest, input_size)  # hashes what it loads: the one read that counts
     if entry["sha256"] != checkpoint_sha256:  # replaced while this export ran: the artifacts are of the old one
         raise EdgehoundError(f"{checkpoint_path}: the file changed while it was exported; export it again")
     entry.pop("split")  # the manifest's model section holds it

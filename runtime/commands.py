@@ -44,8 +44,9 @@ def cmd_evaluate(args) -> int:
     if is_cross_validation(args.model):
         return _evaluate_out_of_fold(args)
     report = evaluate_model(args.model, args.data, args.breeds, args.split, not args.no_progress, args.artifact,
-                            args.flip, args.unseen_by, args.ensemble)
-    print((f"ensemble of {1 + len(args.ensemble)} models (their mean logits): " if args.ensemble else "")
+                            args.flip, args.unseen_by, args.ensemble, args.input_size)
+    print((f"at {args.input_size} px: " if args.input_size else "")
+          + (f"ensemble of {1 + len(args.ensemble)} models (their mean logits): " if args.ensemble else "")
           + (f"{args.split} part of its training split: " if args.split else "") + format_report(report))
     for name in report["skipped_files"]:
         print(f"skipped: {name}")
@@ -56,6 +57,8 @@ def cmd_evaluate(args) -> int:
             names = [str(args.model), str(args.against)]
         if args.ensemble:
             names[0] = f"ensemble of {names[0]} and {len(args.ensemble)} more"
+        if args.input_size:  # OTHER answers at its own size: the same file at two sizes is a fair pair
+            names[0] = f"{names[0]} at {args.input_size} px"
         print(format_comparison(report["against"], f"{names[0]} ({report['artifact']})",
                                 f"{names[1]} ({report['against']['artifact']})"))
     if args.json:
@@ -69,7 +72,7 @@ def is_cross_validation(model: str | Path) -> bool:
 
 
 def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, progress: bool = True,
-                folds: int | None = None) -> tuple[dict, list[set[str]]]:
+                folds: int | None = None, input_size: int | None = None) -> tuple[dict, list[set[str]]]:
     """A cross-validation folder's out-of-fold report: fold-I/best.pt answers its own validation fold, the photos
     it never trained on, and the folds' answers are pooled into one report (evaluate's format). With `breeds`,
     each fold model answers among those alone: a multi-breed backbone's folds scored as the narrowed recipe.
@@ -85,7 +88,7 @@ def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, 
         if not model.is_file():
             raise EdgehoundError(f"{folder}: a cross-validation folder holds fold-0 to fold-{folds - 1}; {model} is missing")
         checkpoint.check_fold_model(model, folds, fold)
-        report = evaluate_model(str(model), data, breeds, "val", progress)
+        report = evaluate_model(str(model), data, breeds, "val", progress, input_size=input_size)
         if names is not None and report["classes"] != names:
             raise EdgehoundError(f"{model}: answers among {', '.join(report['classes'])}, fold 0 among "
                                  f"{', '.join(names)}; the folds of one cross-validation answer alike")
@@ -95,17 +98,19 @@ def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, 
         per_fold.append({"fold": fold, "run": str(model.parent), "n": report["n"], "accuracy": report["accuracy"],
                          "log_loss": report["log_loss"], "skipped": report["skipped"]})
     pooled = {**count_photos(names, photos), "model": str(folder), "artifact": f"out-of-fold answers of {folds} runs",
-              "split": "val", "skipped": sum(f["skipped"] for f in per_fold), "per_fold": per_fold}
+              "split": "val", "skipped": sum(f["skipped"] for f in per_fold), "per_fold": per_fold,
+              "input_size": report["input_size"]}
     return pooled, keys
 
 
-def print_out_of_fold(report: dict, per_fold: list[dict]) -> None:
+def print_out_of_fold(report: dict, per_fold: list[dict], input_size: int | None = None) -> None:
     """Each fold's figure, then the pooled report (evaluate FOLDER and train --folds alike)."""
     from edgehound.runtime.metrics import format_report
 
     for f in per_fold:
         print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
-    print(f"out of fold, {len(per_fold)} folds: " + format_report(report))
+    print(f"out of fold, {len(per_fold)} folds" + (f", at {input_size} px" if input_size else "") + ": "
+          + format_report(report))
 
 
 def _evaluate_out_of_fold(args) -> int:
@@ -118,8 +123,8 @@ def _evaluate_out_of_fold(args) -> int:
                              f"own validation fold: give --split val"
                              + (f", without {', '.join(given)}" if given else "")
                              + " (then compare reports with edgehound compare)")
-    report, _ = out_of_fold(args.model, args.data, args.breeds, not args.no_progress)
-    print_out_of_fold(report, report["per_fold"])
+    report, _ = out_of_fold(args.model, args.data, args.breeds, not args.no_progress, input_size=args.input_size)
+    print_out_of_fold(report, report["per_fold"], args.input_size)
     if args.json:
         atomic_write_json(args.json, report)
     return 0
@@ -147,16 +152,20 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _load_model(model: str, artifact: str | None, flip: bool):
-    """The Classifier of a model file or any artifact, and the training split it records (None if none)."""
+def _load_model(model: str, artifact: str | None, flip: bool, input_size: int | None = None):
+    """The Classifier of a model file or any artifact, and the training split it records (None if none).
+    input_size: a model file answers at this size (an artifact keeps the size it was built for)."""
     from edgehound.runtime.classifier import Classifier
     from edgehound.runtime.manifest import read_manifest
 
     if Path(model).suffix == ".pt":  # a model file: the "pytorch" backend, with its training split at hand
         from edgehound.train.checkpoint import checkpoint_artifact
 
-        clf = Classifier(checkpoint_artifact(model), flip=flip)
+        clf = Classifier(checkpoint_artifact(model, input_size), flip=flip)
         own_split = clf.artifact.entry.get("split")
+    elif input_size:
+        raise EdgehoundError(f"--input-size: {model} is an export, whose files take the size they were built for; "
+                             "give its model file (.pt), or export it again with --input-size")
     else:  # an export: its manifest's model section keeps the checkpoint's split
         clf = Classifier.load(model, artifact, flip=flip)
         model_section = read_manifest(model)[0].get("model")
@@ -166,10 +175,11 @@ def _load_model(model: str, artifact: str | None, flip: bool):
 
 def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split: str | None = None,
                    progress: bool = True, artifact: str | None = None, flip: bool = False,
-                   unseen_by: list[str] = (), ensemble: list[str] = ()) -> dict:
+                   unseen_by: list[str] = (), ensemble: list[str] = (), input_size: int | None = None) -> dict:
     """Score a model file or any artifact, through the runtime's Classifier, on a folder of photos. A TVM
     artifact that this Python cannot run is scored in TVM's environment (`.venv-tvm`), the rest here.
-    ensemble: other models (default artifacts) whose logits are averaged with the model's."""
+    ensemble: other models (default artifacts) whose logits are averaged with the model's.
+    input_size: a model file (and its ensemble's) answers at this size instead of the one it trained at."""
     from edgehound.runtime.datasets import check_split, seen_photos
     from edgehound.runtime.evaluation import evaluate_folder, keep_photos
 
@@ -177,6 +187,9 @@ def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split
     if python and ensemble:
         raise EdgehoundError(f"--ensemble: {model} runs only in TVM's environment; ensemble model files or "
                              "artifacts that this Python runs")
+    if python and input_size:
+        raise EdgehoundError(f"--input-size: {model} is an export, whose files take the size they were built for; "
+                             "give its model file (.pt), or export it again with --input-size")
     if python:  # --unseen-by's model files need torch, which TVM's environment lacks: they are read here
         report = _evaluate_in(python, model, data, artifact=artifact, breeds=breeds, split=split, flip=flip)
         if unseen_by:
@@ -187,21 +200,23 @@ def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split
                 raise EdgehoundError(f"{data}: no photos of the model's breeds that no --unseen-by model trained on "
                                      "or chose epochs by")
         return report
-    clf, own_split = _load_model(model, artifact, flip)
+    clf, own_split = _load_model(model, artifact, flip, input_size)
     if split and own_split is None:
         raise EdgehoundError(f"{model}: --split {split} needs a model file (.pt) or an export whose manifest records "
                              "its training split; score a folder of held-out photos instead")
     if split:
         check_split(own_split, str(model))
-    predict = _ensemble(model, clf, own_split, ensemble, flip, split) if ensemble else clf.predict
+    predict = _ensemble(model, clf, own_split, ensemble, flip, split, input_size) if ensemble else clf.predict
     report = evaluate_folder(predict, clf.classes, clf.spec, data, breeds, progress=progress,
                              split=own_split if split else None, unseen_by=[_training_split(m) for m in unseen_by],
                              part=split or "test")
-    report.update(model=str(model), artifact=clf.artifact.name, flip=flip, split=split, ensemble=list(ensemble))
+    report.update(model=str(model), artifact=clf.artifact.name, flip=flip, split=split, ensemble=list(ensemble),
+                  input_size=clf.spec.size)
     return report
 
 
-def _ensemble(model: str, clf, own_split: dict | None, others: list[str], flip: bool, split: str | None):
+def _ensemble(model: str, clf, own_split: dict | None, others: list[str], flip: bool, split: str | None,
+              input_size: int | None = None):
     """The mean of the logits of `clf` and the other models: members must answer among the same breeds in the
     same order and prepare photos alike (each photo is prepared once); with --split, share the training split."""
     import numpy as np
@@ -210,7 +225,7 @@ def _ensemble(model: str, clf, own_split: dict | None, others: list[str], flip: 
 
     members = [clf.predict]
     for other in others:
-        member, member_split = _load_model(other, None, flip)
+        member, member_split = _load_model(other, None, flip, input_size)
         problem = member_mismatch(member.classes, member.spec, member_split, clf.classes, clf.spec, own_split,
                                   same_split=bool(split))
         if problem:
@@ -493,6 +508,9 @@ def add_commands(sub, data) -> None:
     ev.add_argument("--ensemble", nargs="+", default=[], metavar="OTHER",
                     help="score the mean of the logits of MODEL and these (the same breeds and preprocessing; with "
                     "--split, the same training split): e.g. the teachers a student distils from")
+    ev.add_argument("--input-size", type=at_least(32, 1024), metavar="PX",
+                    help="a model file answers at this size instead of the one it trained at (test-time resolution; "
+                    "its MACs grow with the square); an export keeps the size it was built for")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

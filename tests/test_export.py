@@ -134,6 +134,64 @@ def test_a_sealed_export_is_scored_on_the_validation_part_and_draws_no_test_phot
     assert "--seal-test" in r.stderr and "--eval-data" in r.stderr
 
 
+def test_an_export_at_another_input_size_builds_every_artifact_for_it(tiny_run, tiny_export, tmp_path):
+    """export --input-size: the artifacts take photos of that size (test-time resolution), the checkpoint's row
+    answers at it as evaluate --input-size does, MACs are counted at it, and --update refuses to mix sizes."""
+    from conftest import edgehound_cmd
+
+    trained = manifest_of(tiny_export)["artifacts"][0]["preprocess"]["size"]
+    size = trained + 32
+    out = tmp_path / "bigger"
+    m = export(tiny_run / "best.pt", ExportOptions(targets=["onnx", "tflite-int8"], out=out, input_size=size,
+                                                   eval_data=SAMPLE, progress=False))
+    entries = {e["name"]: e for e in m["artifacts"]}
+    assert set(entries) == {"pytorch", "onnx", "tflite-int8"} and all(e["status"] == "ok" for e in entries.values())
+    for e in entries.values():
+        assert e["preprocess"]["size"] == size and size in e["input"]["shape"], e["name"]
+    assert entries["onnx"]["parity"]["max_abs_logit_diff"] <= 1e-4
+    assert m["model"]["trained_input_size"] == trained
+    at_trained = manifest_of(tiny_export)["model"]["macs"]
+    assert m["model"]["macs"] > at_trained * 1.2  # every layer's MACs grow with the pixels
+    # the pytorch row is the checkpoint at that size: what evaluate --input-size gives, not the trained size's figure
+    reports = {}
+    for extra in ([], ["--input-size", str(size)]):
+        r = subprocess.run([*edgehound_cmd(), "evaluate", str(tiny_run / "best.pt"), "--data", str(SAMPLE),
+                            "--json", str(tmp_path / "r.json"), "--no-progress", *extra], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        reports[bool(extra)] = json.loads((tmp_path / "r.json").read_text())
+    assert reports[True]["input_size"] == size and reports[False]["input_size"] == trained
+    assert entries["pytorch"]["accuracy"]["accuracy"] == reports[True]["accuracy"]
+    assert [p["p"] for p in reports[True]["photos"]] != [p["p"] for p in reports[False]["photos"]]
+    assert Classifier.load(out, "onnx").prepare(sample_photos(GOLDEN, 1)[0]).shape == (size, size, 3)
+
+    # --update at the trained size would keep artifacts of the other size beside new ones: refused, nothing touched
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    with pytest.raises(EdgehoundError, match="takes .* px photos and this export builds for"):
+        export(tiny_run / "best.pt", ExportOptions(targets=["onnx"], out=out, update=True, eval_data=SAMPLE,
+                                                   progress=False))
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+
+
+def test_a_model_that_flattens_its_feature_map_refuses_another_input_size(tmp_path):
+    """A vgg stack without a global pool (seed-improved) answers only at the size it trained at: evaluate and
+    export say so, naming the file, before any work."""
+    from conftest import REPO, edgehound_cmd
+
+    model = REPO / "runtime" / "models" / "seed-improved" / "best.pt"
+    out = tmp_path / "never"
+    for command in (["evaluate", str(model), "--data", str(SAMPLE), "--input-size", "256", "--no-progress"],
+                    ["export", str(model), "--out", str(out), "--targets", "onnx", "--input-size", "256",
+                     "--eval-data", str(SAMPLE)]):
+        r = subprocess.run([*edgehound_cmd(), *command], capture_output=True, text=True)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert str(model) in r.stderr and "answers only at 300 px, not 256" in r.stderr
+    assert not out.exists()
+    # an export's files take the size they were built for: --input-size names the model file instead
+    r = subprocess.run([*edgehound_cmd(), "evaluate", str(model.parent), "--data", str(SAMPLE), "--input-size", "256"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "give its model file (.pt)" in r.stderr
+
+
 def test_int8_artifacts_are_integer(tiny_export):
     entries = {e["name"]: e for e in manifest_of(tiny_export)["artifacts"]}
     tfl = entries["tflite-int8"]

@@ -626,6 +626,14 @@ def test_cross_validation_answers_each_pool_photo_once_by_the_fold_run_that_neve
     assert cv["accuracy"] == pytest.approx(np.mean([p["pred"] == p["true"] for p in cv["photos"]]))
     assert f"out of fold, 3 folds: accuracy {cv['accuracy'] * 100:.2f}% on {cv['n']} photos" in printed
     assert "optimistic" not in printed  # keep=last: no photo chose the epoch that answers it
+    # test-time resolution out of fold: every fold model answers its own photos at the size asked for
+    larger = run([*edgehound_cmd(), "evaluate", str(out), "--data", str(SAMPLE), "--split", "val", "--input-size", "128",
+                  "--json", str(tmp_path / "at128.json"), "--no-progress"]).stdout
+    at128 = json.loads((tmp_path / "at128.json").read_text())
+    assert at128["input_size"] == 128 and cv["input_size"] == metas[0]["preprocess"]["size"] != 128
+    assert "out of fold, 3 folds, at 128 px" in larger
+    assert sorted(p["photo"] for p in at128["photos"]) == sorted(answered)
+    assert [p["p"] for p in at128["photos"]] != [p["p"] for p in cv["photos"]]
     init_meta = checkpoint.read_meta(tiny_run / "best.pt", checkpoint.load(tiny_run / "best.pt"))
     seen = set(answered) & {photo_key(s) for s in split_samples(init_meta["split"], wnids, "train")}
     assert 0 < len(seen) < cv["n"] and cv["cross_validation"]["seen_by_init"] == len(seen)

@@ -21,7 +21,7 @@ from edgehound.runtime.errors import EdgehoundError
 from edgehound.runtime.manifest import Artifact
 from edgehound.runtime.preprocess import PreprocessSpec
 from edgehound.train.config import Config
-from edgehound.train.model import Ensemble, build_model
+from edgehound.train.model import Ensemble, build_model, takes_any_size
 from edgehound.util import atomic_write_bytes
 
 MAX_MEMBERS = 8  # an ensemble's members: each one costs the device a whole model's MACs
@@ -105,29 +105,48 @@ class TorchBackend(Backend):
             torch.set_num_threads(threads)
         self.model, meta = load_model(path)
         size = meta["preprocess"]["size"]
-        self.input_shape = ["N", 3, size, size]
+        any_size = takes_any_size(Config.from_dict(meta["config"]).model)  # else only the size it trained at
+        self.input_shape = ["N", 3, None, None] if any_size else ["N", 3, size, size]
         self.predict = predictor(self.model)
 
 
-def checkpoint_entry(path: str | Path) -> dict:
-    """A model file as a manifest entry of the "pytorch" backend: what the runtime's Classifier reads."""
+def checkpoint_entry(path: str | Path, input_size: int | None = None) -> dict:
+    """A model file as a manifest entry of the "pytorch" backend: what the runtime's Classifier reads.
+    input_size: photos are prepared at this size instead of the one it trained at (test-time resolution: a
+    convolutional model with a global pool takes any size)."""
     path = Path(path)
     ckpt, sha256 = load_hashed(path)
     meta = read_meta(path, ckpt)
-    size = meta["preprocess"]["size"]
+    size = check_input_size(path, meta, input_size)
     return {"name": "pytorch", "format": "pytorch", "file": path.name, "backend": "pytorch", "precision": "fp32",
             "target": "this host, eager PyTorch (the reference)", "devices": [], "runs_here": True, "status": "ok",
             "size_bytes": path.stat().st_size, "sha256": sha256,
             "input": {"name": "input", "shape": ["N", 3, size, size], "layout": "NCHW", "dtype": "float32",
                       "quantization": None},
             "output": {"name": "logits", "shape": ["N", len(meta["classes"])]},
-            "classes": meta["classes"], "preprocess": meta["preprocess"], "split": meta.get("split"),
+            "classes": meta["classes"], "preprocess": {**meta["preprocess"], "size": size}, "split": meta.get("split"),
             "source": {"checkpoint": path.name, "sha256": sha256}, "tools": {"torch": torch.__version__}}
 
 
-def checkpoint_artifact(path: str | Path) -> Artifact:
+def check_input_size(path: str | Path, meta: dict, input_size: int | None) -> int:
+    """The size a model file answers at: `input_size` if given (test-time resolution), else the size it trained
+    at. A model whose classifier reads a flattened feature map (no global pool) takes only its own size."""
+    trained = meta["preprocess"]["size"]
+    if not input_size or input_size == trained:
+        return trained
+    try:
+        any_size = takes_any_size(Config.from_dict(meta["config"]).model)
+    except (TypeError, ValueError, AttributeError, EdgehoundError) as e:  # a config field of the wrong type or range
+        raise EdgehoundError(f"{path}: its config does not build a model ({e})") from None
+    if not any_size:
+        raise EdgehoundError(f"{path}: its classifier reads the {trained} px photo's feature map flattened (no global "
+                             f"pool), so it answers only at {trained} px, not {input_size}")
+    return input_size
+
+
+def checkpoint_artifact(path: str | Path, input_size: int | None = None) -> Artifact:
     """A bare model file (not in an export folder) as an artifact, so it loads through Classifier like any other."""
-    return Artifact(checkpoint_entry(path), Path(path))
+    return Artifact(checkpoint_entry(path, input_size), Path(path))
 
 
 def load_model(path: str | Path, ckpt: dict | None = None) -> tuple[torch.nn.Module, dict]:

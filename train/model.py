@@ -183,6 +183,12 @@ class Ensemble(nn.Module):
 FAMILIES = {"vgg": DogCNN, "resnet": ResNet, "mobilenet": MobileNet}
 
 
+def takes_any_size(cfg: ModelConfig) -> bool:
+    """Whether the model answers at input sizes other than the one it trained at: every family pools globally
+    before its classifier, except a vgg stack without global_pool, which flattens a feature map of one size."""
+    return cfg.family != "vgg" or cfg.global_pool
+
+
 def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     if cfg.family not in FAMILIES:
         raise EdgehoundError(f"model.family {cfg.family!r} is not one of {', '.join(FAMILIES)}")
