@@ -154,7 +154,7 @@ def cmd_compare(args) -> int:
 
 def _load_model(model: str, artifact: str | None, flip: bool, input_size: int | None = None):
     """The Classifier of a model file or any artifact, and the training split it records (None if none).
-    input_size: a model file answers at this size (an artifact keeps the size it was built for)."""
+    input_size: a model file answers at this size instead of the one it trained at."""
     from edgehound.runtime.classifier import Classifier
     from edgehound.runtime.manifest import read_manifest
 
@@ -163,9 +163,6 @@ def _load_model(model: str, artifact: str | None, flip: bool, input_size: int | 
 
         clf = Classifier(checkpoint_artifact(model, input_size), flip=flip)
         own_split = clf.artifact.entry.get("split")
-    elif input_size:
-        raise EdgehoundError(f"--input-size: {model} is an export, whose files take the size they were built for; "
-                             "give its model file (.pt), or export it again with --input-size")
     else:  # an export: its manifest's model section keeps the checkpoint's split
         clf = Classifier.load(model, artifact, flip=flip)
         model_section = read_manifest(model)[0].get("model")
@@ -183,13 +180,14 @@ def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split
     from edgehound.runtime.datasets import check_split, seen_photos
     from edgehound.runtime.evaluation import evaluate_folder, keep_photos
 
+    for one in (model, *ensemble) if input_size else ():
+        if Path(one).suffix != ".pt":
+            raise EdgehoundError(f"--input-size: {one} is an export, whose files take the size they were built for; "
+                                 "give its model file (.pt), or export it again with --input-size")
     python = _tvm_elsewhere(model, artifact)
     if python and ensemble:
         raise EdgehoundError(f"--ensemble: {model} runs only in TVM's environment; ensemble model files or "
                              "artifacts that this Python runs")
-    if python and input_size:
-        raise EdgehoundError(f"--input-size: {model} is an export, whose files take the size they were built for; "
-                             "give its model file (.pt), or export it again with --input-size")
     if python:  # --unseen-by's model files need torch, which TVM's environment lacks: they are read here
         report = _evaluate_in(python, model, data, artifact=artifact, breeds=breeds, split=split, flip=flip)
         if unseen_by:
