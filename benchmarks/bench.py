@@ -348,6 +348,7 @@ def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, du
         rounds = max(1, min(rounds, runs))  # exactly `runs` in all: the first runs % rounds rounds get one more
     latencies = [[] for _ in workers]
     round_p50 = [[] for _ in workers]
+    waits = [[] for _ in workers]  # seconds each burst waited for idle threads
     rng = np.random.default_rng(seed)
     for k in tqdm(range(rounds), desc="benchmarking (interleaved rounds)", disable=not progress, leave=False):
         burst = {"seconds": duration / rounds} if duration else {"runs": runs // rounds + (k < runs % rounds)}
@@ -355,7 +356,7 @@ def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, du
         for i in rng.permutation(len(workers)):
             if not answers[i]["ok"]:
                 continue
-            wait_until_idle([w.proc.pid for w, a in zip(workers, answers) if a["ok"]])
+            waits[i].append(wait_until_idle([w.proc.pid for w, a in zip(workers, answers) if a["ok"]]))
             reply = workers[i].ask(burst)
             if not reply["ok"]:
                 answers[i] = reply
@@ -363,34 +364,42 @@ def interleaved(starts: list[tuple[list[str], dict]], rounds: int, runs: int, du
             latencies[i] += reply["latencies_ms"]
             round_p50[i].append(float(np.median(reply["latencies_ms"])))
     out = []
-    for worker, answer, lat, p50 in zip(workers, answers, latencies, round_p50):
+    for worker, answer, lat, p50, waited in zip(workers, answers, latencies, round_p50, waits):
         finished = worker.ask({"finish": True}) if answer["ok"] else answer
         worker.close()
         if not finished["ok"]:
             out.append(finished)
             continue
-        out.append({"ok": True, **answer["loaded"], "latencies_ms": lat, "round_p50_ms": p50, **finished["finished"]})
+        out.append({"ok": True, **answer["loaded"], "latencies_ms": lat, "round_p50_ms": p50, "idle_waits_s": waited,
+                    **finished["finished"]})
     return out
 
 
-def wait_until_idle(pids: list[int], window: float = 0.05, busy: float = 0.01, cap: float = 2.0) -> float:
-    """Wait until the processes together use less than `busy` s of CPU in one `window` (at most `cap` s),
-    and return the seconds waited. Runtimes keep their threads spinning for a while after a burst
-    (onnxruntime's intra-op pool, OpenMP, TVM's pool), and on a 2-core machine that spin took the cores
-    from the next model's burst: edge's tflite ran at 1.85x of onnxruntime in a bench with every row, and at
-    1.05x with this wait (train/STUDY.md, "The bench waits for idle threads").
-    Where no CPU time can be read (no /proc), a fixed pause of `cap` / 4."""
-    from edgehound.runtime.host import cpu_seconds
+IDLE_CAP_S = 2.0  # the longest a burst waits for the other models' threads to go idle
+
+
+def wait_until_idle(pids: list[int], window: float = 0.05, busy: float = 0.01, cap: float = IDLE_CAP_S) -> float:
+    """Wait until the processes together use less than `busy` s of CPU in one `window` and none of their
+    threads is runnable (at most `cap` s), and return the seconds waited. Runtimes keep their threads
+    spinning for a while after a burst (onnxruntime's intra-op pool, OpenMP, TVM's pool), and on a 2-core
+    machine that spin took the cores from the next model's burst: edge's tflite ran at 1.85x of onnxruntime
+    in a bench with every row, and at 1.05x with this wait (train/STUDY.md, "The bench waits for idle
+    threads"). CPU time alone misses a spinning thread that gets little of a core on a machine loaded
+    beyond the bench; its run state (R) does not. Where /proc cannot be read, a fixed pause of `cap` / 4."""
+    from edgehound.runtime.host import cpu_seconds, runnable_threads
+
+    def busy_now() -> tuple[list[float | None], list[int | None]]:
+        return [cpu_seconds(pid) for pid in pids], [runnable_threads(pid) for pid in pids]
 
     start = time.perf_counter()
-    used = [cpu_seconds(pid) for pid in pids]
+    used, _ = busy_now()
     if None in used:
         time.sleep(cap / 4)
         return time.perf_counter() - start
     while time.perf_counter() - start < cap:
         time.sleep(window)
-        now = [cpu_seconds(pid) for pid in pids]
-        if None in now or sum(now) - sum(used) < busy:
+        now, running = busy_now()
+        if None in now or None in running or (sum(now) - sum(used) < busy and sum(running) == 0):
             break
         used = now
     return time.perf_counter() - start
@@ -513,6 +522,13 @@ def _figures(m: dict) -> dict:
         row["top_operators"] = m["top_operators"]
     if m.get("round_p50_ms"):
         row["round_p50_ms"] = [round(v, 4) for v in m["round_p50_ms"]]
+    if m.get("idle_waits_s"):
+        waits = m["idle_waits_s"]
+        row["idle_wait"] = {"bursts": len(waits), "waited_s": round(sum(waits), 3),
+                            "at_cap": sum(w >= IDLE_CAP_S for w in waits)}
+        if row["idle_wait"]["at_cap"]:  # a note beside the table: these bursts shared the cores
+            row["reason"] = (f"{row['idle_wait']['at_cap']} of {len(waits)} bursts started after {IDLE_CAP_S:g} s with "
+                             "another process's threads still busy: its latency may read high")
     return row
 
 

@@ -61,6 +61,24 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def runnable_threads(pid: int) -> int | None:
+    """How many of process `pid`'s threads are running or waiting for a core (state R in
+    /proc/PID/task/TID/stat) now; None where /proc is not there or the process is gone. A thread that
+    spins while other work holds the cores is R but gets little CPU time: its state tells it apart."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    running = 0
+    for task in tasks:
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended between the listing and the read
+        running += state == "R"
+    return running
+
+
 def package_versions(dists: tuple[str, ...]) -> dict[str, str]:
     """{distribution: version} of those installed here (what manifests and bench results record)."""
     from importlib.metadata import PackageNotFoundError, version

@@ -391,27 +391,57 @@ def test_a_tvm_row_says_whose_tuning_records_it_runs():
     assert statuses == ["ok (tuned on znver4)", "ok", "ok (untuned)"]
 
 
-def test_a_burst_waits_until_the_other_models_threads_are_idle():
+def test_a_burst_waits_until_the_other_models_threads_are_idle(tmp_path):
     """Runtimes spin their threads for a while after a burst; the next model's burst waits for that to end
     (it took the cores from LiteRT's bursts), but not for a process that is idle."""
     import sys
     import time
 
     from edgehound.benchmarks.bench import wait_until_idle
-    from edgehound.runtime.host import cpu_seconds
+    from edgehound.runtime.host import cpu_seconds, runnable_threads
 
-    # it spins for 0.8 s of its own CPU time, not of the clock: on a loaded machine it still uses that much
-    spin = "import time\nwhile time.process_time() < 0.8: pass\ntime.sleep(60)"
+    done = tmp_path / "spun"  # written when the spin ends: the wait must not end before it
+    # it spins for 0.5 s of its own CPU time, not of the clock: on a loaded machine it still uses that much
+    spin = f"import pathlib, time\nwhile time.process_time() < 0.5: pass\npathlib.Path({str(done)!r}).touch()\ntime.sleep(60)"
     busy = subprocess.Popen([sys.executable, "-c", spin])
     idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        time.sleep(0.3)  # both started; one spins for about half a second more
-        assert 0.2 < wait_until_idle([busy.pid, idle.pid]) < 1.9  # until the spin ended, not the 2 s cap
-        assert wait_until_idle([busy.pid, idle.pid]) < 0.5  # both idle now: one window
-        assert cpu_seconds(busy.pid) > 0.5 and cpu_seconds(idle.pid) < 0.3  # read from /proc/PID/stat
+        time.sleep(0.2)  # both started; one still spins
+        assert not done.exists() and runnable_threads(busy.pid) >= 1
+        waited = wait_until_idle([busy.pid, idle.pid], cap=30)
+        assert done.exists() and waited > 0.05  # the spin ended first
+        assert wait_until_idle([busy.pid, idle.pid], cap=30) < 0.5  # both idle now: about one window
+        assert runnable_threads(busy.pid) == 0 and runnable_threads(idle.pid) == 0
+        assert cpu_seconds(busy.pid) > 0.4 and cpu_seconds(idle.pid) < 0.3  # read from /proc/PID/stat
     finally:
         busy.kill()
         idle.kill()
+
+
+def test_a_thread_that_spins_on_a_starved_core_is_still_busy():
+    """On a machine loaded beyond the bench, a runtime's spinning thread gets little of a core: its CPU time
+    reads as idle (under 10 ms in 50 ms), its run state does not. Here it shares one core, at the lowest
+    priority, with a process that never yields; the wait runs to its cap instead of starting the burst."""
+    import os
+    import sys
+    import time
+
+    from edgehound.benchmarks.bench import wait_until_idle
+    from edgehound.runtime.host import cpu_seconds
+
+    core = min(os.sched_getaffinity(0))
+    pin = f"import os\nos.sched_setaffinity(0, {{{core}}})\n"
+    hog = subprocess.Popen([sys.executable, "-c", pin + "while True: pass"])
+    starved = subprocess.Popen([sys.executable, "-c", pin + "os.nice(19)\nwhile True: pass"])
+    try:
+        time.sleep(0.3)
+        before = cpu_seconds(starved.pid)
+        waited = wait_until_idle([starved.pid], cap=1.0)
+        assert cpu_seconds(starved.pid) - before < 0.2 * waited  # CPU time alone would call it idle
+        assert waited >= 1.0  # its run state kept the burst waiting, to the cap
+    finally:
+        hog.kill()
+        starved.kill()
 
 
 def test_a_model_with_integer_input_is_timed_on_its_integers_as_classify_gives_them(tiny_export):
