@@ -42,6 +42,18 @@ def test_several_models_side_by_side_in_one_run(tiny_export, tmp_path):
     assert all(r["status"] == "ok" and r["latency"]["n"] == 20 for r in rows.values())
     assert res["models"]["shipped"]["config"] == "efficient" and res["models"][tiny_export.name]["config"] == "tiny"
     assert rows["shipped/onnx"]["roofline_ratio"] > 0  # each row against its own model's MACs
+    assert all(r["idle_wait"]["bursts"] == len(r["round_p50_ms"]) for r in rows.values())  # one wait per burst
+
+
+def test_a_row_whose_bursts_waited_to_the_cap_says_its_latency_may_read_high():
+    from edgehound.benchmarks.bench import IDLE_CAP_S, _figures
+
+    measured = {"load_s": 0.1, "first_inference_ms": 2.0, "latencies_ms": [1.0, 1.1, 0.9], "peak_rss_mb": 90.0,
+                "rss_before_mb": 20.0, "rss_loaded_mb": 80.0, "round_p50_ms": [1.0, 1.1, 0.9]}
+    quiet = _figures({**measured, "idle_waits_s": [0.05, 0.1, 0.05]})
+    assert quiet["idle_wait"] == {"bursts": 3, "waited_s": 0.2, "at_cap": 0} and "reason" not in quiet
+    loaded = _figures({**measured, "idle_waits_s": [0.05, IDLE_CAP_S + 0.01, IDLE_CAP_S]})
+    assert loaded["idle_wait"]["at_cap"] == 2 and loaded["reason"].startswith("2 of 3 bursts started after 2 s")
 
 
 def test_several_folders_are_timed_in_the_same_rounds(tiny_export, tmp_path, monkeypatch):
