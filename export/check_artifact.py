@@ -11,9 +11,11 @@ from edgehound.runtime.datasets import Sample
 from edgehound.runtime.evaluation import evaluate_samples
 
 
-def check(manifest: str, name: str, parity_path: str, samples: list[dict]) -> dict:
-    """{"parity": logits of the parity batch (parity and fidelity photos), "report": evaluation of the samples}."""
+def check(manifest: str, name: str, parity_path: str, samples: list[dict] | None) -> dict:
+    """{"parity": logits of the parity batch (parity and fidelity photos), "report": evaluation of the samples
+    (None when no samples are given: a kept artifact's fidelity needs only the logits)}."""
     clf = Classifier.load(manifest, artifact=name)
     parity = in_batches(clf.predict, np.load(parity_path))
-    report = evaluate_samples(clf.predict, clf.classes, clf.spec, [Sample.from_dict(s) for s in samples], progress=False)
+    report = None if samples is None else evaluate_samples(clf.predict, clf.classes, clf.spec,
+                                                           [Sample.from_dict(s) for s in samples], progress=False)
     return {"parity": parity.tolist(), "report": report}

@@ -308,9 +308,10 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         _print_entry(entry)
 
     if kept:
+        _kept_fidelity(kept, final, out, reference_logits, probe_batch, len(parity_batch))
         rebuilt = {e["name"]: e for e in manifest["artifacts"]}
         manifest["artifacts"] = [rebuilt.pop(e["name"], e) for e in previous["artifacts"]] + list(rebuilt.values())
-        manifest["kept"] = {"from": previous.get("created"), "artifacts": list(kept)}  # built by that export
+        manifest["kept"] = {"from": previous.get("created"), "artifacts": list(kept), "built": _built_when(previous, kept)}
     usable = [e for e in manifest["artifacts"] if e["status"] == "ok" and e.get("runs_here") and e["backend"] != "pytorch"]
     manifest["default"] = next((e["name"] for e in usable if e["format"] == "onnx"), usable[0]["name"] if usable else None)
     atomic_write_json(manifest_path, manifest)
@@ -318,6 +319,16 @@ def export(checkpoint_path: str | Path, opts: ExportOptions) -> dict:
         _swap_in(out, final, manifest, previous, kept_files={e.get("file") for e in kept.values()})
     manifest["failures"] = failures
     return manifest
+
+
+def _built_when(previous: dict, kept: dict) -> dict:
+    """{kept artifact: when the export that built it ran}: the previous export's time, or for a file that one
+    kept in turn, the time it recorded (an update of an update keeps the first build's time)."""
+    before = previous.get("kept") or {}
+    built = before.get("built") if isinstance(before.get("built"), dict) else {}
+    was_kept = before.get("artifacts") if isinstance(before.get("artifacts"), list) else []
+    return {name: built.get(name) or (before.get("from") if name in was_kept else None) or previous.get("created")
+            for name in kept}
 
 
 def _build_folder(final: Path, replacing: bool) -> Path:
@@ -487,13 +498,7 @@ def _check(entry, fmt, out, reference_logits, probe_batch, parity_photos, eval_s
         entry["accuracy"] = {"accuracy": None, "reason": f"not run here: built for {fmt.target}"}
         return
     try:
-        if fmt.backend == "tvm" and tvm_python() != sys.executable:
-            logits, report = _check_in_tvm_env(entry, out, probe_batch, eval_samples)
-        else:
-            clf = Classifier.load(out / MANIFEST, artifact=entry["name"])
-            batch = probe_batch if entry["input"]["layout"] == "NCHW" else probe_batch.transpose(0, 2, 3, 1)
-            logits = in_batches(clf.predict, np.ascontiguousarray(batch))
-            report = evaluate_samples(clf.predict, entry["classes"], clf.spec, eval_samples, progress=opts.progress)
+        logits, report = _run_artifact(entry, out / MANIFEST, out, probe_batch, eval_samples, opts.progress)
     except Exception as e:  # a backend's own error: this artifact fails, the export goes on
         entry.update(status="failed", reason=f"built, but does not run: {e if isinstance(e, EdgehoundError) else repr(e)}")
         return
@@ -516,16 +521,48 @@ def _check(entry, fmt, out, reference_logits, probe_batch, parity_photos, eval_s
         entry.update(status="rejected", reason=f"accuracy drop {drop:.2f} pp > --max-drop {opts.max_drop} pp")
 
 
-def _check_in_tvm_env(entry, out, probe_batch, eval_samples):
-    """Run parity and evaluation of a TVM artifact with TVM's interpreter, as a job (runtime/jobs.py)."""
-    np.save(out / ".parity.npy", probe_batch)
-    try:
-        args = {"manifest": str(out / MANIFEST), "name": entry["name"], "parity_path": str(out / ".parity.npy"),
-                "samples": [s.to_dict() for s in eval_samples]}
-        payload = run_job(tvm_python(), "edgehound.export.check_artifact:check", args, cwd=REPO, what=f"checking {entry['name']}")
-        return np.array(payload["parity"], np.float32), payload["report"]
-    finally:
-        (out / ".parity.npy").unlink(missing_ok=True)
+def _run_artifact(entry: dict, manifest_path: Path, scratch: Path, probe_batch: np.ndarray,
+                  eval_samples: list | None, progress: bool) -> tuple[np.ndarray, dict | None]:
+    """An artifact's logits on probe_batch and its evaluation on eval_samples (None: no evaluation), through
+    the runtime; a TVM artifact in TVM's environment, as a job (runtime/jobs.py), its batch saved in `scratch`."""
+    if entry["backend"] == "tvm" and tvm_python() != sys.executable:
+        batch_path = scratch / ".parity.npy"
+        np.save(batch_path, probe_batch)
+        try:
+            args = {"manifest": str(manifest_path), "name": entry["name"], "parity_path": str(batch_path),
+                    "samples": None if eval_samples is None else [s.to_dict() for s in eval_samples]}
+            payload = run_job(tvm_python(), "edgehound.export.check_artifact:check", args, cwd=REPO,
+                              what=f"checking {entry['name']}")
+            return np.array(payload["parity"], np.float32), payload["report"]
+        finally:
+            batch_path.unlink(missing_ok=True)
+    clf = Classifier.load(manifest_path, artifact=entry["name"])
+    batch = probe_batch if entry["input"]["layout"] == "NCHW" else probe_batch.transpose(0, 2, 3, 1)
+    logits = in_batches(clf.predict, np.ascontiguousarray(batch))
+    if eval_samples is None:
+        return logits, None
+    return logits, evaluate_samples(clf.predict, entry["classes"], clf.spec, eval_samples, progress=progress)
+
+
+def _kept_fidelity(kept: dict, final: Path, scratch: Path, reference_logits: np.ndarray, probe_batch: np.ndarray,
+                   parity_photos: int) -> None:
+    """--update: the kept artifacts that run here get their fidelity measured on this export's validation
+    photos too, so that every runnable entry of the manifest has one, measured on the same photos (an
+    earlier export may predate it, or have drawn other photos). Their other figures stay as measured."""
+    if len(probe_batch) == parity_photos:
+        return  # no validation photos this time
+    for entry in kept.values():
+        if entry.get("status") != "ok" or not entry.get("runs_here"):
+            continue
+        try:
+            logits, _ = _run_artifact(entry, final / MANIFEST, scratch, probe_batch, None, progress=False)
+        except Exception as e:  # a kept file that no longer runs here keeps its entry as it was
+            print(f"  {entry['name']} (kept): fidelity not measured: {e if isinstance(e, EdgehoundError) else repr(e)}")
+            continue
+        entry["fidelity"] = fidelity(logits[parity_photos:], reference_logits[parity_photos:])
+        f = entry["fidelity"]
+        print(f"  {entry['name']} (kept): val: {f['answers_changed']} of {f['photos']} answers changed, "
+              f"margin error {f['mean_abs_margin_error']:.3f}")
 
 
 def _print_entry(entry: dict) -> None:

@@ -552,20 +552,35 @@ def test_each_int8_target_can_calibrate_on_its_own_number_of_photos(tiny_run, tm
 
 
 def test_update_rebuilds_the_named_targets_and_keeps_the_other_artifacts_as_they_were(tiny_run, tiny_export, tmp_path):
+    """Kept artifacts keep their files and figures; those that run here get their fidelity measured on this
+    export's validation photos where an earlier export left it out (here: taken out of tflite and tvm-x86)."""
     folder = tmp_path / "x"
     shutil.copytree(tiny_export, folder)
-    before = {e["name"]: e for e in manifest_of(folder)["artifacts"]}
+    old = manifest_of(folder)
+    measured = {e["name"]: e.pop("fidelity") for e in old["artifacts"] if e["name"] in ("tflite", "tvm-x86")}
+    (folder / "manifest.json").write_text(json.dumps(old))
+    before = {e["name"]: e for e in old["artifacts"]}
     m = export(tiny_run / "best.pt", ExportOptions(targets=["onnx-int8"], out=folder, calib_photos=7, update=True,
                                                    progress=False))
     after = {e["name"]: e for e in manifest_of(folder)["artifacts"]}
     assert list(after) == list(before) and m["kept"]["artifacts"] == [n for n in before if n not in ("pytorch", "onnx-int8")]
     assert after["onnx-int8"]["calibration"]["photos"] == 7 and before["onnx-int8"]["calibration"]["photos"] != 7
+    assert all("fidelity" in e for n, e in after.items() if n != "pytorch" and e.get("runs_here"))
+    assert m["kept"]["from"] == old["created"] and set(m["kept"]["built"].values()) == {old["created"]}
     for name, entry in before.items():
+        if name in measured:  # measured again, on the same validation photos: the same figures
+            fidelity = after[name].pop("fidelity")
+            assert fidelity["photos"] == measured[name]["photos"] == m["fidelity"]["photos"] > 0, name
+            assert fidelity["answers_changed"] == measured[name]["answers_changed"], name
+            assert fidelity["mean_abs_margin_error"] == pytest.approx(measured[name]["mean_abs_margin_error"], abs=1e-5)
         if name not in ("pytorch", "onnx-int8"):
             assert after[name] == entry and sha256_file(folder / entry["file"]) == entry["sha256"], name
     assert sha256_file(folder / after["onnx-int8"]["file"]) == after["onnx-int8"]["sha256"]
     assert not list(folder.glob(".*tmp*"))
     Classifier.load(folder, "onnx-int8").classify(min((SAMPLE / "n02111889").iterdir()))
+    # an update of that update: the files kept twice keep their first build's time, onnx-int8 gets the update's
+    again = export(tiny_run / "best.pt", ExportOptions(targets=["onnx"], out=folder, update=True, progress=False))
+    assert again["kept"]["built"]["onnx-int8"] == m["created"] and again["kept"]["built"]["tflite"] == old["created"]
 
 
 @pytest.mark.parametrize("damage", ["another checkpoint", "another reference", "a kept file edited",
