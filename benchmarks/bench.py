@@ -259,9 +259,9 @@ def _time_together(runnable: list, opts: BenchOptions) -> None:
             row.update(status="error", reason=m["error"])
             continue
         row.update(_figures(m))
-        if entry.get("status") == "rejected":
+        if entry.get("status") == "rejected":  # the export's reason first, then any note of the timing
             row["status"] = "rejected"
-            row["reason"] = entry.get("reason")
+            row["reason"] = "; ".join(r for r in (entry.get("reason"), row.get("reason")) if r)
 
 
 def _complete(plan: _Plan, opts: BenchOptions) -> None:

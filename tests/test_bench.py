@@ -56,6 +56,19 @@ def test_a_row_whose_bursts_waited_to_the_cap_says_its_latency_may_read_high():
     assert loaded["idle_wait"]["at_cap"] == 2 and loaded["reason"].startswith("2 of 3 bursts started after 2 s")
 
 
+def test_a_rejected_row_keeps_the_export_s_reason_and_the_timing_s_note(monkeypatch, tmp_path):
+    from edgehound.benchmarks import bench
+
+    measured = {"ok": True, "load_s": 0.1, "first_inference_ms": 2.0, "latencies_ms": [1.0], "peak_rss_mb": 90.0,
+                "rss_before_mb": 20.0, "rss_loaded_mb": 80.0, "round_p50_ms": [1.0], "idle_waits_s": [bench.IDLE_CAP_S]}
+    monkeypatch.setattr(bench, "interleaved", lambda starts, *a, **k: [measured for _ in starts])
+    row = {"name": "onnx-int8", "status": "ok"}
+    entry = {"backend": "onnxruntime", "status": "rejected", "reason": "accuracy drop 2.00 pp > --max-drop 1.0 pp"}
+    bench._time_together([(row, entry, {})], bench.BenchOptions(source=tmp_path, out=tmp_path, progress=False))
+    assert row["status"] == "rejected" and row["reason"].startswith("accuracy drop 2.00 pp")
+    assert "1 of 1 bursts started after 2 s" in row["reason"]
+
+
 def test_several_folders_are_timed_in_the_same_rounds(tiny_export, tmp_path, monkeypatch):
     """One set of interleaved rounds for every folder's artifacts, not one per folder after another:
     the machine's drift then lands on all of them alike, and their times can be set side by side."""
