@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgehound.runtime.errors import EdgehoundError
+from edgehound.runtime.host import busy_cores
 from edgehound.runtime.jobs import run_job
 from edgehound.runtime.manifest import MANIFEST, read_manifest
 from edgehound.util import atomic_write_json, atomic_write_text, is_number, read_json_object
@@ -151,10 +152,13 @@ def bench(opts: BenchOptions) -> dict:
             timed = [f"{label}/{row['name']}" for label, plan in zip(labels, plans) for row, _, _ in plan.runnable]
             if opts.baseline not in timed:
                 raise EdgehoundError(f"--baseline {opts.baseline}: no such row is timed here ({', '.join(timed)})")
+        busy_before = busy_cores()  # the bench's own processes are idle then: what else runs on this machine
         _time_together([item for plan in plans for item in plan.runnable], opts)
+        busy_after = busy_cores()
         for plan in plans:
             _complete(plan, opts)
         results = plans[0].results
+        _note_other_load(results, busy_before, busy_after)
     if opts.also:  # rows named <folder>/<artifact>
         first, *others = labels
         results["models"] = {first: results["model"]}
@@ -178,6 +182,22 @@ def bench(opts: BenchOptions) -> dict:
 
     write_report(results, opts.out)
     return results
+
+
+OTHER_LOAD_CORES = 0.5  # more cores than this busy with other work, before or after the timing: the figures may not hold
+
+
+def _note_other_load(results: dict, before: float | None, after: float | None) -> None:
+    """Record how busy the machine was without the bench, and warn where it was busy: on a machine loaded
+    beyond the bench, runtimes' threads get a share of the cores that differs by runtime (TVM's pool ran at
+    about 100x its quiet time beside two busy loops on 2 cores, onnxruntime at about 1x: train/STUDY.md,
+    "The bench on a busy machine"), so neither latencies nor ratios hold."""
+    results["settings"]["other_load_cores"] = [None if v is None else round(v, 2) for v in (before, after)]
+    busy = max((v for v in (before, after) if v is not None), default=0.0)
+    if busy > OTHER_LOAD_CORES:
+        results.setdefault("warnings", []).append(
+            f"the machine was busy with other work ({busy:.1f} of {os.cpu_count()} cores, measured before and after the "
+            "timing): latencies and ratios may not hold; rerun on a quiet machine")
 
 
 @dataclass

@@ -50,6 +50,8 @@ def print_table(results: dict) -> None:
         for r in results["rows"]:
             if r.get("reason"):
                 print(f"{r['name']}: {r['reason']}")
+        for warning in results.get("warnings", []):
+            print(f"warning: {warning}")
         return
 
     table = Table(title=f"{results['model'].get('config')} on {results['host']['cpu']} ({results['device']})")
@@ -62,6 +64,8 @@ def print_table(results: dict) -> None:
     for r in results["rows"]:
         if r.get("reason"):
             console.print(f"[dim]{r['name']}: {r['reason']}[/dim]")
+    for warning in results.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
 
 
 def _save(fig, out: Path, name: str, caption: str) -> tuple[str, str]:
@@ -163,6 +167,7 @@ def _write_html(results: dict, out: Path, images: list[tuple[str, str]] | None) 
         parts.append("<tr>" + "".join(f"<td>{h(c)}</td>" for c in row) + "</tr>")
     parts.append("</table>")
     notes = [f"<li><b>{h(r['name'])}</b>: {h(str(r['reason']))}</li>" for r in results["rows"] if r.get("reason")]
+    notes += [f"<li><b>warning</b>: {h(str(w))}</li>" for w in results.get("warnings", [])]
     if notes:
         parts.append("<ul>" + "".join(notes) + "</ul>")
     if images is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 
@@ -59,6 +60,23 @@ def cpu_seconds(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     except (OSError, ValueError, IndexError):
         return None
+
+
+def busy_cores(seconds: float = 0.5) -> float | None:
+    """How many cores the whole machine kept busy over the next `seconds` (from /proc/stat: all but idle
+    and I/O wait time); None where /proc is not there."""
+    def busy_and_total() -> tuple[int, int]:
+        # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+    try:
+        busy0, total0 = busy_and_total()
+        time.sleep(seconds)
+        busy1, total1 = busy_and_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)
 
 
 def runnable_threads(pid: int) -> int | None:
