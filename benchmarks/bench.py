@@ -190,7 +190,7 @@ OTHER_LOAD_CORES = 0.5  # more cores than this busy with other work, before or a
 def _note_other_load(results: dict, before: float | None, after: float | None) -> None:
     """Record how busy the machine was without the bench, and warn where it was busy: on a machine loaded
     beyond the bench, runtimes' threads get a share of the cores that differs by runtime (TVM's pool ran at
-    about 100x its quiet time beside two busy loops on 2 cores, onnxruntime at about 1x: train/STUDY.md,
+    over 100x its quiet time beside two busy loops on 2 cores, onnxruntime at about 1x: train/STUDY.md,
     "The bench on a busy machine"), so neither latencies nor ratios hold."""
     results["settings"]["other_load_cores"] = [None if v is None else round(v, 2) for v in (before, after)]
     busy = max((v for v in (before, after) if v is not None), default=0.0)
