@@ -1,5 +1,5 @@
 #!/bin/bash
-# stop 51: FixRes-style fine-tuning of the 224 px heads at 256 px, cross-validated (rule in runs/RULES.txt, 04:49);
+# stop 51: FixRes-style fine-tuning of the 224 px heads at 256 px, cross-validated (rule in runs/RULES.txt, 04:46);
 # needs runs/s5-cv.sh's folds; rerun to resume
 set -e
 source .venv/bin/activate
