@@ -1,5 +1,5 @@
 #!/bin/bash
-# stop 51: mixup or a weight average on the 224 px distilled heads, cross-validated (rule in runs/RULES.txt, 03:20);
+# stop 51: mixup or a weight average on the 224 px distilled heads, cross-validated (rule in runs/RULES.txt, 03:13);
 # needs runs/s5-cv.sh's backbone folds; rerun to resume
 set -e
 source .venv/bin/activate
