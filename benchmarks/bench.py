@@ -412,7 +412,7 @@ def wait_until_idle(pids: list[int], window: float = 0.05, busy: float = 0.01, c
         return [cpu_seconds(pid) for pid in pids], [runnable_threads(pid) for pid in pids]
 
     start = time.perf_counter()
-    used, _ = busy_now()
+    used = [cpu_seconds(pid) for pid in pids]  # the run state counts at the end of a window, not here
     if None in used:
         time.sleep(cap / 4)
         return time.perf_counter() - start

@@ -560,9 +560,11 @@ def _kept_fidelity(kept: dict, final: Path, scratch: Path, reference_logits: np.
             print(f"  {entry['name']} (kept): fidelity not measured: {e if isinstance(e, EdgehoundError) else repr(e)}")
             continue
         entry["fidelity"] = fidelity(logits[parity_photos:], reference_logits[parity_photos:])
-        f = entry["fidelity"]
-        print(f"  {entry['name']} (kept): val: {f['answers_changed']} of {f['photos']} answers changed, "
-              f"margin error {f['mean_abs_margin_error']:.3f}")
+        print(f"  {entry['name']} (kept): {_fidelity_text(entry['fidelity'])}")
+
+
+def _fidelity_text(f: dict) -> str:
+    return f"val: {f['answers_changed']} of {f['photos']} answers changed, margin error {f['mean_abs_margin_error']:.3f}"
 
 
 def _print_entry(entry: dict) -> None:
@@ -574,9 +576,7 @@ def _print_entry(entry: dict) -> None:
     if "parity" in entry:
         parts.append(f"parity {entry['parity']['max_abs_logit_diff']:.1e}")
     if "fidelity" in entry and entry.get("precision") != "fp32":  # fp32 files: parity says it
-        f = entry["fidelity"]
-        parts.append(f"val: {f['answers_changed']} of {f['photos']} answers changed, margin error "
-                     f"{f['mean_abs_margin_error']:.3f}")
+        parts.append(_fidelity_text(entry["fidelity"]))
     if acc.get("accuracy") is not None:
         parts.append(f"accuracy {acc['accuracy'] * 100:.2f}% (drop {acc['drop_pp']:+.2f} pp, n={acc['n']})")
     else:
