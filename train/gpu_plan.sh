@@ -42,19 +42,22 @@
 #             `cv cv-hard` fits one call; the first steps ran on an H200 before, so the next GPU runs these first)
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: gpu_plan.sh PACK RUNS [STEP...]" >&2; exit 2; }
-mkdir -p "$2" "${OUT:-$2}"
-PACK=$(cd "$1" && pwd) RUNS=$(cd "$2" && pwd) OUT=$(cd "${OUT:-$2}" && pwd)
+pack=$1 runs=$2
 shift 2
 STEPS=${*:-teacher teachers backbone heads wide small}
-for step in $STEPS; do  # all refused before the first one runs, not after minutes of GPU time
+for step in $STEPS; do  # all refused before anything is written or run, not after minutes of GPU time
   case $step in teacher|teachers|backbone|heads|wide|small|cv|cv-hard) ;; *) echo "unknown step $step (teacher, teachers, backbone, heads, wide, small, cv, cv-hard)" >&2; exit 2 ;; esac
 done
+[ -d "$pack" ] || { echo "$pack: no such folder (make it with edgehound data pack)" >&2; exit 2; }
+mkdir -p "$runs" "${OUT:-$runs}"
+PACK=$(cd "$pack" && pwd) RUNS=$(cd "$runs" && pwd) OUT=$(cd "${OUT:-$runs}" && pwd)
 PY=${PYTHON:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"  # --exclude tests/sample is recorded as written: relative, as for the shipped models
 
 # the repository root is the package: importable as `edgehound` without installing anything
 pkg=$(mktemp -d)
+trap 'rm -f "$pkg/edgehound" && rmdir "$pkg"' EXIT  # the link only: never what it points to
 ln -s "$ROOT" "$pkg/edgehound"
 export PYTHONPATH="$pkg${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
