@@ -170,8 +170,9 @@ def bench(opts: BenchOptions) -> dict:
     cards = [read_manifest(src)[1] / "CARD.md" for src in sources]  # the report links each model's card
     results["cards"] = {label: str(card) for label, card in zip(labels, cards) if card.is_file()}
     _ratios(results, opts.baseline)  # before merging: only rows timed in the same rounds are paired
-    for old in merged:  # rows of other devices, so one report covers them all
+    for old in merged:  # rows of other devices, so one report covers them all, and what was wrong when they ran
         results["rows"] += [{**r, "device": r.get("device", old.get("device", "local"))} for r in old["rows"]]
+        results.setdefault("warnings", []).extend(_merged_warnings(old))
     if earlier_run:
         results["compare"] = compare(results, earlier_run)
     if opts.pick:
@@ -185,6 +186,14 @@ def bench(opts: BenchOptions) -> dict:
 
 
 OTHER_LOAD_CORES = 0.5  # more cores than this busy with other work, before or after the timing: the figures may not hold
+
+
+def _merged_warnings(old: dict) -> list[str]:
+    """A merged run's warnings, each naming the device it was about: a warning of a run merged into that one
+    already names its own."""
+    device = old.get("device", "local")
+    devices = {device, *(r.get("device") for r in old["rows"])}
+    return [w if any(w.startswith(f"{d}: ") for d in devices if d) else f"{device}: {w}" for w in old.get("warnings", [])]
 
 
 def _note_other_load(results: dict, before: float | None, after: float | None) -> None:
@@ -572,6 +581,9 @@ ROW_FIELDS = {
     "name": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),
     **{k: lambda v: isinstance(v, str) for k in ("precision", "backend", "device", "reason", "tuned_on", "sha256")},
     **{k: is_number for k in ("size_bytes", "accuracy", "peak_rss_mb")},
+    "top_operators": lambda v: isinstance(v, list) and all(
+        isinstance(o, dict) and isinstance(o.get("op"), str) and is_number(o.get("ms")) and is_number(o.get("share")) for o in v),
+    "latencies_ms": lambda v: isinstance(v, list) and len(v) > 0 and all(is_number(x) for x in v),  # the report plots them
     "latency": lambda v: isinstance(v, dict) and all(is_number(v.get(k)) for k in ("p50", "p90")) and _pair(v.get("median_ci95"))
     and all(v.get(k) is None or is_number(v[k]) for k in ("fps", "mean")),
     "ratio": lambda v: isinstance(v, dict) and isinstance(v.get("to"), str) and is_number(v.get("value")) and _pair(v.get("ci95"))
@@ -587,9 +599,12 @@ def read_results(path: Path, option: str) -> dict:
                              f"expected {RESULTS_SCHEMA})")
     if not isinstance(doc.get("rows"), list) or not all(isinstance(r, dict) for r in doc["rows"]):
         raise EdgehoundError(f"{option} {path}: its rows are not a list of objects")
+    if not isinstance(doc.get("warnings", []), list) or not all(isinstance(w, str) for w in doc.get("warnings", [])):
+        raise EdgehoundError(f"{option} {path}: its warnings are not a list of texts")
     for i, row in enumerate(doc["rows"]):
-        bad = [k for k, ok in ROW_FIELDS.items()
-               if (k in ("name", "status") or row.get(k) is not None) and not ok(row.get(k))]
+        # what the report reads of every row, and of a timed row its times
+        required = {"name", "status", "precision", "backend", *(["latencies_ms"] if row.get("latency") is not None else [])}
+        bad = [k for k, ok in ROW_FIELDS.items() if (k in required or row.get(k) is not None) and not ok(row.get(k))]
         if bad:
             raise EdgehoundError(f"{option} {path}: row {i + 1} ({row.get('name')!r}) has an unusable {bad[0]} "
                                  f"{row.get(bad[0])!r}")

@@ -186,8 +186,9 @@ def test_median_interval_covers_the_true_median_95_percent_of_the_time():
 
 
 def _row(name, p50, drop, status="ok", halfwidth=0.01):
-    return {"name": name, "status": status, "drop_pp": drop, "size_bytes": 1000, "peak_rss_mb": 50.0,
-            "latency": {"p50": p50, "p90": p50 * 1.1, "median_ci95": [p50 * (1 - halfwidth), p50 * (1 + halfwidth)]}}
+    return {"name": name, "status": status, "precision": "fp32", "backend": "onnxruntime", "drop_pp": drop, "size_bytes": 1000, "peak_rss_mb": 50.0,
+            "latency": {"p50": p50, "p90": p50 * 1.1, "median_ci95": [p50 * (1 - halfwidth), p50 * (1 + halfwidth)]},
+            "latencies_ms": [p50 * 0.95, p50, p50 * 1.1]}
 
 
 def test_pick_is_the_fastest_ok_row_within_the_budget(tmp_path):
@@ -299,7 +300,9 @@ def test_a_malformed_baseline_is_a_clear_error_naming_the_file(tmp_path, case):
     assert result.returncode == 2 and str(baseline) in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("case", ["not JSON", "another schema", "rows not a list", "a latency as text"])
+@pytest.mark.parametrize("case", ["not JSON", "another schema", "rows not a list", "a latency as text",
+                                  "warnings not texts", "a timed row without its times", "a row without its precision",
+                                  "operators of the wrong shape"])
 def test_earlier_results_are_checked_before_anything_is_timed(tmp_path, case):
     from edgehound.benchmarks.bench import RESULTS_SCHEMA
 
@@ -307,6 +310,14 @@ def test_earlier_results_are_checked_before_anything_is_timed(tmp_path, case):
     text = {"not JSON": "{rows", "another schema": json.dumps({**good, "schema": "other/1"}),
             "rows not a list": json.dumps({**good, "rows": "onnx"}),  # was a TypeError after the whole bench
             "a latency as text": json.dumps({**good, "rows": [{**_row("onnx", 10.0, 0.0), "latency": {"p50": "10"}}]}),
+            "warnings not texts": json.dumps({**good, "warnings": [{"busy": 1.9}]}),
+            # was a KeyError from the report's plot, after the whole bench had run
+            "a timed row without its times": json.dumps({**good, "rows": [{k: v for k, v in _row("onnx", 10.0, 0.0).items()
+                                                                              if k != "latencies_ms"}]}),
+            "a row without its precision": json.dumps({**good, "rows": [{k: v for k, v in _row("onnx", 10.0, 0.0).items()
+                                                                            if k != "precision"}]}),  # was a KeyError too
+            "operators of the wrong shape": json.dumps({**good, "rows": [{**_row("onnx", 10.0, 0.0),
+                                                                          "top_operators": [{"op": "Conv", "ms": "1"}]}]}),
             }[case]
     earlier = tmp_path / "earlier.json"
     earlier.write_text(text)
@@ -316,6 +327,22 @@ def test_earlier_results_are_checked_before_anything_is_timed(tmp_path, case):
                                 capture_output=True, text=True)
         assert result.returncode == 2 and f"{option} {earlier}" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and not (tmp_path / "b").exists()  # refused before timing
+
+
+def test_a_merged_run_keeps_its_warnings_each_naming_its_device(export_copy, tmp_path):
+    """A busy device's warning must not vanish when its rows join another run's report."""
+    from edgehound.benchmarks.bench import RESULTS_SCHEMA
+
+    busy = "the machine was busy with other work (1.9 of 4 cores, measured before and after the timing)"
+    earlier = tmp_path / "rpi5.json"  # a run on rpi5 that had merged a busy laptop run in turn
+    earlier.write_text(json.dumps({"schema": RESULTS_SCHEMA, "device": "rpi5", "warnings": [busy, f"local: {busy}"],
+                                   "rows": [{**_row("onnx", 10.0, 0.0), "device": "rpi5"},
+                                            {**_row("onnx", 1.0, 0.0), "device": "local"}]}))
+    _, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "--merge", str(earlier))
+    merged = [w for w in res.get("warnings", []) if busy in w]
+    assert merged == [f"rpi5: {busy}", f"local: {busy}"]  # the second already named its device
+    report = (tmp_path / "b" / "report.html").read_text()
+    assert f"rpi5: {busy}" in report
 
 
 def test_bench_by_duration_and_threads(export_copy, tmp_path):

@@ -200,6 +200,8 @@ def test_a_device_with_only_the_runtime_extra_benchmarks_over_ssh(tiny_export, s
     rows = {r["name"]: r for r in res["rows"]}
     for name in ("onnx", "tflite-int8"):
         assert rows[name]["status"] == "ok" and rows[name]["latency"]["n"] == 10 and rows[name]["peak_rss_mb"] > 0
+    load = res["settings"]["other_load_cores"]  # the device's own load, measured there without psutil
+    assert len(load) == 2 and all(v is None or v >= 0 for v in load) and any(v is not None for v in load)
     report = (tmp_path / "device" / f"results-{tiny_export.name}" / "report.html").read_text()
     assert "No plots: matplotlib is not installed here" in report
 
