@@ -601,6 +601,8 @@ def read_results(path: Path, option: str) -> dict:
         raise EdgehoundError(f"{option} {path}: its rows are not a list of objects")
     if not isinstance(doc.get("warnings", []), list) or not all(isinstance(w, str) for w in doc.get("warnings", [])):
         raise EdgehoundError(f"{option} {path}: its warnings are not a list of texts")
+    if not isinstance(doc.get("device", ""), str):
+        raise EdgehoundError(f"{option} {path}: its device {doc['device']!r} is not a name")
     for i, row in enumerate(doc["rows"]):
         # what the report reads of every row, and of a timed row its times
         required = {"name", "status", "precision", "backend", *(["latencies_ms"] if row.get("latency") is not None else [])}

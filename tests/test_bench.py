@@ -302,7 +302,7 @@ def test_a_malformed_baseline_is_a_clear_error_naming_the_file(tmp_path, case):
 
 @pytest.mark.parametrize("case", ["not JSON", "another schema", "rows not a list", "a latency as text",
                                   "warnings not texts", "a timed row without its times", "a row without its precision",
-                                  "operators of the wrong shape"])
+                                  "operators of the wrong shape", "a device that is not a name"])
 def test_earlier_results_are_checked_before_anything_is_timed(tmp_path, case):
     from edgehound.benchmarks.bench import RESULTS_SCHEMA
 
@@ -311,6 +311,7 @@ def test_earlier_results_are_checked_before_anything_is_timed(tmp_path, case):
             "rows not a list": json.dumps({**good, "rows": "onnx"}),  # was a TypeError after the whole bench
             "a latency as text": json.dumps({**good, "rows": [{**_row("onnx", 10.0, 0.0), "latency": {"p50": "10"}}]}),
             "warnings not texts": json.dumps({**good, "warnings": [{"busy": 1.9}]}),
+            "a device that is not a name": json.dumps({**good, "device": {"name": "rpi5"}, "warnings": ["busy"]}),
             # was a KeyError from the report's plot, after the whole bench had run
             "a timed row without its times": json.dumps({**good, "rows": [{k: v for k, v in _row("onnx", 10.0, 0.0).items()
                                                                               if k != "latencies_ms"}]}),
