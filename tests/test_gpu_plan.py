@@ -38,8 +38,8 @@ def plan_run(tmp_path_factory):
     rng = np.random.default_rng(0)
     for k, wnid in enumerate(BREEDS):  # each breed its own tint, so the runs have something to learn
         for i in range(12):
-            image = rng.integers(0, 120, (180, 240, 3), dtype=np.uint8)
-            image[..., k % 3] += np.uint8(60 + 15 * k)
+            image = rng.integers(0, 100, (180, 240, 3), dtype=np.uint8)
+            image[..., k % 3] += np.uint8(10 + 20 * k)  # at most 249: no wrap-around
             write_jpeg(photos / "train" / wnid / f"{wnid}_{i}.JPEG", image)
     pack = base / "pack"
     packed = subprocess.run([*edgehound_cmd(), "data", "pack", str(photos), "--out", str(pack), "--exclude",
