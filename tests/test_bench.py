@@ -186,7 +186,8 @@ def test_median_interval_covers_the_true_median_95_percent_of_the_time():
 
 
 def _row(name, p50, drop, status="ok", halfwidth=0.01):
-    return {"name": name, "status": status, "precision": "fp32", "backend": "onnxruntime", "drop_pp": drop, "size_bytes": 1000, "peak_rss_mb": 50.0,
+    return {"name": name, "status": status, "precision": "fp32", "backend": "onnxruntime", "drop_pp": drop,
+            "size_bytes": 1000, "peak_rss_mb": 50.0,
             "latency": {"p50": p50, "p90": p50 * 1.1, "median_ci95": [p50 * (1 - halfwidth), p50 * (1 + halfwidth)]},
             "latencies_ms": [p50 * 0.95, p50, p50 * 1.1]}
 
@@ -311,6 +312,7 @@ def test_earlier_results_are_checked_before_anything_is_timed(tmp_path, case):
             "rows not a list": json.dumps({**good, "rows": "onnx"}),  # was a TypeError after the whole bench
             "a latency as text": json.dumps({**good, "rows": [{**_row("onnx", 10.0, 0.0), "latency": {"p50": "10"}}]}),
             "warnings not texts": json.dumps({**good, "warnings": [{"busy": 1.9}]}),
+            # was a TypeError from merging its warnings, after the whole bench had run
             "a device that is not a name": json.dumps({**good, "device": {"name": "rpi5"}, "warnings": ["busy"]}),
             # was a KeyError from the report's plot, after the whole bench had run
             "a timed row without its times": json.dumps({**good, "rows": [{k: v for k, v in _row("onnx", 10.0, 0.0).items()
