@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgehound.runtime.errors import EdgehoundError
 from edgehound.util import at_least, folder
 
 
@@ -13,9 +12,8 @@ def cmd_export(args) -> int:
     from edgehound.export.exporter import ExportOptions, export
     from edgehound.export.formats import DEFAULT_TARGETS
 
-    if args.update and not args.targets:
-        raise EdgehoundError("export --update: name the artifacts to rebuild with --targets")
-    opts = ExportOptions(targets=args.targets or list(DEFAULT_TARGETS), out=Path(args.out),
+    # --update without --targets rebuilds nothing: it keeps every file and measures the kept ones' fidelity
+    opts = ExportOptions(targets=args.targets or ([] if args.update else list(DEFAULT_TARGETS)), out=Path(args.out),
                          eval_data=Path(args.eval_data) if args.eval_data else None,
                          calib_data=Path(args.calib_data) if args.calib_data else None,
                          calib_photos=args.calib_photos[0], calib_photos_for=args.calib_photos[1],
@@ -34,7 +32,8 @@ def cmd_export(args) -> int:
     manifest = export(args.checkpoint, opts)
     failed = manifest["failures"]
     kept = len(manifest.get("kept", {}).get("artifacts", []))
-    print(f"manifest: {Path(args.out) / 'manifest.json'} ({len(manifest['artifacts']) - len(failed) - kept} built, "
+    built = len(manifest["artifacts"]) - 1 - len(failed) - kept  # the first row is the checkpoint itself
+    print(f"manifest: {Path(args.out) / 'manifest.json'} ({built} built, "
           + (f"{kept} kept, " if kept else "") + f"{len(failed)} failed)")
     for entry in failed:
         print(f"failed: {entry['name']}: {entry['reason']}")
@@ -97,6 +96,7 @@ def add_commands(sub) -> None:
     ex.add_argument("--tuning-dir", help="root of the per-device tuning databases, <dir>/<profile>/<format> "
                     "(default: $EDGEHOUND_TUNING_DIR or devices/tuning)")
     ex.add_argument("--update", action="store_true", help="rebuild only --targets in the export already in --out (of the "
-                    "same checkpoint, scored on the same photos) and keep its other artifacts as they are")
+                    "same checkpoint, scored on the same photos) and keep its other artifacts' files and figures, "
+                    "measuring the fidelity of those that run here; without --targets, rebuild nothing")
     ex.add_argument("--no-progress", action="store_true")
     ex.set_defaults(func=cmd_export)

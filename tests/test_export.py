@@ -584,6 +584,32 @@ def test_update_rebuilds_the_named_targets_and_keeps_the_other_artifacts_as_they
     assert again["kept"]["built"]["onnx-int8"] == m["created"] and again["kept"]["built"]["tflite"] == old["created"]
 
 
+def test_update_without_targets_rebuilds_nothing_and_measures_the_kept_files_fidelity(tiny_run, tiny_export, tmp_path):
+    """`export --update` alone: an export made before fidelity was recorded gets it for every artifact that runs
+    here, and every file stays byte for byte (a shipped model whose files no longer rebuild the same)."""
+    from conftest import edgehound_cmd
+
+    folder = tmp_path / "x"
+    shutil.copytree(tiny_export, folder)
+    old = manifest_of(folder)
+    for entry in old["artifacts"]:
+        entry.pop("fidelity", None)
+    (folder / "manifest.json").write_text(json.dumps(old))
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "manifest.json"}
+    r = subprocess.run([*edgehound_cmd(), "export", str(tiny_run / "best.pt"), "--out", str(folder), "--update",
+                        "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    new = manifest_of(folder)
+    kept = [e["name"] for e in old["artifacts"] if e["name"] != "pytorch"]
+    assert new["kept"]["artifacts"] == kept and f"(0 built, {len(kept)} kept, 0 failed)" in r.stdout
+    runnable = [e for e in new["artifacts"] if e["name"] != "pytorch" and e["status"] == "ok" and e.get("runs_here")]
+    assert len(runnable) >= 4 and all(e["fidelity"]["photos"] == new["fidelity"]["photos"] > 0 for e in runnable)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "manifest.json"} == files
+    for entry in new["artifacts"]:  # nothing but fidelity changes in a kept entry
+        before = next(e for e in old["artifacts"] if e["name"] == entry["name"])
+        assert {k: v for k, v in entry.items() if k != "fidelity"} == before or entry["name"] == "pytorch"
+
+
 @pytest.mark.parametrize("damage", ["another checkpoint", "another reference", "a kept file edited",
                                     "no export there", "manifest not JSON"])
 def test_update_refuses_what_it_cannot_keep_and_leaves_the_folder_as_it_was(tiny_run, tiny_export, tmp_path, damage):
@@ -755,6 +781,18 @@ def test_shipped_x86_libraries_need_no_more_than_avx2(model):
     (efficient's was compiled on a Zen 3)."""
     entry = select_artifact(SAMPLE.parents[1] / "runtime" / "models" / model, "tvm-x86").entry
     assert set(entry["tvm"]["cpu_features"]) <= {"sse4_2", "avx", "avx2", "fma"}, entry["tvm"]["cpu_features"]
+
+
+@pytest.mark.parametrize("model", ["seed-improved", "efficient", "edge", "edge-hard"])
+def test_every_shipped_artifact_that_runs_here_has_its_fidelity_on_the_manifests_photos(model):
+    """The manifest's fidelity column is whole: each runnable artifact's figure, on the validation photos the
+    manifest names (efficient's and seed-improved's came from `export --update` alone, their files unchanged)."""
+    manifest = json.loads((SAMPLE.parents[1] / "runtime" / "models" / model / "manifest.json").read_text())
+    runnable = [e for e in manifest["artifacts"] if e["name"] != "pytorch" and e["status"] == "ok" and e.get("runs_here")]
+    assert len(runnable) >= 4 and manifest["fidelity"]["photos"] > 0
+    for entry in runnable:
+        assert entry["fidelity"]["photos"] == manifest["fidelity"]["photos"], entry["name"]
+        assert entry["fidelity"]["answers_changed"] <= 0.03 * entry["fidelity"]["photos"], entry["name"]
 
 
 def test_flatten_model_converts_and_runs_batches(tmp_path):
