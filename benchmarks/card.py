@@ -219,6 +219,17 @@ def _weights_kept(model: dict) -> str:
     return f"best epoch {model.get('epoch')} by {val}"
 
 
+def _member(m: dict) -> str:
+    """One ensemble member as the card lists it: its file, and where its weights came from."""
+    init, teacher = m.get("init"), m.get("teacher") or {}
+    teachers = teacher.get("members") or ([teacher] if teacher else [])
+    origin = ([f"started from `{Path(init['path']).name}`, trained on {len(init.get('trained_on') or [])} breeds"]
+              if init else []) + \
+             (["distilled from " + ", ".join(f"`{t['path']}` (sha256 {t['sha256'][:12]})" for t in teachers)]
+              if teachers else [])
+    return f"- `{m['file']}` (sha256 {m['sha256'][:12]})" + (": " + "; ".join(origin) if origin else "")
+
+
 def render(folder: Path) -> str:
     """CARD.md's text from the manifest and card/ alone."""
     manifest, folder = read_manifest(folder)
@@ -246,7 +257,7 @@ def render(folder: Path) -> str:
         members = model["ensemble"]
         out += [f"It is an ensemble of {len(members)} `{model.get('config')}` models (`edgehound ensemble`): each photo "
                 "goes through all of them, and the answer is the mean of their logits, so its MACs are their sum. "
-                "Members: " + ", ".join(f"`{m['file']}` (sha256 {m['sha256'][:12]})" for m in members) + ".", ""]
+                "Members:", "", *(_member(m) for m in members), ""]
     if model.get("trained_on"):
         out += [f"It was trained on {len(model['trained_on'])} breeds ({', '.join(model['trained_on'])}) and keeps "
                 f"only the outputs of {' and '.join(names)} (`edgehound narrow`): it answers as that model does when "

@@ -396,6 +396,13 @@ def test_an_ensemble_file_answers_with_its_members_mean_and_exports_whole(tmp_pa
     from edgehound.benchmarks.card import render
 
     assert "an ensemble of 2 `tiny` models" in render(exported)  # the card says what runs on the device
+    doc = json.loads((exported / "manifest.json").read_text())  # a member fine-tuned and distilled: the card says from what
+    doc["model"]["ensemble"][1].update(init={"path": "runs/x/pair.pt", "sha256": "a" * 64, "trained_on": ["a", "b", "c"]},
+                                       teacher={"path": "runs/t/best.pt", "sha256": "b" * 64})
+    (exported / "manifest.json").write_text(json.dumps(doc))
+    listed = [line for line in render(exported).splitlines() if line.startswith("- `")]
+    assert listed == [f"- `best.pt` (sha256 {sha256_file(a)[:12]})", f"- `b.pt` (sha256 {sha256_file(b)[:12]}): started from "
+                      "`pair.pt`, trained on 3 breeds; distilled from `runs/t/best.pt` (sha256 bbbbbbbbbbbb)"]
 
     twin = tmp_path / "twin.pt"  # two copies of one model: the same map as the model's own
     run([*edgehound_cmd(), "ensemble", str(a), str(a), "--out", str(twin)])
