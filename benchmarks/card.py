@@ -219,14 +219,17 @@ def _weights_kept(model: dict) -> str:
     return f"best epoch {model.get('epoch')} by {val}"
 
 
+def _teachers(teacher: dict | None) -> tuple[int, str]:
+    """A `train --teacher` record -> (how many models, each named by path and sha256): one, or an ensemble's."""
+    members = (teacher.get("members") or [teacher]) if teacher else []
+    return len(members), ", ".join(f"`{t['path']}` (sha256 {t['sha256'][:12]})" for t in members)
+
+
 def _member(m: dict) -> str:
     """One ensemble member as the card lists it: its file, and where its weights came from."""
-    init, teacher = m.get("init"), m.get("teacher") or {}
-    teachers = teacher.get("members") or ([teacher] if teacher else [])
+    init, (teachers, named) = m.get("init"), _teachers(m.get("teacher"))
     origin = ([f"started from `{Path(init['path']).name}`, trained on {len(init.get('trained_on') or [])} breeds"]
-              if init else []) + \
-             (["distilled from " + ", ".join(f"`{t['path']}` (sha256 {t['sha256'][:12]})" for t in teachers)]
-              if teachers else [])
+              if init else []) + ([f"distilled from {named}"] if teachers else [])
     return f"- `{m['file']}` (sha256 {m['sha256'][:12]})" + (": " + "; ".join(origin) if origin else "")
 
 
@@ -269,11 +272,10 @@ def render(folder: Path) -> str:
                 + (f", on a split drawn over those {len(init['trained_on'])} breeds, so that its validation photos are "
                    "ones neither model trained on." if len((model.get('split') or {}).get('wnids') or []) > len(names)
                    else "."), ""]
-    if model.get("teacher"):
-        members = model["teacher"].get("members") or [model["teacher"]]
+    teachers, named = _teachers(model.get("teacher"))
+    if teachers:
         out += ["It learnt from a teacher's softened outputs as well as the labels (`train --teacher`): "
-                + (f"the mean logits of {len(members)} models, " if len(members) > 1 else "")
-                + ", ".join(f"`{m['path']}` (sha256 {m['sha256'][:12]})" for m in members) + ".", ""]
+                + (f"the mean logits of {teachers} models, " if teachers > 1 else "") + named + ".", ""]
     if rob:
         ck = rob["clean"]["checkpoint"]
         out += ["## Accuracy on held-out photos", "",
