@@ -223,7 +223,11 @@ def build_tflite_int8(ctx, dest: Path) -> dict:
             for image in batch:
                 graph(torch.from_numpy(image[None]))
     graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
-    move_exported_model_to_eval(graph)  # an exported graph module reports training mode otherwise
+    # The graph was exported from the model in eval mode and move_exported_model_to_eval swaps dropout and batch
+    # norm for their eval forms, yet the GraphModule still says training (its eval() raises NotImplementedError),
+    # and litert_torch warns on that flag alone.
+    move_exported_model_to_eval(graph)
+    graph.training = False
     litert_torch.convert(graph, (example,), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).export(str(dest))
     from ai_edge_litert.interpreter import Interpreter
 

@@ -797,8 +797,10 @@ def test_every_shipped_artifact_that_runs_here_has_its_fidelity_on_the_manifests
         assert entry["fidelity"]["answers_changed"] <= 0.03 * entry["fidelity"]["photos"], entry["name"]
 
 
-def test_flatten_model_converts_and_runs_batches(tmp_path):
-    """The seed's flatten bakes batch 1 into a reshape: the TFLite runtime must still take batches."""
+def test_flatten_model_converts_and_runs_batches(tmp_path, caplog):
+    """The seed's flatten bakes batch 1 into a reshape: the TFLite runtime must still take batches. Both
+    conversions see an eval-mode graph: LiteRT's converter warns when a module is converted in training mode."""
+    import logging
     import subprocess
 
     from conftest import SAMPLE, edgehound_cmd, sample_photos
@@ -808,8 +810,11 @@ def test_flatten_model_converts_and_runs_batches(tmp_path):
                              "--no-progress", "--set", "model.global_pool=false", "train.epochs=1"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    m = export(run / "best.pt", ExportOptions(targets=["tflite", "tflite-int8"], out=tmp_path / "exp", progress=False))
+    with caplog.at_level(logging.WARNING):
+        m = export(run / "best.pt", ExportOptions(targets=["tflite", "tflite-int8"], out=tmp_path / "exp",
+                                                  progress=False))
     assert all(e["status"] == "ok" for e in m["artifacts"]), m["artifacts"]
+    assert not [r.message for r in caplog.records if "training mode" in r.getMessage()]
     clf = Classifier.load(tmp_path / "exp", "tflite")
     assert len(clf.classify_batch(sample_photos("n02099601", 3))) == 3
 
