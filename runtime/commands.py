@@ -72,10 +72,11 @@ def is_cross_validation(model: str | Path) -> bool:
 
 
 def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, progress: bool = True,
-                folds: int | None = None, input_size: int | None = None) -> tuple[dict, list[set[str]]]:
+                folds: int | None = None, input_size: int | None = None, flip: bool = False) -> tuple[dict, list[set[str]]]:
     """A cross-validation folder's out-of-fold report: fold-I/best.pt answers its own validation fold, the photos
     it never trained on, and the folds' answers are pooled into one report (evaluate's format). With `breeds`,
-    each fold model answers among those alone: a multi-breed backbone's folds scored as the narrowed recipe.
+    each fold model answers among those alone: a multi-breed backbone's folds scored as the narrowed recipe. With
+    `flip`, each answers with the mean of its logits on the photo and on its mirror image (test-time flip).
     Also each fold's photo names (what a start or teacher model must not have trained on)."""
     from edgehound.runtime.evaluation import count_photos
     from edgehound.train import checkpoint
@@ -88,7 +89,7 @@ def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, 
         if not model.is_file():
             raise EdgehoundError(f"{folder}: a cross-validation folder holds fold-0 to fold-{folds - 1}; {model} is missing")
         checkpoint.check_fold_model(model, folds, fold)
-        report = evaluate_model(str(model), data, breeds, "val", progress, input_size=input_size)
+        report = evaluate_model(str(model), data, breeds, "val", progress, flip=flip, input_size=input_size)
         if names is not None and report["classes"] != names:
             raise EdgehoundError(f"{model}: answers among {', '.join(report['classes'])}, fold 0 among "
                                  f"{', '.join(names)}; the folds of one cross-validation answer alike")
@@ -99,32 +100,33 @@ def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, 
                          "log_loss": report["log_loss"], "skipped": report["skipped"]})
     pooled = {**count_photos(names, photos), "model": str(folder), "artifact": f"out-of-fold answers of {folds} runs",
               "split": "val", "skipped": sum(f["skipped"] for f in per_fold), "per_fold": per_fold,
-              "input_size": report["input_size"]}
+              "input_size": report["input_size"], "flip": flip}
     return pooled, keys
 
 
-def print_out_of_fold(report: dict, per_fold: list[dict], input_size: int | None = None) -> None:
+def print_out_of_fold(report: dict, per_fold: list[dict], input_size: int | None = None, flip: bool = False) -> None:
     """Each fold's figure, then the pooled report (evaluate FOLDER and train --folds alike)."""
     from edgehound.runtime.metrics import format_report
 
     for f in per_fold:
         print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
-    print(f"out of fold, {len(per_fold)} folds" + (f", at {input_size} px" if input_size else "") + ": "
-          + format_report(report))
+    print(f"out of fold, {len(per_fold)} folds" + (f", at {input_size} px" if input_size else "")
+          + (", with test-time flip" if flip else "") + ": " + format_report(report))
 
 
 def _evaluate_out_of_fold(args) -> int:
     from edgehound.util import atomic_write_json
 
-    given = [flag for flag, value in (("--artifact", args.artifact), ("--flip", args.flip), ("--unseen-by", args.unseen_by),
+    given = [flag for flag, value in (("--artifact", args.artifact), ("--unseen-by", args.unseen_by),
                                       ("--against", args.against), ("--ensemble", args.ensemble)) if value]
     if given or args.split != "val":
         raise EdgehoundError(f"{args.model}: a cross-validation folder is scored out of fold, each fold model on its "
                              f"own validation fold: give --split val"
                              + (f", without {', '.join(given)}" if given else "")
                              + " (then compare reports with edgehound compare)")
-    report, _ = out_of_fold(args.model, args.data, args.breeds, not args.no_progress, input_size=args.input_size)
-    print_out_of_fold(report, report["per_fold"], args.input_size)
+    report, _ = out_of_fold(args.model, args.data, args.breeds, not args.no_progress, input_size=args.input_size,
+                            flip=args.flip)
+    print_out_of_fold(report, report["per_fold"], args.input_size, args.flip)
     if args.json:
         atomic_write_json(args.json, report)
     return 0

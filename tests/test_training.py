@@ -641,6 +641,16 @@ def test_cross_validation_answers_each_pool_photo_once_by_the_fold_run_that_neve
     assert "out of fold, 3 folds, at 128 px" in larger
     assert sorted(p["photo"] for p in at128["photos"]) == sorted(answered)
     assert [p["p"] for p in at128["photos"]] != [p["p"] for p in cv["photos"]]
+    # test-time flip out of fold: each fold model's answers are its own evaluate --flip on its validation fold
+    flipped = run([*edgehound_cmd(), "evaluate", str(out), "--data", str(SAMPLE), "--split", "val", "--flip",
+                   "--json", str(tmp_path / "flip.json"), "--no-progress"]).stdout
+    run([*edgehound_cmd(), "evaluate", str(out / "fold-1" / "best.pt"), "--data", str(SAMPLE), "--split", "val", "--flip",
+         "--json", str(tmp_path / "fold1-flip.json"), "--no-progress"])
+    by_photo = {p["photo"]: p["p"] for p in json.loads((tmp_path / "flip.json").read_text())["photos"]}
+    fold1 = json.loads((tmp_path / "fold1-flip.json").read_text())["photos"]
+    assert "out of fold, 3 folds, with test-time flip" in flipped and sorted(by_photo) == sorted(answered)
+    assert fold1 and all(by_photo[p["photo"]] == pytest.approx(p["p"]) for p in fold1)
+    assert [by_photo[p["photo"]] for p in cv["photos"]] != [p["p"] for p in cv["photos"]]
     init_meta = checkpoint.read_meta(tiny_run / "best.pt", checkpoint.load(tiny_run / "best.pt"))
     seen = set(answered) & {photo_key(s) for s in split_samples(init_meta["split"], wnids, "train")}
     assert 0 < len(seen) < cv["n"] and cv["cross_validation"]["seen_by_init"] == len(seen)
