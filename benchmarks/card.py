@@ -226,11 +226,12 @@ def _teachers(teacher: dict | None) -> tuple[int, str]:
 
 
 def _member(m: dict) -> str:
-    """One ensemble member as the card lists it: its file, and where its weights came from."""
+    """One ensemble member as the card lists it: its path as given to `ensemble` (ensembles made before it was
+    recorded: its file name), and where its weights came from."""
     init, (teachers, named) = m.get("init"), _teachers(m.get("teacher"))
     origin = ([f"started from `{Path(init['path']).name}`, trained on {len(init.get('trained_on') or [])} breeds"]
               if init else []) + ([f"distilled from {named}"] if teachers else [])
-    return f"- `{m['file']}` (sha256 {m['sha256'][:12]})" + (": " + "; ".join(origin) if origin else "")
+    return f"- `{m.get('path') or m['file']}` (sha256 {m['sha256'][:12]})" + (": " + "; ".join(origin) if origin else "")
 
 
 def render(folder: Path) -> str:

@@ -401,8 +401,11 @@ def test_an_ensemble_file_answers_with_its_members_mean_and_exports_whole(tmp_pa
                                        teacher={"path": "runs/t/best.pt", "sha256": "b" * 64})
     (exported / "manifest.json").write_text(json.dumps(doc))
     listed = [line for line in render(exported).splitlines() if line.startswith("- `")]
-    assert listed == [f"- `best.pt` (sha256 {sha256_file(a)[:12]})", f"- `b.pt` (sha256 {sha256_file(b)[:12]}): started from "
+    assert listed == [f"- `{a}` (sha256 {sha256_file(a)[:12]})", f"- `{b}` (sha256 {sha256_file(b)[:12]}): started from "
                       "`pair.pt`, trained on 3 breeds; distilled from `runs/t/best.pt` (sha256 bbbbbbbbbbbb)"]
+    del doc["model"]["ensemble"][0]["path"]  # an ensemble made before paths were recorded: its file name
+    (exported / "manifest.json").write_text(json.dumps(doc))
+    assert f"- `best.pt` (sha256 {sha256_file(a)[:12]})" in render(exported).splitlines()
 
     twin = tmp_path / "twin.pt"  # two copies of one model: the same map as the model's own
     run([*edgehound_cmd(), "ensemble", str(a), str(a), "--out", str(twin)])

@@ -208,7 +208,7 @@ def ensemble(paths: list[Path]) -> dict:
 
     The members must answer among the same breeds in the same order, prepare photos alike and record the
     same training split: otherwise some member trained on photos the ensemble's validation or test part
-    holds. The file keeps each member's provenance (file, sha256, epoch, teacher, init)."""
+    holds. The file keeps each member's provenance (file, path as given, sha256, epoch, teacher, init)."""
     from edgehound.runtime.evaluation import member_mismatch
 
     if not 2 <= len(paths) <= MAX_MEMBERS:
@@ -229,7 +229,7 @@ def ensemble(paths: list[Path]) -> dict:
             if problem:
                 raise EdgehoundError(f"{path}: cannot join an ensemble with {paths[0]}: {problem}")
         weights.update({f"members.{i}.{k}": v.clone() for k, v in model.state_dict().items()})
-        records.append({"file": Path(path).name, "sha256": digest,
+        records.append({"file": Path(path).name, "path": str(path), "sha256": digest,
                         **{k: meta[k] for k in ("epoch", "val_acc", "teacher", "init", "narrowed_from") if k in meta}})
     meta = {k: first[k] for k in ("config", "classes", "preprocess", "split") if k in first}
     return {"model": weights, "meta": json.dumps({**meta, "ensemble": records})}
