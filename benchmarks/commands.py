@@ -39,6 +39,16 @@ def cmd_bench(args) -> int:
                   f"{p['runner_up']['ratio']:.2f}, 95% interval {p['runner_up']['ci95'][0]:.2f}-"
                   f"{p['runner_up']['ci95'][1]:.2f})")
     print(f"results: {Path(args.out) / 'results.json'}, report: {Path(args.out) / 'report.html'}")
+    # Like a failed export target: a script or CI job must not read a run that measured nothing as a good one.
+    # Rows "not run" (built for another device) are expected; an error is a file or device that should have answered.
+    failed = [f"{r['name']}" + (f" on {r['device']}" if r.get("device", "local") != "local" else "")
+              for r in results["rows"] if r["status"] == "error"]
+    if failed:
+        import sys
+
+        print(f"edgehound: {len(failed)} artifact(s) could not be measured: {', '.join(failed)} (reasons above; "
+              f"the other rows are in {Path(args.out) / 'results.json'})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -111,7 +111,7 @@ def _plots(results: dict, out: Path) -> list[tuple[str, str]]:
         # 1. latency distribution per artifact
         fig, ax = plt.subplots(figsize=(9, 0.5 * len(timed) + 1.5))
         ax.boxplot([r["latencies_ms"] for r in timed],
-                   vert=False, tick_labels=[_label(r) for r in timed], showfliers=False)
+                   orientation="horizontal", tick_labels=[_label(r) for r in timed], showfliers=False)
         ax.set_xscale("log")
         ax.set_xlabel("latency per image, ms (log scale; batch 1)")
         ax.set_title("Latency distribution")

@@ -26,15 +26,19 @@ def _ssh_options(reach: dict) -> list[str]:
     return opts
 
 
-def _run(cmd: list[str], what: str, timeout: float) -> str:
+def _run(cmd: list[str], what: str, timeout: float, accept: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise EdgehoundError(f"{what}: no answer within {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        last = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()][-1:]
-        raise EdgehoundError(f"{what}: failed ({last[0][:300] if last else f'exit code {proc.returncode}'})")
-    return proc.stdout
+    if proc.returncode not in accept:
+        raise EdgehoundError(f"{what}: failed ({_last_line(proc)})")
+    return proc
+
+
+def _last_line(proc: subprocess.CompletedProcess) -> str:
+    last = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()][-1:]
+    return last[0][:300] if last else f"exit code {proc.returncode}"
 
 
 # Remote names travel through a shell (ssh) and scp's path syntax: only plain characters, checked
@@ -77,14 +81,20 @@ def bench_over_ssh(profile: dict, folder: Path, bench_args: list[str]) -> dict:
     ssh = ["ssh", "-p", port, *_ssh_options(reach), "--", host]
     scp = ["scp", "-q", "-r", "-P", port, *_ssh_options(reach), "--"]
     name = profile["name"]
-    _run([*ssh, f"mkdir -p -- {shlex.quote(remote_dir)} && rm -rf -- {shlex.quote(export_dir)}"],
+    _run([*ssh, f"mkdir -p -- {shlex.quote(remote_dir)} && rm -rf -- {shlex.quote(export_dir)} {shlex.quote(out_dir)}"],
          f"{name}: ssh {host}", timeout)
     _run([*scp, str(folder.resolve()), f"{host}:{remote_dir}/"], f"{name}: copying {folder} to {host}", timeout)
     command = " ".join([_remote_command(str(reach.get("edgehound", "edgehound"))), "bench", shlex.quote(export_dir),
                         "--out", shlex.quote(out_dir), "--no-progress", *map(shlex.quote, bench_args)])
-    _run([*ssh, command], f"{name}: edgehound bench on {host}", timeout)
+    # exit 1: the bench ran and wrote its rows, and some artifact could not be measured (its row says why)
+    bench = _run([*ssh, command], f"{name}: edgehound bench on {host}", timeout, accept=(0, 1))
     with tempfile.TemporaryDirectory() as tmp:
-        _run([*scp, f"{host}:{out_dir}/results.json", tmp], f"{name}: fetching results from {host}", timeout)
+        try:
+            _run([*scp, f"{host}:{out_dir}/results.json", tmp], f"{name}: fetching results from {host}", timeout)
+        except EdgehoundError:
+            if bench.returncode:  # no results: the bench itself failed, and its own message says why
+                raise EdgehoundError(f"{name}: edgehound bench on {host}: failed ({_last_line(bench)})") from None
+            raise
         from edgehound.benchmarks.bench import read_results
 
         return read_results(Path(tmp) / "results.json", f"{name}: the results from {host}")

@@ -25,11 +25,11 @@ def export_copy(tiny_export, tmp_path):
     return copy
 
 
-def run_bench(source, out, *extra):
+def run_bench(source, out, *extra, exit_code=0):
     sources = [str(s) for s in source] if isinstance(source, list) else [str(source)]
     result = subprocess.run([*edgehound_cmd(), "bench", *sources, "--out", str(out), "--runs", "20", "--warmup", "2",
                              "--no-progress", *extra], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == exit_code, result.stdout[-2000:] + result.stderr[-2000:]
     return result, json.loads((out / "results.json").read_text())
 
 
@@ -159,11 +159,13 @@ def test_bench_measures_every_artifact_and_picks(export_copy, tmp_path, monkeypa
 
 
 def test_a_broken_artifact_is_a_row_with_its_reason(export_copy, tmp_path):
+    """The other rows are measured and written; the command exits 1 and names the artifact it could not measure."""
     (export_copy / "model.tflite").write_bytes(b"not a model")
-    _, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "tflite")
+    result, res = run_bench(export_copy, tmp_path / "b", "--artifacts", "onnx", "tflite", exit_code=1)
     rows = {r["name"]: r for r in res["rows"]}
     assert rows["tflite"]["status"] == "error" and "truncated or replaced" in rows["tflite"]["reason"]
     assert rows["onnx"]["status"] == "ok"
+    assert "1 artifact(s) could not be measured: tflite (" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_latency_stats_and_pareto():

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import time
 
@@ -53,10 +54,11 @@ def kill_group(proc):
     proc.wait()
 
 
-def bench(source, out, *extra):
+def bench(source, out, *extra, exit_code=0):
+    """exit_code 1: a row is an error (a device gone or silent), and bench says so by its exit code."""
     result = subprocess.run([*edgehound_cmd(), "bench", str(source), "--out", str(out), "--runs", "10", "--warmup", "1",
                              "--no-progress", *extra], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == exit_code, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads((out / "results.json").read_text())
 
 
@@ -76,7 +78,7 @@ def test_tvm_artifact_over_rpc_merges_with_local_results(tiny_export, rpc_device
 
     kill_group(server)  # the device vanishes: a clear per-device failure, within the timeout, and the run completes
     t0 = time.monotonic()
-    gone = bench(tiny_export, tmp_path / "gone", "--artifacts", "tvm-x86", "--device", str(profile))
+    gone = bench(tiny_export, tmp_path / "gone", "--artifacts", "tvm-x86", "--device", str(profile), exit_code=1)
     row = gone["rows"][0]
     assert row["status"] == "error" and "loopback" in row["reason"]
     assert time.monotonic() - t0 < 120
@@ -165,9 +167,19 @@ def test_every_format_over_ssh_merges_into_one_report(tiny_export, ssh_device, t
     assert rows[("local", "onnx")]["status"] == "ok"
     assert (tmp_path / "device" / tiny_export.name / "manifest.json").is_file()  # the folder was copied over
 
+    # one artifact the device cannot measure: the device's bench exits 1 with its rows written, and they come back
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_export, broken)
+    (broken / "model.int8.tflite").write_bytes(b"not a model")
+    res = bench(broken, tmp_path / "ssh-broken", "--artifacts", "onnx", "tflite-int8", "--device", str(profile),
+                exit_code=1)
+    rows = {r["name"]: r for r in res["rows"]}
+    assert rows["onnx"]["status"] == "ok" and rows["onnx"]["device"] == "sshbox"
+    assert rows["tflite-int8"]["status"] == "error" and "truncated or replaced" in rows["tflite-int8"]["reason"]
+
     kill_group(server)  # the device vanishes: its row says so, the command still completes
     t0 = time.monotonic()
-    gone = bench(tiny_export, tmp_path / "gone", "--device", str(profile))
+    gone = bench(tiny_export, tmp_path / "gone", "--device", str(profile), exit_code=1)
     assert gone["rows"][0]["status"] == "error" and "sshbox: ssh" in gone["rows"][0]["reason"]
     assert time.monotonic() - t0 < 60
 
@@ -220,7 +232,7 @@ reach = {{ kind = "ssh", host = "127.0.0.1", port = {listener.getsockname()[1]},
 ''')
     try:
         t0 = time.monotonic()
-        res = bench(tiny_export, tmp_path / "b", "--artifacts", "onnx", "--device", str(profile))
+        res = bench(tiny_export, tmp_path / "b", "--artifacts", "onnx", "--device", str(profile), exit_code=1)
         assert time.monotonic() - t0 < 60
     finally:
         listener.close()
