@@ -363,6 +363,8 @@ def cmd_classify(args) -> int:
     for item in map(Path, args.paths):
         if item.is_dir():
             files = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not files:
+                print(f"{item}: no files in this folder", file=sys.stderr)
             paths += [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
             for p in files:  # said, not silently dropped: a folder of GIFs must not look like an empty one
                 if p.suffix.lower() not in IMAGE_SUFFIXES:

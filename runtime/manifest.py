@@ -39,7 +39,7 @@ class Artifact:
 
 def read_manifest(path: str | Path) -> tuple[dict, Path]:
     """(manifest, folder) for a manifest.json, an export folder, or an artifact file beside its manifest."""
-    path = Path(path)
+    given = path = Path(path)
     if not path.exists():
         raise EdgehoundError(f"{path}: no such export folder, manifest or artifact file")
     if path.is_dir():
@@ -47,7 +47,8 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
     elif path.name != MANIFEST:
         path = path.parent / MANIFEST
     if not path.is_file():
-        raise EdgehoundError(f"{path}: no manifest.json (export the model with `edgehound export`)")
+        where = "in this folder" if given.is_dir() else f"beside this file (looked for {path})"
+        raise EdgehoundError(f"{given}: no manifest.json {where}; give an export folder (`edgehound export` makes one)")
     manifest = read_json_object(path, "manifest")
     if manifest.get("schema") != SCHEMA_VERSION or not isinstance(manifest.get("artifacts"), list):
         raise EdgehoundError(f"{path}: not an edgehound manifest (schema {manifest.get('schema')!r})")

@@ -415,6 +415,16 @@ def test_classify_names_unsupported_files_and_fails_when_nothing_was_classified(
     result = cli("classify", tiny_export, folder)
     assert result.returncode == 1 and "a.gif: skipped: not a supported image type" in result.stderr
     assert "b.GIF: skipped" in result.stderr and "0 classified" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli("classify", tiny_export, empty)
+    assert result.returncode == 1 and f"{empty}: no files in this folder" in result.stderr
+    # a checkpoint given where an export folder belongs: the error names the file given, not "manifest.json"
+    loose = tmp_path / "loose" / "model.pt"
+    loose.parent.mkdir()
+    loose.write_bytes(b"weights")
+    result = cli("classify", loose, empty)
+    assert result.returncode == 2 and f"{loose}: no manifest.json beside this file" in result.stderr, result.stderr
 
 
 # ---- 6 and 10. a killed command leaves the previous good state and no leftovers
