@@ -3,7 +3,9 @@
 A baseline (benchmarks/baselines/<model>.json) records, for one export folder, each artifact's
 accuracy on a fixed committed photo set and its file size. A gate fails when an artifact's file is
 missing, when it grows by more than 5%, or when its accuracy drops: at all for fp32 (deterministic
-on one host), by more than the baseline's tolerance for int8; it names the artifact and the numbers. Latency is not gated: CI machines are too noisy; `edgehound bench` reports it.
+on one host), by more than the baseline's tolerance for int8; it names the artifact and the numbers. The baseline
+also records the breeds the model answers among: an export of another model fails the gate instead of being
+measured against figures that are not its own. Latency is not gated: CI machines are too noisy; `edgehound bench` reports it.
 """
 
 from __future__ import annotations
@@ -43,10 +45,16 @@ def measure(manifest_path: Path, data: Path, breeds: list[str] | None) -> dict:
     return out
 
 
+def model_classes(manifest_path: Path) -> list[str]:
+    """The WordNet ids the export's model answers among, in its output order."""
+    manifest, _ = read_manifest(manifest_path)
+    return [c["wnid"] for c in manifest["model"]["classes"]]
+
+
 def write_baseline(baseline: Path, manifest_path: Path, data: Path, breeds: list[str] | None,
                    tolerance_pp: float) -> dict:
-    doc = {"manifest": _rel(manifest_path), "data": _rel(data), "breeds": breeds, "tolerance_pp": tolerance_pp,
-           "size_growth": SIZE_GROWTH, "artifacts": measure(manifest_path, data, breeds)}
+    doc = {"manifest": _rel(manifest_path), "data": _rel(data), "breeds": breeds, "classes": model_classes(manifest_path),
+           "tolerance_pp": tolerance_pp, "size_growth": SIZE_GROWTH, "artifacts": measure(manifest_path, data, breeds)}
     atomic_write_json(baseline, doc)
     return doc
 
@@ -56,6 +64,10 @@ def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
     doc = read_baseline(Path(baseline))
     manifest_path = manifest_path or REPO / doc["manifest"]
     try:
+        classes = model_classes(manifest_path)
+        if doc.get("classes") and classes != doc["classes"]:  # e.g. --manifest naming another shipped model
+            return [f"{manifest_path}: answers among {', '.join(classes)}, and {baseline} was written for a model "
+                    f"answering among {', '.join(doc['classes'])}: not its baseline"]
         now = measure(manifest_path, REPO / doc["data"], doc.get("breeds"))
     except EdgehoundError as e:
         return [f"{manifest_path}: cannot be measured: {e}"]
@@ -97,12 +109,13 @@ def read_baseline(path: Path) -> dict:
 
     fields = {"manifest": lambda v: isinstance(v, str) and v, "data": lambda v: isinstance(v, str) and v,
               "breeds": lambda v: v is None or (isinstance(v, list) and all(isinstance(b, str) for b in v)),
+              "classes": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
               "tolerance_pp": number, "size_growth": number, "fp32_tolerance_pp": number,
               "artifacts": lambda v: isinstance(v, dict) and v}
     artifact_fields = {"size_bytes": count, "n": count, "accuracy": lambda v: v is None or number(v, 0, 1),
                        "precision": lambda v: v is None or isinstance(v, str), "error": lambda v: isinstance(v, str)}
     unknown = set(doc) - set(fields)
-    missing = set(fields) - set(doc) - {"fp32_tolerance_pp"}
+    missing = set(fields) - set(doc) - {"fp32_tolerance_pp", "classes"}  # optional: baselines written before them
     if unknown or missing:
         raise EdgehoundError(f"{path}: " + "; ".join(
             ([f"unknown field(s) {', '.join(sorted(unknown))}"] if unknown else [])

@@ -235,8 +235,16 @@ def test_gate_passes_then_fails_on_a_degraded_model(export_copy, tmp_path):
     from onnx import numpy_helper
 
     baseline = tmp_path / "baseline.json"
-    gates.write_baseline(baseline, export_copy / "manifest.json", SAMPLE, ["n02099601", "n02111889"], tolerance_pp=2.0)
+    doc = gates.write_baseline(baseline, export_copy / "manifest.json", SAMPLE, ["n02099601", "n02111889"],
+                               tolerance_pp=2.0)
     assert gates.check(baseline, export_copy / "manifest.json") == []
+    # another model's export (the hard pair's, which would pass on these figures) is not measured against them
+    hard = SAMPLE.parents[1] / "runtime" / "models" / "edge-hard"
+    failures = gates.check(baseline, hard / "manifest.json")
+    assert len(failures) == 1 and "answers among n02088364, n02089973" in failures[0] and "not its baseline" in failures[0]
+    older = tmp_path / "older.json"  # a baseline written before breeds were recorded still gates its own model
+    older.write_text(json.dumps({k: v for k, v in doc.items() if k != "classes"}))
+    assert gates.check(older, export_copy / "manifest.json") == []
 
     model = onnx.load(export_copy / "model.onnx")
     for init in model.graph.initializer:  # zeroed weights: a model that learned nothing
