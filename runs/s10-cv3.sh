@@ -1,5 +1,5 @@
 #!/bin/bash
-# stop 54: heads of three backbone seeds as one model, cross-validated, hard pair (rule in runs/RULES.txt, 13:22);
+# stop 54: heads of three backbone seeds as one model, cross-validated, hard pair (rule in runs/RULES.txt, 13:18);
 # rerun to resume. A third set of fold backbones (seed 2, 30 epochs as runs/s7-cv.sh), its 224 px distilled hard
 # heads on the same folds, then per fold the three backbones' heads joined.
 set -e
