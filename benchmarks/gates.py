@@ -21,12 +21,11 @@ SIZE_GROWTH = 0.05
 GATED_BACKENDS = ("onnxruntime", "litert")  # runnable on any CI machine; TVM/NPU builds are size-gated only
 
 
-def measure(manifest_path: Path, data: Path, breeds: list[str] | None) -> dict:
-    """{artifact: {"size_bytes", "accuracy" (None when not run here), "n"}} for an export folder."""
+def measure(manifest: dict, folder: Path, data: Path, breeds: list[str] | None) -> dict:
+    """{artifact: {"size_bytes", "accuracy" (None when not run here), "n"}} for an export folder's read manifest."""
     from edgehound.runtime.classifier import Classifier
     from edgehound.runtime.evaluation import evaluate_folder
 
-    manifest, folder = read_manifest(manifest_path)
     out = {}
     for e in manifest["artifacts"]:
         if e.get("status") == "failed":
@@ -45,16 +44,17 @@ def measure(manifest_path: Path, data: Path, breeds: list[str] | None) -> dict:
     return out
 
 
-def model_classes(manifest_path: Path) -> list[str]:
+def model_classes(manifest: dict) -> list[str]:
     """The WordNet ids the export's model answers among, in its output order."""
-    manifest, _ = read_manifest(manifest_path)
     return [c["wnid"] for c in manifest["model"]["classes"]]
 
 
 def write_baseline(baseline: Path, manifest_path: Path, data: Path, breeds: list[str] | None,
                    tolerance_pp: float) -> dict:
-    doc = {"manifest": _rel(manifest_path), "data": _rel(data), "breeds": breeds, "classes": model_classes(manifest_path),
-           "tolerance_pp": tolerance_pp, "size_growth": SIZE_GROWTH, "artifacts": measure(manifest_path, data, breeds)}
+    manifest, folder = read_manifest(manifest_path)
+    doc = {"manifest": _rel(manifest_path), "data": _rel(data), "breeds": breeds, "classes": model_classes(manifest),
+           "tolerance_pp": tolerance_pp, "size_growth": SIZE_GROWTH,
+           "artifacts": measure(manifest, folder, data, breeds)}
     atomic_write_json(baseline, doc)
     return doc
 
@@ -64,11 +64,12 @@ def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
     doc = read_baseline(Path(baseline))
     manifest_path = manifest_path or REPO / doc["manifest"]
     try:
-        classes = model_classes(manifest_path)
+        manifest, folder = read_manifest(manifest_path)
+        classes = model_classes(manifest)
         if doc.get("classes") and classes != doc["classes"]:  # e.g. --manifest naming another shipped model
             return [f"{manifest_path}: answers among {', '.join(classes)}, and {baseline} was written for a model "
                     f"answering among {', '.join(doc['classes'])}: not its baseline"]
-        now = measure(manifest_path, REPO / doc["data"], doc.get("breeds"))
+        now = measure(manifest, folder, REPO / doc["data"], doc.get("breeds"))
     except EdgehoundError as e:
         return [f"{manifest_path}: cannot be measured: {e}"]
     failures = []

@@ -104,14 +104,16 @@ def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, 
     return pooled, keys
 
 
-def print_out_of_fold(report: dict, per_fold: list[dict], input_size: int | None = None, flip: bool = False) -> None:
-    """Each fold's figure, then the pooled report (evaluate FOLDER and train --folds alike)."""
+def print_out_of_fold(report: dict, input_size: int | None = None) -> None:
+    """Each fold's figure, then the pooled report (evaluate FOLDER and train --folds alike); input_size: the size
+    asked for, named where it overrides the models' own."""
     from edgehound.runtime.metrics import format_report
 
+    per_fold = report["per_fold"] if "per_fold" in report else report["cross_validation"]["per_fold"]
     for f in per_fold:
         print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
     print(f"out of fold, {len(per_fold)} folds" + (f", at {input_size} px" if input_size else "")
-          + (", with test-time flip" if flip else "") + ": " + format_report(report))
+          + (", with test-time flip" if report.get("flip") else "") + ": " + format_report(report))
 
 
 def _evaluate_out_of_fold(args) -> int:
@@ -126,7 +128,7 @@ def _evaluate_out_of_fold(args) -> int:
                              + " (then compare reports with edgehound compare)")
     report, _ = out_of_fold(args.model, args.data, args.breeds, not args.no_progress, input_size=args.input_size,
                             flip=args.flip)
-    print_out_of_fold(report, report["per_fold"], args.input_size, args.flip)
+    print_out_of_fold(report, args.input_size)
     if args.json:
         atomic_write_json(args.json, report)
     return 0

@@ -77,7 +77,7 @@ def _cross_validate(cfg, opts, folds: int) -> int:
     from edgehound.train.crossval import cross_validate
 
     pooled = cross_validate(cfg, opts, folds)
-    print_out_of_fold(pooled, pooled["cross_validation"]["per_fold"])
+    print_out_of_fold(pooled)
     record = pooled["cross_validation"]
     for what, given in (("init", record["init"]), ("teacher", ", ".join(record["teacher"]))):
         seen = record[f"seen_by_{what}"]
