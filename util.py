@@ -112,20 +112,31 @@ def is_number(x) -> bool:
 
 
 def folder(text: str) -> Path:
-    """argparse type: a folder to write into (--out), refused at once when a file already has its name,
-    not after minutes of work, when the first write into it fails."""
+    """argparse type: a folder to write into (--out), refused at once when a file already has its name or
+    where nothing can be written, not after minutes of work, when the first write into it fails."""
     path = Path(text)
     for part in (path, *path.parents):
         if part.exists():
             if not part.is_dir():
                 raise argparse.ArgumentTypeError(f"{part} is a file, not a folder")
+            _check_writable(part)
             break
     return path
 
 
+def _check_writable(folder: Path) -> None:
+    """Make and drop a nameless file in `folder`: the only test that holds for root and read-only mounts alike
+    (os.access says yes to root)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{folder}: cannot write there ({e.strerror or e})") from None
+
+
 def output_file(text: str) -> Path:
-    """argparse type: a file to write (--json, a new model file), refused at once when it names a folder
-    or lies under a file, not after the work whose result it would hold."""
+    """argparse type: a file to write (--json, a new model file), refused at once when it names a folder,
+    lies under a file or in a folder that cannot be written, not after the work whose result it would hold."""
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a folder; give the name of a file to write")

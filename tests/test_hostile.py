@@ -157,6 +157,15 @@ def test_an_out_folder_that_is_a_file_is_refused_before_any_work_and_the_file_ke
     assert notes.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_a_place_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    model = SAMPLE.parents[1] / "runtime" / "models" / "edge"
+    for args, place in ((["evaluate", model, "--data", SAMPLE, "--json", "/proc/edgehound/report.json"], "/proc"),
+                        (["train", "--data", SAMPLE, "--config", "tiny", "--out", "/sys/edgehound-run"], "/sys")):
+        result = cli(*args)  # was: `evaluate` scored every photo, then could not write its report
+        assert result.returncode == 2 and f"{place}: cannot write there" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "accuracy" not in result.stdout
+
+
 @pytest.mark.parametrize("args, problem", [
     (["train", "--data", SAMPLE, "--config", "tiny", "--set", "trian.epochs=5", "--out", "OUT"],
      "unknown section(s) trian"),  # was ignored: the run trained with the config's own epochs
