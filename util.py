@@ -125,8 +125,7 @@ def folder(text: str) -> Path:
 
 
 def _check_writable(folder: Path) -> None:
-    """Make and drop a nameless file in `folder`: the only test that holds for root and read-only mounts alike
-    (os.access says yes to root)."""
+    """Make and drop a nameless file in `folder`: os.access answers yes for root even where a write fails (/proc)."""
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
