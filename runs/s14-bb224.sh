@@ -1,6 +1,6 @@
 #!/bin/bash
 # stop 56: eight-breed fold backbones trained at 224 px instead of 160, then the recipe's 224 px heads on them,
-# against the recipe (160 px backbones, runs/s5-cv.sh), cross-validated (rule in runs/RULES.txt, 18:58); rerun to resume.
+# against the recipe (160 px backbones, runs/s5-cv.sh), cross-validated (rule in runs/RULES.txt, 18:52); rerun to resume.
 # Everything as runs/s5-cv.sh but model.input_size=224 for the backbones; the heads' teacher is their own fold backbone.
 set -e
 source .venv/bin/activate
