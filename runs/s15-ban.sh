@@ -1,35 +1,45 @@
 #!/bin/bash
-# stop 57: born-again distillation, cross-validated (rule in runs/RULES.txt, 22:16); rerun to resume.
-# First runs/s5-cv.sh's fold backbones and 224 px heads, retrained with its commands (this checkout held no runs);
-# then the same heads again with --teacher the recipe's own fold heads instead of the fold backbones.
+# stop 57: born-again distillation, cross-validated, default pair only (rule and amendment in runs/RULES.txt,
+# 22:16 and 22:25); rerun to resume. This checkout held no runs, so it first retrains runs/s5-cv.sh's fold backbones
+# and the recipe's 224 px heads with its settings, then the same heads with --teacher the recipe's own fold heads.
+# Fold by fold (--fold I) on two chains of one thread each, so that heads train while a backbone still does;
+# the last step joins each head's folds into its cv.json (finished folds are only checked).
 set -e
 source .venv/bin/activate
 D=../shared/data/imagewoof2-320
+PAIR="golden_retriever Samoyed"
 resume() { [ -e "$1" ] && echo --resume || true; }
-distilled_head() {  # out folder, teacher folder, out-of-fold json, pair breeds: the recipe's 224 px head
-  local out=$1 teacher=$2 oof=$3; shift 3
-  [ -f $out/cv.json ] || edgehound train --data $D --config edge --breeds "$@" --folds 3 \
-    --set train.epochs=20 train.lr=0.0005 train.seed=0 data.split_seed=0 model.input_size=224 \
-    --init runs/s5-all8-$name --teacher $teacher --exclude tests/sample --out $out --threads 1 \
-    --no-progress --seal-test $(resume $out) > $out.log 2>&1
-  [ -f $oof ] || edgehound evaluate $out --data $D --split val --json $oof --no-progress > ${oof%.json}.log 2>&1
+wait_for() { while [ ! -f "$1" ]; do sleep 30; done; }
+backbone() {  # fold: runs/s5-cv.sh's eight-breed backbone, then narrowed to the pair
+  local i=$1
+  [ -f runs/s5-all8/fold-$i/summary.json ] || edgehound train --data $D --config edge --breeds all --folds 3 --fold $i \
+    --set train.epochs=40 train.seed=0 data.split_seed=0 --exclude tests/sample --out runs/s5-all8/fold-$i --threads 1 \
+    --no-progress --seal-test $(resume runs/s5-all8/fold-$i/last.pt) > runs/s5-all8-fold-$i.log 2>&1
+  [ -f runs/s5-all8-default/fold-$i/best.pt ] || edgehound narrow runs/s5-all8/fold-$i/best.pt --breeds $PAIR \
+    --out runs/s5-all8-default/fold-$i/best.pt
 }
-pair() {  # pair name, breeds (distilled_head reads name for its --init)
-  local name=$1; shift
-  for i in 0 1 2; do
-    [ -f runs/s5-all8-$name/fold-$i/best.pt ] || edgehound narrow runs/s5-all8/fold-$i/best.pt --breeds "$@" \
-      --out runs/s5-all8-$name/fold-$i/best.pt
-  done
-  distilled_head runs/s5-head-$name runs/s5-all8 runs/s5-oof-$name-224.json "$@"  # the recipe (runs/s5-cv.sh)
-  distilled_head runs/s15-ban-$name runs/s5-head-$name runs/s15-oof-ban-$name.json "$@"  # the candidate: the recipe's head teaches its own successor
+head_args() {  # out folder, teacher folder: the recipe's 224 px distilled head on the narrowed backbone folds
+  echo --data $D --config edge --breeds $PAIR --folds 3 --set train.epochs=20 train.lr=0.0005 train.seed=0 \
+    data.split_seed=0 model.input_size=224 --init runs/s5-all8-default --teacher $2 --exclude tests/sample \
+    --threads 1 --no-progress --seal-test
 }
-[ -f runs/s5-all8/cv.json ] || edgehound train --data $D --config edge --breeds all --folds 3 \
-  --set train.epochs=40 train.seed=0 data.split_seed=0 --exclude tests/sample --out runs/s5-all8 --threads 2 \
-  --no-progress --seal-test $(resume runs/s5-all8) > runs/s5-all8.log 2>&1
-pair default golden_retriever Samoyed &
-pair hard beagle English_foxhound &
+fold_head() {  # out folder, teacher folder, fold
+  local out=$1 teacher=$2 i=$3
+  wait_for runs/s5-all8-default/fold-$i/best.pt
+  [ "$teacher" = runs/s5-all8 ] || wait_for $teacher/fold-$i/summary.json
+  [ -f $out/fold-$i/summary.json ] || edgehound train $(head_args $out $teacher) --fold $i --out $out/fold-$i \
+    $(resume $out/fold-$i/last.pt) > $out-fold-$i.log 2>&1
+}
+recipe() { fold_head runs/s5-head-default runs/s5-all8 $1; }
+born_again() { fold_head runs/s15-ban-default runs/s5-head-default $1; }
+(backbone 0; backbone 2; recipe 2; born_again 2) > runs/s15-chain-a.log 2>&1 &
+(backbone 1; recipe 0; born_again 0; recipe 1; born_again 1) > runs/s15-chain-b.log 2>&1 &
 wait
-for name in default hard; do
-  edgehound compare runs/s15-oof-ban-$name.json runs/s5-oof-$name-224.json  # the rule's comparison
+for pair in "runs/s5-head-default runs/s5-all8 runs/s5-oof-default-224.json" \
+            "runs/s15-ban-default runs/s5-head-default runs/s15-oof-ban-default.json"; do
+  set -- $pair
+  [ -f $1/cv.json ] || edgehound train $(head_args $1 $2) --out $1 --resume > $1.log 2>&1
+  [ -f $3 ] || edgehound evaluate $1 --data $D --split val --json $3 --no-progress > ${3%.json}.log 2>&1
 done
+edgehound compare runs/s15-oof-ban-default.json runs/s5-oof-default-224.json  # the rule's comparison
 echo all done
