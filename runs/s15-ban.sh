@@ -42,4 +42,11 @@ for pair in "runs/s5-head-default runs/s5-all8 runs/s5-oof-default-224.json" \
   [ -f $3 ] || edgehound evaluate $1 --data $D --split val --json $3 --no-progress > ${3%.json}.log 2>&1
 done
 edgehound compare runs/s15-oof-ban-default.json runs/s5-oof-default-224.json  # the rule's comparison
+# study (added after the run, which joined them by hand with these commands): the backbone folds joined, eight-way
+# out of fold, and their out-of-fold answers on the pair's photos (the recipe's teacher)
+[ -f runs/s5-all8/cv.json ] || edgehound train --data $D --config edge --breeds all --folds 3 --set train.epochs=40 \
+  train.seed=0 data.split_seed=0 --exclude tests/sample --out runs/s5-all8 --threads 1 --no-progress --seal-test \
+  --resume > runs/s5-all8.log 2>&1
+[ -f runs/s15-oof-narrowed-default.json ] || edgehound evaluate runs/s5-all8 --breeds $PAIR --data $D --split val \
+  --json runs/s15-oof-narrowed-default.json --no-progress > runs/s15-oof-narrowed-default.log 2>&1
 echo all done
