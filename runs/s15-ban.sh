@@ -1,6 +1,6 @@
 #!/bin/bash
 # stop 57: born-again distillation, cross-validated, default pair only (rule and amendment in runs/RULES.txt,
-# 22:16 and 22:25); rerun to resume. This checkout held no runs, so it first retrains runs/s5-cv.sh's fold backbones
+# 22:16 and 22:23); rerun to resume. This checkout held no runs, so it first retrains runs/s5-cv.sh's fold backbones
 # and the recipe's 224 px heads with its settings, then the same heads with --teacher the recipe's own fold heads.
 # Fold by fold (--fold I) on two chains of one thread each, so that heads train while a backbone still does;
 # the last step joins each head's folds into its cv.json (finished folds are only checked).
