@@ -10,11 +10,14 @@ D=../shared/data/imagewoof2-320
 PAIR="golden_retriever Samoyed"
 resume() { [ -e "$1" ] && echo --resume || true; }
 wait_for() { while [ ! -f "$1" ]; do sleep 30; done; }
+backbone_args() {  # runs/s5-cv.sh's eight-breed fold backbones (one thread: two chains run side by side)
+  echo --data $D --config edge --breeds all --folds 3 --set train.epochs=40 train.seed=0 data.split_seed=0 \
+    --exclude tests/sample --threads 1 --no-progress --seal-test
+}
 backbone() {  # fold: runs/s5-cv.sh's eight-breed backbone, then narrowed to the pair
   local i=$1
-  [ -f runs/s5-all8/fold-$i/summary.json ] || edgehound train --data $D --config edge --breeds all --folds 3 --fold $i \
-    --set train.epochs=40 train.seed=0 data.split_seed=0 --exclude tests/sample --out runs/s5-all8/fold-$i --threads 1 \
-    --no-progress --seal-test $(resume runs/s5-all8/fold-$i/last.pt) > runs/s5-all8-fold-$i.log 2>&1
+  [ -f runs/s5-all8/fold-$i/summary.json ] || edgehound train $(backbone_args) --fold $i --out runs/s5-all8/fold-$i \
+    $(resume runs/s5-all8/fold-$i/last.pt) > runs/s5-all8-fold-$i.log 2>&1
   [ -f runs/s5-all8-default/fold-$i/best.pt ] || edgehound narrow runs/s5-all8/fold-$i/best.pt --breeds $PAIR \
     --out runs/s5-all8-default/fold-$i/best.pt
 }
@@ -44,9 +47,7 @@ done
 edgehound compare runs/s15-oof-ban-default.json runs/s5-oof-default-224.json  # the rule's comparison
 # study (added after the run, which joined them by hand with these commands): the backbone folds joined, eight-way
 # out of fold, and their out-of-fold answers on the pair's photos (the recipe's teacher)
-[ -f runs/s5-all8/cv.json ] || edgehound train --data $D --config edge --breeds all --folds 3 --set train.epochs=40 \
-  train.seed=0 data.split_seed=0 --exclude tests/sample --out runs/s5-all8 --threads 1 --no-progress --seal-test \
-  --resume > runs/s5-all8.log 2>&1
+[ -f runs/s5-all8/cv.json ] || edgehound train $(backbone_args) --out runs/s5-all8 --resume > runs/s5-all8.log 2>&1
 [ -f runs/s15-oof-narrowed-default.json ] || edgehound evaluate runs/s5-all8 --breeds $PAIR --data $D --split val \
   --json runs/s15-oof-narrowed-default.json --no-progress > runs/s15-oof-narrowed-default.log 2>&1
 echo all done
