@@ -2,8 +2,10 @@
 # stop 58: the distillation's temperature and weight, cross-validated, default pair (rule in runs/RULES.txt, 02:32);
 # rerun to resume. Each candidate is runs/s5-cv.sh's 224 px recipe head with one setting changed; the baseline is the
 # recipe's own fold heads (runs/s5-head-default), which this checkout holds from runs/s15-ban.sh, as it does their
-# start and teacher, the narrowed fold backbones (runs/s5-all8-default). Fold by fold (--fold I) on two chains of one
-# thread each; the last step joins each candidate's folds into its cv.json (finished folds are only checked).
+# start, the narrowed fold backbones (runs/s5-all8-default). The candidates' teacher is that narrowed file, the
+# recipe's the eight-breed one: the trainer uses its pair's columns, the same logits (RULES.txt). Fold by fold
+# (--fold I) on two chains of one thread each; the last step joins each candidate's folds into its cv.json
+# (finished folds are only checked).
 set -e
 source .venv/bin/activate
 D=../shared/data/imagewoof2-320
