@@ -35,4 +35,15 @@ for name in T2 T8 w09; do
   echo "== $name (${SETTING[$name]}) against the recipe (temperature 4, weight 0.7)"
   edgehound compare $json runs/s5-oof-default-224.json  # the rule's comparison
 done
+# study (added after the run): the out-of-fold photos every head gets wrong, however distilled (with stop 57's
+# born-again head), and how many of those its teacher, the narrowed backbones, gets wrong too (both from runs/s15-ban.sh)
+[ -f runs/s15-oof-ban-default.json ] && [ -f runs/s15-oof-narrowed-default.json ] && python - \
+  runs/s5-oof-default-224.json runs/s16-oof-kd-{T2,T8,w09}-default.json runs/s15-oof-{ban,narrowed}-default.json <<'PY'
+import json, sys
+wrong = [{p["photo"] for p in json.load(open(f))["photos"] if p["true"] != p["pred"]} for f in sys.argv[1:]]
+heads, teacher = wrong[:-1], wrong[-1]
+every, some = set.intersection(*heads), set.union(*heads)
+print(f"wrong by every one of {len(heads)} heads: {len(every)} photos (each head: {', '.join(str(len(w)) for w in heads)}; "
+      f"by any: {len(some)}); of those, the teacher wrong too: {len(every & teacher)} (the teacher: {len(teacher)} in all)")
+PY
 echo all done
