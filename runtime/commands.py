@@ -98,9 +98,10 @@ def out_of_fold(folder: str | Path, data: str, breeds: list[str] | None = None, 
         keys.append({p["photo"] for p in report["photos"]})
         per_fold.append({"fold": fold, "run": str(model.parent), "n": report["n"], "accuracy": report["accuracy"],
                          "log_loss": report["log_loss"], "skipped": report["skipped"]})
+    # the folds sit where train --folds's cv.json keeps them, which adds how the folds were trained
     pooled = {**count_photos(names, photos), "model": str(folder), "artifact": f"out-of-fold answers of {folds} runs",
-              "split": "val", "skipped": sum(f["skipped"] for f in per_fold), "per_fold": per_fold,
-              "input_size": report["input_size"], "flip": flip}
+              "split": "val", "skipped": sum(f["skipped"] for f in per_fold), "input_size": report["input_size"],
+              "flip": flip, "cross_validation": {"folds": folds, "per_fold": per_fold}}
     return pooled, keys
 
 
@@ -109,7 +110,7 @@ def print_out_of_fold(report: dict, input_size: int | None = None) -> None:
     asked for, named where it overrides the models' own."""
     from edgehound.runtime.metrics import format_report
 
-    per_fold = report["per_fold"] if "per_fold" in report else report["cross_validation"]["per_fold"]
+    per_fold = report["cross_validation"]["per_fold"]
     for f in per_fold:
         print(f"fold {f['fold'] + 1}: {f['accuracy']:.2%} of {f['n']} validation photos ({f['run']})")
     print(f"out of fold, {len(per_fold)} folds" + (f", at {input_size} px" if input_size else "")

@@ -703,7 +703,8 @@ def test_a_pair_head_on_a_cross_validated_backbone_is_cross_validated_fold_by_fo
                    GOLDEN, SAMOYED, "--json", str(narrowed), "--no-progress"]).stdout
     report, head_cv = json.loads(narrowed.read_text()), json.loads((head / "cv.json").read_text())
     assert {p["photo"] for p in report["photos"]} == {p["photo"] for p in head_cv["photos"]}
-    assert [f["n"] for f in report["per_fold"]] == [f["n"] for f in head_cv["cross_validation"]["per_fold"]]
+    folds = report["cross_validation"]  # the folds sit where cv.json keeps them
+    assert folds["folds"] == 2 and [f["n"] for f in folds["per_fold"]] == [f["n"] for f in head_cv["cross_validation"]["per_fold"]]
     assert set(report["classes"]) == {"golden retriever", "Samoyed"} and "out of fold, 2 folds" in printed
     compared = run([*edgehound_cmd(), "compare", str(narrowed), str(head / "cv.json")]).stdout
     assert f"paired on {answered} photos" in compared

@@ -47,11 +47,10 @@ def cross_validate(cfg: Config, opts: RunOptions, folds: int) -> dict:
         per_fold = [[trained[model] for model in models(run)] for run in runs]
         seen[what] = (None if any(None in sets for sets in per_fold)  # a start or teacher whose split is not here
                       else sum(len(fold_keys & set().union(*sets)) for fold_keys, sets in zip(keys, per_fold)))
-    pooled["cross_validation"] = {"folds": folds, "config": cfg.to_dict(), "keep": cfg.train.keep,
-                                  "per_fold": pooled.pop("per_fold"),
-                                  "init": str(opts.init) if opts.init else None,
-                                  "teacher": [str(t) for t in opts.teacher],
-                                  "seen_by_init": seen["init"], "seen_by_teacher": seen["teacher"]}
+    pooled["cross_validation"] |= {"config": cfg.to_dict(), "keep": cfg.train.keep,
+                                   "init": str(opts.init) if opts.init else None,
+                                   "teacher": [str(t) for t in opts.teacher],
+                                   "seen_by_init": seen["init"], "seen_by_teacher": seen["teacher"]}
     atomic_write_json(out / "cv.json", pooled)
     return pooled
 
