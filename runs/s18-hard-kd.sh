@@ -34,4 +34,34 @@ for name in ban T2 T8 w09; do
   echo "== $name (${SETTING[$name]:-teacher ${TEACHER[$name]}}) against the recipe (temperature 4, weight 0.7, teacher runs/s5-all8)"
   edgehound compare $out/cv.json runs/s5-head-hard/cv.json  # the rule's comparison
 done
+# study (added after the run, which ran these commands by hand): the teacher's own out-of-fold answers (the narrowed
+# backbones); the photos every hard head gets wrong (the recipe, these four, stop 59's 40-epoch head) and how many of
+# those the teacher gets wrong too; and how far any threshold on p(foxhound) could lift the balanced accuracy, chosen
+# on the very photos it is scored on (an upper bound for calibration, not a model choice)
+[ -f runs/s18-oof-narrowed-hard.json ] || edgehound evaluate runs/s5-all8 --breeds $PAIR --data $D --split val \
+  --json runs/s18-oof-narrowed-hard.json --no-progress > runs/s18-oof-narrowed-hard.log 2>&1
+[ -f runs/s17-head40-hard/cv.json ] && python - runs/s5-head-hard/cv.json runs/s18-{ban,T2,T8,w09}-hard/cv.json \
+  runs/s17-head40-hard/cv.json runs/s18-oof-narrowed-hard.json <<'PY'
+import json, sys
+import numpy as np
+from scipy.stats import rankdata
+reports = [json.load(open(f)) for f in sys.argv[1:]]
+wrong = [{p["photo"] for p in r["photos"] if p["true"] != p["pred"]} for r in reports]
+heads, teacher = wrong[:-1], wrong[-1]
+every, some = set.intersection(*heads), set.union(*heads)
+true = {p["photo"]: p["true"] for p in reports[0]["photos"]}
+foxhounds = sum(true[p] == "English foxhound" for p in every)
+print(f"wrong by every one of {len(heads)} heads: {len(every)} photos, {foxhounds} of them foxhounds (each head: "
+      f"{', '.join(str(len(w)) for w in heads)}; by any: {len(some)}); of those, the teacher wrong too: "
+      f"{len(every & teacher)} (the teacher: {len(teacher)} in all)")
+for name, report in (("the recipe's heads", reports[0]), ("the teacher", reports[-1])):
+    is_fox = np.array([p["true"] == "English foxhound" for p in report["photos"]])
+    score = np.array([p["p"]["English foxhound"] for p in report["photos"]])
+    n_fox, n_beagle = is_fox.sum(), (~is_fox).sum()
+    auc = (rankdata(score)[is_fox].sum() - n_fox * (n_fox + 1) / 2) / (n_fox * n_beagle)
+    best, at = max(((((score >= t) & is_fox).sum() / n_fox + ((score < t) & ~is_fox).sum() / n_beagle) / 2, t)
+                   for t in np.unique(score))
+    print(f"{name}: ROC AUC {auc:.3f}; the best threshold on these photos, p(foxhound) >= {at:.3f}, gives a balanced "
+          f"accuracy of {best:.2%}")
+PY
 echo all done
