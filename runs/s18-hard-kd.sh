@@ -63,5 +63,20 @@ for name, report in (("the recipe's heads", reports[0]), ("the teacher", reports
                    for t in np.unique(score))
     print(f"{name}: ROC AUC {auc:.3f}; the best threshold on these photos, p(foxhound) >= {at:.3f}, gives a balanced "
           f"accuracy of {best:.2%}")
+# contact sheets to look at (24 photos each, drawn with seed 0): foxhounds every head gets wrong, and foxhounds no
+# head gets wrong
+import random
+from PIL import Image
+foxhounds = [p["photo"] for p in reports[0]["photos"] if p["true"] == "English foxhound"]
+for name, photos in (("wrong", [p for p in foxhounds if p in every]), ("right", [p for p in foxhounds if p not in some])):
+    random.seed(0)
+    chosen, size = random.sample(sorted(photos), 24), 200
+    sheet = Image.new("RGB", (6 * size, 4 * size), "white")
+    for i, photo in enumerate(chosen):
+        thumb = Image.open(f"../shared/data/imagewoof2-320/train/{photo}").convert("RGB")
+        thumb.thumbnail((size, size))
+        sheet.paste(thumb, ((i % 6) * size, (i // 6) * size))
+    sheet.save(f"runs/s18-foxhounds-{name}.png")
+    print(f"runs/s18-foxhounds-{name}.png: 24 of {len(photos)}")
 PY
 echo all done
