@@ -1,5 +1,5 @@
 #!/bin/bash
-# stop 60: the head's crop range, cross-validated, hard pair (rule in runs/RULES.txt); rerun to resume. The
+# stop 60: the head's crop range, cross-validated, hard pair (rule in runs/RULES.txt, 11:00); rerun to resume. The
 # candidate is runs/s5-cv.sh's 224 px recipe head with data.crop_scale=[0.08,1.0] instead of the edge config's
 # [0.25, 1.0]; the baseline is the recipe's own hard-pair fold heads (runs/s5-head-hard). One chain of one thread
 # (it ran beside a CI check), fold by fold; then its folds are joined into cv.json and compared.
