@@ -40,12 +40,12 @@ done
 # on the very photos it is scored on (an upper bound for calibration, not a model choice)
 [ -f runs/s18-oof-narrowed-hard.json ] || edgehound evaluate runs/s5-all8 --breeds $PAIR --data $D --split val \
   --json runs/s18-oof-narrowed-hard.json --no-progress > runs/s18-oof-narrowed-hard.log 2>&1
-[ -f runs/s17-head40-hard/cv.json ] && python - runs/s5-head-hard/cv.json runs/s18-{ban,T2,T8,w09}-hard/cv.json \
+[ -f runs/s17-head40-hard/cv.json ] && python - $D runs/s5-head-hard/cv.json runs/s18-{ban,T2,T8,w09}-hard/cv.json \
   runs/s17-head40-hard/cv.json runs/s18-oof-narrowed-hard.json <<'PY'
 import json, sys
 import numpy as np
 from scipy.stats import rankdata
-reports = [json.load(open(f)) for f in sys.argv[1:]]
+data, reports = sys.argv[1], [json.load(open(f)) for f in sys.argv[2:]]
 wrong = [{p["photo"] for p in r["photos"] if p["true"] != p["pred"]} for r in reports]
 heads, teacher = wrong[:-1], wrong[-1]
 every, some = set.intersection(*heads), set.union(*heads)
@@ -73,7 +73,7 @@ for name, photos in (("wrong", [p for p in foxhounds if p in every]), ("right", 
     chosen, size = random.sample(sorted(photos), 24), 200
     sheet = Image.new("RGB", (6 * size, 4 * size), "white")
     for i, photo in enumerate(chosen):
-        thumb = Image.open(f"../shared/data/imagewoof2-320/train/{photo}").convert("RGB")
+        thumb = Image.open(f"{data}/train/{photo}").convert("RGB")
         thumb.thumbnail((size, size))
         sheet.paste(thumb, ((i % 6) * size, (i // 6) * size))
     sheet.save(f"runs/s18-foxhounds-{name}.png")
