@@ -43,26 +43,23 @@ done
 [ -f runs/s17-head40-hard/cv.json ] && python - $D runs/s5-head-hard/cv.json runs/s18-{ban,T2,T8,w09}-hard/cv.json \
   runs/s17-head40-hard/cv.json runs/s18-oof-narrowed-hard.json <<'PY'
 import json, sys
-import numpy as np
-from scipy.stats import rankdata
+from sklearn.metrics import roc_auc_score, roc_curve
 data, reports = sys.argv[1], [json.load(open(f)) for f in sys.argv[2:]]
 wrong = [{p["photo"] for p in r["photos"] if p["true"] != p["pred"]} for r in reports]
 heads, teacher = wrong[:-1], wrong[-1]
 every, some = set.intersection(*heads), set.union(*heads)
 true = {p["photo"]: p["true"] for p in reports[0]["photos"]}
-foxhounds = sum(true[p] == "English foxhound" for p in every)
-print(f"wrong by every one of {len(heads)} heads: {len(every)} photos, {foxhounds} of them foxhounds (each head: "
+foxhounds_wrong = sum(true[p] == "English foxhound" for p in every)
+print(f"wrong by every one of {len(heads)} heads: {len(every)} photos, {foxhounds_wrong} of them foxhounds (each head: "
       f"{', '.join(str(len(w)) for w in heads)}; by any: {len(some)}); of those, the teacher wrong too: "
       f"{len(every & teacher)} (the teacher: {len(teacher)} in all)")
 for name, report in (("the recipe's heads", reports[0]), ("the teacher", reports[-1])):
-    is_fox = np.array([p["true"] == "English foxhound" for p in report["photos"]])
-    score = np.array([p["p"]["English foxhound"] for p in report["photos"]])
-    n_fox, n_beagle = is_fox.sum(), (~is_fox).sum()
-    auc = (rankdata(score)[is_fox].sum() - n_fox * (n_fox + 1) / 2) / (n_fox * n_beagle)
-    best, at = max(((((score >= t) & is_fox).sum() / n_fox + ((score < t) & ~is_fox).sum() / n_beagle) / 2, t)
-                   for t in np.unique(score))
-    print(f"{name}: ROC AUC {auc:.3f}; the best threshold on these photos, p(foxhound) >= {at:.3f}, gives a balanced "
-          f"accuracy of {best:.2%}")
+    is_fox = [p["true"] == "English foxhound" for p in report["photos"]]
+    score = [p["p"]["English foxhound"] for p in report["photos"]]
+    fpr, tpr, thresholds = roc_curve(is_fox, score, drop_intermediate=False)  # foxhound where score >= threshold
+    balanced = (tpr + 1 - fpr) / 2
+    print(f"{name}: ROC AUC {roc_auc_score(is_fox, score):.3f}; the best threshold on these photos, p(foxhound) >= "
+          f"{thresholds[balanced.argmax()]:.3f}, gives a balanced accuracy of {balanced.max():.2%}")
 # contact sheets to look at (24 photos each, drawn with seed 0): foxhounds every head gets wrong, and foxhounds no
 # head gets wrong
 import random
