@@ -10,18 +10,10 @@ for need in runs/s5-all8/fold-{0,1,2}/best.pt runs/s5-all8-{default,hard}/fold-{
   runs/s5-head-{default,hard}/cv.json; do
   [ -f $need ] || { echo "$need is missing: run runs/s15-ban.sh, then runs/s17-head-epochs.sh (they rebuild the backbones and the baselines)"; exit 1; }
 done
-resume() { [ -e "$1" ] && echo --resume || true; }
+source runs/recipe-head.sh
 lr_head() {  # pair name, breeds
   local name=$1; shift
-  local out=runs/s20-lr2e3-$name
-  local args="--data $D --config edge --breeds $* --folds 3 --set train.epochs=20 train.lr=0.002 train.seed=0
-    data.split_seed=0 model.input_size=224 --init runs/s5-all8-$name --teacher runs/s5-all8 --exclude tests/sample
-    --threads 1 --no-progress --seal-test"
-  for i in 0 1 2; do
-    [ -f $out/fold-$i/summary.json ] || edgehound train $args --fold $i --out $out/fold-$i \
-      $(resume $out/fold-$i/last.pt) > $out-fold-$i.log 2>&1
-  done
-  [ -f $out/cv.json ] || edgehound train $args --out $out --resume > $out.log 2>&1
+  recipe_head runs/s20-lr2e3-$name $name "train.lr=0.002 train.seed=0" "$@"
 }
 lr_head default golden_retriever Samoyed > runs/s20-chain-a.log 2>&1 &
 lr_head hard beagle English_foxhound > runs/s20-chain-b.log 2>&1 &

@@ -6,7 +6,7 @@
 set -e
 source .venv/bin/activate
 D=../shared/data/imagewoof2-320
-resume() { [ -e "$1" ] && echo --resume || true; }
+source runs/recipe-head.sh
 lr_head_seed1() {  # pair name, breeds
   local name=$1; shift
   for need in runs/s5-all8/fold-{0,1,2}/best.pt runs/s5-all8-$name/fold-{0,1,2}/best.pt runs/s5-head-$name/cv.json \
@@ -14,14 +14,7 @@ lr_head_seed1() {  # pair name, breeds
     [ -f $need ] || { echo "$need is missing: run runs/s15-ban.sh, runs/s17-head-epochs.sh, then runs/s20-head-lr.sh"; exit 1; }
   done
   local out=runs/s22-lr2e3-seed1-$name
-  local args="--data $D --config edge --breeds $* --folds 3 --set train.epochs=20 train.lr=0.002 train.seed=1
-    data.split_seed=0 model.input_size=224 --init runs/s5-all8-$name --teacher runs/s5-all8 --exclude tests/sample
-    --threads 1 --no-progress --seal-test"
-  for i in 0 1 2; do
-    [ -f $out/fold-$i/summary.json ] || edgehound train $args --fold $i --out $out/fold-$i \
-      $(resume $out/fold-$i/last.pt) > $out-fold-$i.log 2>&1
-  done
-  [ -f $out/cv.json ] || edgehound train $args --out $out --resume > $out.log 2>&1
+  recipe_head $out $name "train.lr=0.002 train.seed=1" "$@"
   [ -f runs/s21-seed1-$name/cv.json ] || { echo "runs/s21-seed1-$name/cv.json is missing: run runs/s21-head-seed.sh"; exit 1; }
   echo "== $name pair, seed 1: head lr 0.002 against the recipe's 0.0005"
   edgehound compare $out/cv.json runs/s21-seed1-$name/cv.json
