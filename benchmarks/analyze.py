@@ -60,7 +60,15 @@ def cmd_explain(args) -> int:
     from edgehound.runtime.datasets import Sample, read_dataset
 
     explainer = Explainer(args.model, args.artifact, args.method)
-    if args.data:
+    if args.wrong_in:
+        if args.photos or args.split or not args.data:
+            raise EdgehoundError("--wrong-in takes its photos from the report: give --data, the folder it scored, "
+                                 "and no PHOTO or --split")
+        samples = wrong_answers(args.wrong_in, args.data, [c["name"] for c in explainer.classes])[:args.limit]
+        if not samples:
+            print(f"{args.wrong_in}: every photo answered right; nothing to explain")
+            return 0
+    elif args.data:
         if args.split:
             samples = held_out(explainer.classes, args.data, checkpoint_meta(args.model).get("split"), True, args.limit)
         else:  # every photo (a composite folder holds the model's breeds and their boxes)
@@ -84,6 +92,27 @@ def cmd_explain(args) -> int:
         print(f"accuracy on these photos: {report['accuracy'] * 100:.1f}%")
     print(f"maps: {Path(args.out)}/ (saliency.json)")
     return 0
+
+
+def wrong_answers(report_path: str, data: str, names: list[str]):
+    """The photos of `data` that a saved report (evaluate --json, cv.json) answered wrongly, the surest mistakes
+    first: where a model looks when it errs. The report comes from outside: its photo names are looked up among
+    the folder's photos, never opened as paths."""
+    from edgehound.runtime.datasets import photo_key, read_dataset
+    from edgehound.runtime.evaluation import read_report
+
+    report = read_report(report_path)
+    if not set(report["classes"]) <= set(names):
+        raise EdgehoundError(f"{report_path}: answers among {', '.join(report['classes'])}; the model to explain "
+                             f"knows {', '.join(names)}")
+    wrong = [p for p in report["photos"] if p["pred"] != p["true"]]
+    wrong.sort(key=lambda p: -(p.get("p") or {}).get(p["pred"], 0))  # stable: without probabilities, report order
+    samples = {photo_key(s): s for s in read_dataset(data).samples}
+    missing = [p["photo"] for p in wrong if p["photo"] not in samples]
+    if missing:
+        raise EdgehoundError(f"{report_path}: {len(missing)} of its {len(wrong)} wrong answers name photos that are "
+                             f"not in {data} (first: {missing[0]}); give --data the folder the report scored")
+    return [samples[p["photo"]] for p in wrong]
 
 
 def cmd_robustness(args) -> int:
@@ -144,7 +173,10 @@ def add_commands(sub) -> None:
     ex.add_argument("photos", nargs="*", metavar="PHOTO", help="photos to explain (or --data)")
     ex.add_argument("--data", help="a dataset folder instead of PHOTOs (boxes read where it has them)")
     ex.add_argument("--split", choices=["test"], help="only the test part of the model's own split of --data")
-    ex.add_argument("--limit", type=at_least(1), help="at most N photos of --data (breeds in turn)")
+    ex.add_argument("--wrong-in", metavar="REPORT", help="the photos of --data that a saved report (evaluate --json, "
+                    "a cv.json) answered wrongly, the surest mistakes first")
+    ex.add_argument("--limit", type=at_least(1), help="at most N photos of --data (breeds in turn; with --wrong-in, "
+                    "the N surest mistakes)")
     ex.add_argument("--artifact", help="which artifact of an export folder (default: its pick)")
     ex.add_argument("--method", default="auto", choices=["auto", "gradcam", "occlusion"],
                     help="auto: Grad-CAM for a checkpoint, occlusion for an artifact")

@@ -3,6 +3,7 @@ cards regenerate byte for byte."""
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,6 +152,48 @@ def test_explain_cli_writes_maps_and_names_a_bad_photo(tiny_run, tmp_path):
     r = subprocess.run([*edgehound_cmd(), "explain", str(tiny_run), *photos, "--method", "gradcam", "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no manifest.json" in r.stderr
+
+
+def test_explain_wrong_in_maps_a_report_s_mistakes_surest_first_and_refuses_a_report_of_other_photos(tiny_run,
+                                                                                                      tmp_path):
+    """--wrong-in: the photos a saved report answered wrongly, looked up by name in --data, the surest first."""
+    r = subprocess.run([*edgehound_cmd(), "evaluate", str(tiny_run / "best.pt"), "--data", str(SAMPLE), "--split", "val",
+                        "--json", str(tmp_path / "val.json"), "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "val.json").read_text())
+    other = {report["classes"][0]: report["classes"][1], report["classes"][1]: report["classes"][0]}
+    for p in report["photos"]:  # answered right, except three, made wrong with known confidences
+        p["pred"], p["p"] = p["true"], {c: float(c == p["true"]) for c in report["classes"]}
+    wrong = report["photos"][:3]
+    for p, sure in zip(wrong, (0.6, 0.9, 0.75)):
+        p["pred"], p["p"] = other[p["true"]], {other[p["true"]]: sure, p["true"]: round(1 - sure, 2)}
+    (tmp_path / "made.json").write_text(json.dumps(report))
+    out = tmp_path / "maps"
+    cmd = [*edgehound_cmd(), "explain", str(tiny_run / "best.pt"), "--wrong-in", str(tmp_path / "made.json"),
+           "--data", str(SAMPLE), "--out", str(out), "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((out / "saliency.json").read_text())["photos"]
+    assert [Path(row["photo"]).name for row in rows] == [Path(wrong[i]["photo"]).name for i in (1, 2, 0)]
+    assert all((out / row["png"]).is_file() and row["true"] == wrong[i]["true"] for row, i in zip(rows, (1, 2, 0)))
+    r = subprocess.run([*cmd[:-3], "--limit", "1", "--out", str(tmp_path / "one")], capture_output=True, text=True)
+    assert r.returncode == 0 and len(json.loads((tmp_path / "one" / "saliency.json").read_text())["photos"]) == 1
+    # a report of photos that are not in --data, of other breeds, or made unreadable: one line naming it
+    wrong[0]["photo"] = f"{SAMOYED}/not_in_the_sample.JPEG"
+    (tmp_path / "elsewhere.json").write_text(json.dumps(report))
+    other_breeds = {**report, "classes": ["beagle", "English foxhound"]}
+    for p in other_breeds["photos"]:
+        p["true"] = p["pred"] = "beagle"
+        p.pop("p")
+    (tmp_path / "breeds.json").write_text(json.dumps(other_breeds))
+    (tmp_path / "cut.json").write_text(json.dumps(report)[:200])
+    for name, says in (("elsewhere.json", "1 of its 3 wrong answers name photos that are not in"),
+                       ("breeds.json", "answers among beagle, English foxhound"), ("cut.json", "cut.json")):
+        bad = [*cmd[:6], str(tmp_path / name), *cmd[7:]]
+        r = subprocess.run(bad, capture_output=True, text=True)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = subprocess.run([*cmd[:7], *cmd[9:]], capture_output=True, text=True)  # no --data
+    assert r.returncode == 2 and "give --data" in r.stderr
 
 
 def test_composites_have_boxes_and_the_box_share_is_reported(tiny_run, tmp_path):
