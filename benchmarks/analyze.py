@@ -59,11 +59,11 @@ def cmd_explain(args) -> int:
     from edgehound.benchmarks.saliency import Explainer, explain_samples
     from edgehound.runtime.datasets import Sample, read_dataset
 
+    if args.wrong_in and (args.photos or args.split or not args.data):
+        raise EdgehoundError("--wrong-in takes its photos from the report: give --data, the folder it scored, "
+                             "and no PHOTO or --split")
     explainer = Explainer(args.model, args.artifact, args.method)
     if args.wrong_in:
-        if args.photos or args.split or not args.data:
-            raise EdgehoundError("--wrong-in takes its photos from the report: give --data, the folder it scored, "
-                                 "and no PHOTO or --split")
         samples = wrong_answers(args.wrong_in, args.data, [c["name"] for c in explainer.classes])[:args.limit]
         if not samples:
             print(f"{args.wrong_in}: every photo answered right; nothing to explain")
