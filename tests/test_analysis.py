@@ -181,10 +181,8 @@ def test_explain_wrong_in_maps_a_report_s_mistakes_surest_first_and_refuses_a_re
     # a report of photos that are not in --data, of other breeds, or made unreadable: one line naming it
     wrong[0]["photo"] = f"{SAMOYED}/not_in_the_sample.JPEG"
     (tmp_path / "elsewhere.json").write_text(json.dumps(report))
-    other_breeds = {**report, "classes": ["beagle", "English foxhound"]}
-    for p in other_breeds["photos"]:
-        p["true"] = p["pred"] = "beagle"
-        p.pop("p")
+    other_breeds = {**report, "classes": ["beagle", "English foxhound"],
+                    "photos": [{"photo": p["photo"], "true": "beagle", "pred": "beagle"} for p in report["photos"]]}
     (tmp_path / "breeds.json").write_text(json.dumps(other_breeds))
     (tmp_path / "cut.json").write_text(json.dumps(report)[:200])
     for name, says in (("elsewhere.json", "1 of its 3 wrong answers name photos that are not in"),
