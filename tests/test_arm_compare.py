@@ -11,13 +11,19 @@ sys.path.insert(0, str(Path(__file__).parent / "arm"))
 from compare import compare_one  # noqa: E402
 
 
-def write_side(folder: Path, logits: dict, confusion):
+def write_side(folder: Path, logits: dict, confusion, classify_label=None):
+    """One CPU's outputs: evaluate answers every photo (its probabilities are the softmax of `logits`),
+    classify the first photo only, with evaluate's label unless `classify_label` says otherwise."""
     folder.mkdir(parents=True)
-    lines = [json.dumps({"path": f"/x/{p}", "label": ["a", "b"][int(np.argmax(v))], "logits": v}) for p, v in logits.items()]
-    (folder / "classify-m.jsonl").write_text("\n".join(lines) + "\n")
+    label = {p: ["a", "b"][int(np.argmax(v))] for p, v in logits.items()}
+    first = next(iter(logits))
+    line = {"path": f"/x/{first}", "label": classify_label or label[first], "logits": logits[first]}
+    (folder / "classify-m.jsonl").write_text(json.dumps(line) + "\n")
     np.save(folder / "logits-m.npy", np.zeros((2, 2), np.float32))
     np.save(folder / "inputs.npy", np.zeros((2, 4, 4, 3), np.uint8))
-    (folder / "evaluate-m.json").write_text(json.dumps({"accuracy": 0.5, "confusion": confusion}))
+    photos = [{"photo": f"n0/{p}", "pred": label[p], "p": dict(zip("ab", (np.exp(v) / np.exp(v).sum()).round(6).tolist()))}
+              for p, v in logits.items()]
+    (folder / "evaluate-m.json").write_text(json.dumps({"accuracy": 0.5, "confusion": confusion, "photos": photos}))
     (folder / "camera-m.jsonl").write_text(json.dumps({"frame": 0, "label": "a"}) + "\n")
 
 
@@ -70,3 +76,16 @@ def test_int8_drift_between_cpus_is_judged_by_each_side_against_the_float_model(
     assert not strayed["ok"] and strayed["int8_error_vs_fp32"]["pi"] == pytest.approx(0.45)
     fp32_row = compare_one(tmp_path / "a", "m", tolerance=0.15, int8=False)  # fp32 rows keep the direct tolerance
     assert not fp32_row["ok"] and fp32_row["int8_error_vs_fp32"] is None
+
+
+def test_classify_must_answer_as_evaluate_does_on_the_same_cpu(tmp_path):
+    """classify runs on a few photos only (evaluate answers them all): on either CPU its label must be
+    evaluate's for the same photo, or the row fails even when the two CPUs' evaluate answers agree."""
+    x86 = {"p1.jpg": [1.0, 0.2], "p2.jpg": [2.0, -1.0]}
+    write_side(tmp_path / "x86", x86, [[2, 0], [0, 0]])
+    write_side(tmp_path / "arm", x86, [[2, 0], [0, 0]], classify_label="b")
+    row = compare_one(tmp_path, "m", tolerance=0.05)
+    assert row["labels_differ"] == [] and row["classify_photos"] == 1
+    assert not row["classify_agrees_with_evaluate"] and not row["ok"]
+    (tmp_path / "arm" / "classify-m.jsonl").write_text(json.dumps({"path": "/x/p1.jpg", "label": "a", "logits": [1, 0]}) + "\n")
+    assert compare_one(tmp_path, "m", tolerance=0.05)["ok"]

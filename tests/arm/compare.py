@@ -12,7 +12,8 @@ kernels are not bit-exact across CPUs (XNNPACK's NEON, AVX2 and AVX-512 paths ro
 requantization their own way), so the two int8 outputs drift apart by a few output steps, and by how
 many depends on the host's CPU (4 steps, 0.143, on an AMD Zen 4, against an export error of 0.145);
 both stay near the float model, as an int8 model should, while a wrong model or kernel is off by whole
-logits. The drift is reported. Labels, confusion matrices and camera labels are gated exactly, except
+logits. The drift is reported. Labels (evaluate's answer for every photo; classify runs on a few and
+must give evaluate's label on its own CPU), confusion matrices and camera labels are gated exactly, except
 that an int8 artifact's label may differ on a photo that lies on the decision boundary within that
 drift: its top-two logit margin here is at most twice the tolerance, since each logit may move by the
 tolerance; the confusion matrices may then differ by those photos alone. The end-to-end logit
@@ -23,6 +24,7 @@ The TVM row compares the aarch64 library there with the x86 one here (both fp32,
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -44,23 +46,35 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def margin(logits: list[float]) -> float:
-    """How far a photo is from the decision boundary: its top logit minus the runner-up."""
-    top = sorted(logits, reverse=True)
-    return top[0] - top[1]
+def answers(report: dict) -> dict[str, tuple[str, float]]:
+    """An evaluate report's answer per photo (named by file name): its label and its top-two logit margin,
+    which is the log of the ratio of its two highest probabilities (softmax keeps logit differences)."""
+    out = {}
+    for r in report["photos"]:
+        top = sorted(r["p"].values(), reverse=True)
+        out[Path(r["photo"]).name] = (r["pred"], math.log(max(top[0], 1e-12) / max(top[1], 1e-12)))
+    return out
+
+
+def classify_agrees(lines: dict, evaluated: dict) -> bool:
+    """classify, on the few photos it ran, gives the label that evaluate gave them on the same CPU."""
+    return bool(lines) and all(p in evaluated and r["label"] == evaluated[p][0] for p, r in lines.items())
 
 
 def compare_one(out: Path, name: str, tolerance: float, int8: bool = False, reference: str | None = None) -> dict:
     arm, x86 = out / "arm", out / "x86"
     x86_name = X86_NAME.get(name, name)
+    arm_eval = json.loads((arm / f"evaluate-{name}.json").read_text())
+    x86_eval = json.loads((x86 / f"evaluate-{x86_name}.json").read_text())
+    arm_answers, x86_answers = answers(arm_eval), answers(x86_eval)
+    shared = sorted(arm_answers.keys() & x86_answers.keys())
+    labels_differ = [p for p in shared if arm_answers[p][0] != x86_answers[p][0]]
+    # int8: a label may flip only on a photo within the kernels' drift of the boundary
+    unexplained = [p for p in labels_differ if not int8 or x86_answers[p][1] > 2 * tolerance]
     arm_lines = {Path(r["path"]).name: r for r in read_jsonl(arm / f"classify-{name}.jsonl")}
     x86_lines = {Path(r["path"]).name: r for r in read_jsonl(x86 / f"classify-{x86_name}.jsonl")}
-    shared = sorted(arm_lines.keys() & x86_lines.keys())
-    labels_differ = [p for p in shared if arm_lines[p]["label"] != x86_lines[p]["label"]]
-    # int8: a label may flip only on a photo within the kernels' drift of the boundary
-    unexplained = [p for p in labels_differ if not int8 or margin(x86_lines[p]["logits"]) > 2 * tolerance]
-    end_to_end = max((abs(a - b) for p in shared for a, b in zip(arm_lines[p]["logits"], x86_lines[p]["logits"])),
-                     default=float("inf"))
+    end_to_end = max((abs(a - b) for p in arm_lines.keys() & x86_lines.keys()
+                      for a, b in zip(arm_lines[p]["logits"], x86_lines[p]["logits"])), default=float("inf"))
     arm_logits, x86_logits = np.load(arm / f"logits-{name}.npy"), np.load(x86 / f"logits-{x86_name}.npy")
     model_diff = float(np.abs(arm_logits - x86_logits).max())
     model_ok, error_vs_fp32 = model_diff <= tolerance, None
@@ -71,12 +85,12 @@ def compare_one(out: Path, name: str, tolerance: float, int8: bool = False, refe
         error_vs_fp32["allowed"] = FAITHFUL * max(error_vs_fp32["host"], tolerance)
         model_ok = error_vs_fp32["pi"] <= error_vs_fp32["allowed"]
     pixels = np.abs(np.load(arm / "inputs.npy").astype(int) - np.load(x86 / "inputs.npy").astype(int))
-    arm_eval = json.loads((arm / f"evaluate-{name}.json").read_text())
-    x86_eval = json.loads((x86 / f"evaluate-{x86_name}.json").read_text())
     arm_cam = [r["label"] for r in read_jsonl(arm / f"camera-{name}.jsonl") if "frame" in r]
     x86_cam = [r["label"] for r in read_jsonl(x86 / f"camera-{x86_name}.jsonl") if "frame" in r]
     row = {"artifact": name, "x86_artifact": x86_name, "photos": len(shared),
-           "same_photos": arm_lines.keys() == x86_lines.keys(), "labels_differ": labels_differ,
+           "same_photos": arm_answers.keys() == x86_answers.keys() and arm_lines.keys() == x86_lines.keys(),
+           "classify_photos": len(arm_lines), "classify_agrees_with_evaluate": classify_agrees(arm_lines, arm_answers)
+           and classify_agrees(x86_lines, x86_answers), "labels_differ": labels_differ,
            "labels_differ_off_the_boundary": unexplained,
            "model_max_abs_logit_diff": model_diff, "tolerance": tolerance, "int8_error_vs_fp32": error_vs_fp32,
            "end_to_end_max_abs_logit_diff": end_to_end,
@@ -86,7 +100,7 @@ def compare_one(out: Path, name: str, tolerance: float, int8: bool = False, refe
            "confusion_cells_moved": int(np.abs(np.array(arm_eval["confusion"]) - np.array(x86_eval["confusion"])).sum()),
            "camera_frames": len(arm_cam), "camera_labels_identical": bool(arm_cam) and arm_cam == x86_cam}
     # each flipped photo moves one count from one confusion cell to another
-    row["ok"] = (row["same_photos"] and not unexplained and model_ok
+    row["ok"] = (row["same_photos"] and row["classify_agrees_with_evaluate"] and not unexplained and model_ok
                  and row["confusion_cells_moved"] <= 2 * len(labels_differ) and row["camera_labels_identical"])
     return row
 
