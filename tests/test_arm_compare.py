@@ -41,6 +41,7 @@ def test_an_int8_flip_on_the_boundary_passes_and_any_other_fails(tmp_path):
     assert on_boundary["labels_differ"] == ["p1.jpg"] and on_boundary["ok"]
     fp32 = case(tmp_path / "b", [0.27, 0.29], int8=False)  # fp32 labels are gated exactly
     assert not fp32["ok"] and fp32["labels_differ_off_the_boundary"] == ["p1.jpg"]
+    assert fp32["failed"] == ["labels differ off the boundary"]
     same = case(tmp_path / "c", [0.30, 0.28], int8=True)
     assert same["ok"] and same["confusion_identical"]
 
@@ -73,7 +74,7 @@ def test_int8_drift_between_cpus_is_judged_by_each_side_against_the_float_model(
     assert drifted["model_max_abs_logit_diff"] > drifted["tolerance"] and drifted["ok"]
     assert drifted["int8_error_vs_fp32"] == pytest.approx({"reference": "onnx", "host": 0.20, "pi": 0.25, "allowed": 0.30})
     strayed = row(tmp_path / "b", fp32 + [[0.0, 0.0], [0.0, 0.45]])  # 0.45 from fp32: past 1.5 x 0.20
-    assert not strayed["ok"] and strayed["int8_error_vs_fp32"]["pi"] == pytest.approx(0.45)
+    assert strayed["failed"] == ["model off tolerance"] and strayed["int8_error_vs_fp32"]["pi"] == pytest.approx(0.45)
     fp32_row = compare_one(tmp_path / "a", "m", tolerance=0.15, int8=False)  # fp32 rows keep the direct tolerance
     assert not fp32_row["ok"] and fp32_row["int8_error_vs_fp32"] is None
 
@@ -86,6 +87,7 @@ def test_classify_must_answer_as_evaluate_does_on_the_same_cpu(tmp_path):
     write_side(tmp_path / "arm", x86, [[2, 0], [0, 0]], classify_label="b")
     row = compare_one(tmp_path, "m", tolerance=0.05)
     assert row["labels_differ"] == [] and row["classify_photos"] == 1
-    assert not row["classify_agrees_with_evaluate"] and not row["ok"]
+    assert not row["classify_agrees_with_evaluate"] and row["failed"] == ["classify disagrees with evaluate"]
+    assert not row["ok"]
     (tmp_path / "arm" / "classify-m.jsonl").write_text(json.dumps({"path": "/x/p1.jpg", "label": "a", "logits": [1, 0]}) + "\n")
     assert compare_one(tmp_path, "m", tolerance=0.05)["ok"]

@@ -3,7 +3,7 @@
     python tests/arm/compare.py runs/arm runtime/models/edge
 
 Reads OUT/arm and OUT/x86 (tests/arm/commands.sh and model_parity.py), writes OUT/summary.json and
-prints one line per artifact. Exit 1 when a label, a confusion matrix or a camera label differs, or
+prints one line per artifact, naming the gates it failed. Exit 1 when a label, a confusion matrix or a camera label differs, or
 when the model on the same input tensors is off. An fp32 artifact is gated on its logits against
 this host's, within its export parity tolerance. An int8 artifact is gated on its error against the
 float model (this host's onnx logits on the same tensors): the Pi's may be at most FAITHFUL times this
@@ -99,9 +99,16 @@ def compare_one(out: Path, name: str, tolerance: float, int8: bool = False, refe
            "confusion_identical": arm_eval["confusion"] == x86_eval["confusion"],
            "confusion_cells_moved": int(np.abs(np.array(arm_eval["confusion"]) - np.array(x86_eval["confusion"])).sum()),
            "camera_frames": len(arm_cam), "camera_labels_identical": bool(arm_cam) and arm_cam == x86_cam}
-    # each flipped photo moves one count from one confusion cell to another
-    row["ok"] = (row["same_photos"] and row["classify_agrees_with_evaluate"] and not unexplained and model_ok
-                 and row["confusion_cells_moved"] <= 2 * len(labels_differ) and row["camera_labels_identical"])
+    # each gate, named as the printed line and summary.json say it when it fails
+    failures = {"photos differ": not row["same_photos"],
+                "classify disagrees with evaluate": not row["classify_agrees_with_evaluate"],
+                "labels differ off the boundary": bool(unexplained),
+                "model off tolerance": not model_ok,
+                # each flipped photo moves one count from one confusion cell to another
+                "confusion moved beyond the flipped photos": row["confusion_cells_moved"] > 2 * len(labels_differ),
+                "camera labels differ": not row["camera_labels_identical"]}
+    row["failed"] = [name for name, failed in failures.items() if failed]
+    row["ok"] = not row["failed"]
     return row
 
 
@@ -133,7 +140,7 @@ def main(argv: list[str]) -> int:
               f"differ ({len(row['labels_differ_off_the_boundary'])} off the boundary); model on the same tensors: {_model_note(row)}; end to end {row['end_to_end_max_abs_logit_diff']:.2e}; accuracy "
               f"{row['accuracy_arm']:.4f} vs {row['accuracy_x86']:.4f}; camera {row['camera_frames']} frames "
               f"{'same' if row['camera_labels_identical'] else 'DIFFERENT'}; {row['seconds']['emulated_arm']} s "
-              f"emulated: {'ok' if row['ok'] else 'MISMATCH'}")
+              f"emulated: {'ok' if row['ok'] else 'MISMATCH (' + '; '.join(row['failed']) + ')'}")
     pre = rows[0]["preprocessing"] if rows else {}
     print(f"preprocessing (OpenCV) arm vs x86: max |pixel diff| {pre.get('max_abs_pixel_diff')}, "
           f"{pre.get('pixels_differing', 0) * 100:.2f}% of pixels differ")
