@@ -57,7 +57,7 @@ def checkpoint_meta(model: str | Path) -> dict:
 
 def cmd_explain(args) -> int:
     from edgehound.benchmarks.saliency import Explainer, explain_samples
-    from edgehound.runtime.datasets import Sample, read_dataset
+    from edgehound.runtime.datasets import Sample
 
     if args.wrong_in and (args.photos or args.split or not args.data):
         raise EdgehoundError("--wrong-in takes its photos from the report: give --data, the folder it scored, "
@@ -68,11 +68,9 @@ def cmd_explain(args) -> int:
         if not samples:
             print(f"{args.wrong_in}: every photo answered right; nothing to explain")
             return 0
-    elif args.data:
-        if args.split:
-            samples = held_out(explainer.classes, args.data, checkpoint_meta(args.model).get("split"), True, args.limit)
-        else:  # every photo (a composite folder holds the model's breeds and their boxes)
-            samples = read_dataset(args.data).samples[:args.limit]
+    elif args.data:  # the photos of the model's breeds (a composite folder holds only those, with their boxes)
+        split = checkpoint_meta(args.model).get("split") if args.split else None
+        samples = held_out(explainer.classes, args.data, split, bool(args.split), args.limit)
     else:
         samples = [Sample(Path(p), "") for p in args.photos]
     if not samples:
@@ -171,7 +169,8 @@ def add_commands(sub) -> None:
                         "photo compare). Photos with a box (Stanford layout) get the share of the map inside it.")
     ex.add_argument("model", help="checkpoint (.pt), export folder, manifest.json or artifact file")
     ex.add_argument("photos", nargs="*", metavar="PHOTO", help="photos to explain (or --data)")
-    ex.add_argument("--data", help="a dataset folder instead of PHOTOs (boxes read where it has them)")
+    ex.add_argument("--data", help="a dataset folder instead of PHOTOs: its photos of the model's breeds (boxes read "
+                    "where it has them)")
     ex.add_argument("--split", choices=["test"], help="only the test part of the model's own split of --data")
     ex.add_argument("--wrong-in", metavar="REPORT", help="the photos of --data that a saved report (evaluate --json, "
                     "a cv.json) answered wrongly, the surest mistakes first")

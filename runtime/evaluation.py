@@ -108,7 +108,7 @@ def read_report(path: str | Path) -> dict:
     """A saved report (`evaluate --json`, a cross-validation's cv.json) from outside, once its photos' answers
     are checked: each names a photo once and a true and a predicted breed among the report's classes, with
     probabilities (if any) for every class. Every figure is then counted again from those answers."""
-    doc = read_json_object(path, "evaluation report (evaluate --json or cv.json)")
+    doc = read_json_object(path, "report of evaluate --json or of train --folds (cv.json)")
     names, photos = doc.get("classes"), doc.get("photos")
     if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)
             and len(set(names)) == len(names)):

@@ -154,6 +154,19 @@ def test_explain_cli_writes_maps_and_names_a_bad_photo(tiny_run, tmp_path):
     assert r.returncode == 2 and "no manifest.json" in r.stderr
 
 
+def test_explain_data_takes_the_model_s_breeds_in_turn(tiny_run, tmp_path):
+    """--data names a folder of more breeds than the model knows (the sample's hounds come first by name): the
+    photos explained are the model's breeds only, taken in turn, so each answer can be right or wrong."""
+    out = tmp_path / "maps"
+    r = subprocess.run([*edgehound_cmd(), "explain", str(tiny_run / "best.pt"), "--data", str(SAMPLE), "--limit", "4",
+                        "--out", str(out), "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "saliency.json").read_text())
+    folders = sorted(Path(row["photo"]).parent.name for row in report["photos"])
+    assert folders == ["n02099601", "n02099601", "n02111889", "n02111889"]  # golden retriever, Samoyed
+    assert report["accuracy"] is not None and "accuracy on these photos" in r.stdout
+
+
 def test_explain_wrong_in_maps_a_report_s_mistakes_surest_first_and_refuses_a_report_of_other_photos(tiny_run,
                                                                                                       tmp_path):
     """--wrong-in: the photos a saved report answered wrongly, looked up by name in --data, the surest first."""

@@ -485,7 +485,7 @@ def test_compare_refuses_reports_of_other_breeds_or_other_photos(tmp_path):
                          "others": _report([True] * 3, start=10), "text": None}.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(report) if report else "not json")
     for other, problem in (("hounds", "compare reports of the same breeds"), ("others", "no photo is in both"),
-                           ("text", "text.json: not a readable evaluation report")):
+                           ("text", "text.json: not a readable report of evaluate --json")):
         out = subprocess.run([*edgehound_cmd(), "compare", str(tmp_path / "pair.json"), str(tmp_path / f"{other}.json")],
                              capture_output=True, text=True)
         assert out.returncode == 2 and problem in out.stderr and "Traceback" not in out.stderr, out.stderr
