@@ -85,7 +85,10 @@ class FrameSource:
         self.release()
         self._cap = cv2.VideoCapture(int(self.spec) if self.kind == "webcam" else self.spec)
         if not self._cap.isOpened():
-            raise ConnectionError(f"{self.spec}: cannot open")
+            raise ConnectionError(f"{self.spec}: cannot open: " + {
+                "webcam": f"no camera at index {self.spec}, or another program holds it (Linux: ls /dev/video*)",
+                "stream": "the stream did not answer, or OpenCV's FFmpeg cannot read it",
+                "file": "not a video OpenCV's FFmpeg can decode"}[self.kind])
         if self.kind == "webcam" and self.capture_size:  # a request: the driver picks its nearest mode
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.capture_size[0])
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.capture_size[1])

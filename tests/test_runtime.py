@@ -300,12 +300,17 @@ def test_ctrl_c_ends_the_camera_with_a_summary(tiny_export, tmp_path, stop):
     assert 0 < summary["frames_classified"] < 3000 and "Traceback" not in err
 
 
-def test_camera_on_a_folder_and_a_missing_source(tiny_export):
+def test_camera_on_a_folder_and_a_missing_source(tiny_export, tmp_path):
     result, frames, summary = camera(tiny_export, SAMPLE / GOLDEN, "--max-frames", "5")
     assert result.returncode == 0 and len(frames) == 5 == summary["frames_classified"]
-    bad = subprocess.run([*edgehound_cmd(), "camera", str(tiny_export), "--source", "/nowhere/cam.mp4", "--headless"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "no such camera, file, folder or URL" in bad.stderr
+    not_a_video = tmp_path / "cam.mp4"
+    not_a_video.write_text("not a video")
+    for source, problem in (("/nowhere/cam.mp4", "no such camera, file, folder or URL"),
+                            (str(not_a_video), "cam.mp4: cannot open: not a video OpenCV's FFmpeg can decode"),
+                            ("99", "99: cannot open: no camera at index 99")):
+        bad = subprocess.run([*edgehound_cmd(), "camera", str(tiny_export), "--source", source, "--headless"],
+                             capture_output=True, text=True)
+        assert bad.returncode == 2 and problem in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
 
 
 def test_camera_labels_are_the_classifiers_and_smoothing_averages(tiny_export, tmp_path):
