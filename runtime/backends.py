@@ -31,6 +31,29 @@ INSTALL_HINT = {
 }
 
 
+# the modules a backend imports (any one of them will do)
+BACKEND_MODULES = {"onnxruntime": ("onnxruntime",), "litert": ("ai_edge_litert", "tflite_runtime"), "tvm": ("tvm",),
+                   "pytorch": ("torch",)}
+
+
+def installed(backend: str) -> bool:
+    """Whether this host can load the backend's artifacts: its module imports here, or (TVM) a checkout's
+    .venv-tvm runs them in a process of its own, as the runtime's commands do."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) for m in BACKEND_MODULES.get(backend, ())):
+        return True
+    if backend == "tvm":
+        from edgehound.export.tvm_env import tvm_python
+
+        try:
+            tvm_python()
+            return True
+        except EdgehoundError:
+            return False
+    return False
+
+
 def _need(module: str, backend: str):
     try:
         return importlib.import_module(module)

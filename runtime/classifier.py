@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +77,10 @@ class Classifier:
         """source: manifest.json, an export folder, or an artifact file beside its manifest.
         artifact: which entry (default: the manifest's pick, else the first usable one).
         flip: average each photo's logits with its mirror image's (twice the inference)."""
-        return cls(select_artifact(source, artifact), flip, **backend_options)
+        chosen = select_artifact(source, artifact)
+        if chosen.note:
+            print(f"note: {chosen.note}", file=sys.stderr)
+        return cls(chosen, flip, **backend_options)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Normalised float32 batch in the artifact's layout (or `to_input`'s) -> logits (N x classes)."""

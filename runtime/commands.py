@@ -189,11 +189,12 @@ def evaluate_model(model: str, data: str, breeds: list[str] | None = None, split
         if Path(one).suffix != ".pt":
             raise EdgehoundError(f"--input-size: {one} is an export, whose files take the size they were built for; "
                                  "give its model file (.pt), or export it again with --input-size")
-    python = _tvm_elsewhere(model, artifact)
-    if python and ensemble:
+    elsewhere = _tvm_elsewhere(model, artifact)
+    if elsewhere and ensemble:
         raise EdgehoundError(f"--ensemble: {model} runs only in TVM's environment; ensemble model files or "
                              "artifacts that this Python runs")
-    if python:  # --unseen-by's model files need torch, which TVM's environment lacks: they are read here
+    if elsewhere:  # --unseen-by's model files need torch, which TVM's environment lacks: they are read here
+        python, artifact = elsewhere
         report = _evaluate_in(python, model, data, artifact=artifact, breeds=breeds, split=split, flip=flip)
         if unseen_by:
             wnids = [c["wnid"] for c in _describe(model, artifact)[1]]
@@ -260,9 +261,11 @@ def _compare(other: str, report: dict, data: str, breeds, progress: bool, flip: 
         print(f"note: {len(trained)} of the {len(keys)} photos left out of the comparison: {other} trained on them")
     if not keys - trained:
         raise EdgehoundError(f"--against {other}: it trained on all {len(keys)} photos; there is nothing to compare on")
-    python = _tvm_elsewhere(other, None)
-    if python:  # scored on the whole folder there, then kept to the same photos
-        other_report = keep_photos(_evaluate_in(python, other, data, breeds=breeds, flip=flip), keys - trained)
+    elsewhere = _tvm_elsewhere(other, None)
+    if elsewhere:  # scored on the whole folder there, then kept to the same photos
+        python, artifact = elsewhere
+        other_report = keep_photos(_evaluate_in(python, other, data, artifact=artifact, breeds=breeds, flip=flip),
+                                   keys - trained)
     else:
         clf, _ = _load_model(other, None, flip)
         other_report = evaluate_folder(clf.predict, clf.classes, clf.spec, data, breeds, progress=progress,
@@ -316,32 +319,40 @@ def _in_tvm_env(args) -> None:
     extra, TVM is here and nothing happens."""
     import os
 
-    python = _tvm_elsewhere(args.model, args.artifact)
-    if not python:
+    elsewhere = _tvm_elsewhere(args.model, args.artifact)
+    if not elsewhere:
         return
+    python, artifact = elsewhere
     os.environ["EDGEHOUND_IN_TVM_ENV"] = "1"  # once: never re-run again from there
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(python, [python, "-m", "edgehound.cli", *args.argv])
+    os.execv(python, [python, "-m", "edgehound.cli", *args.argv, *([] if args.artifact else ["--artifact", artifact])])
 
 
-def _tvm_elsewhere(model: str, artifact: str | None) -> str | None:
-    """The Python of TVM's environment when `model` is a TVM artifact that this Python cannot run and
-    another can; else None (it runs here, or nowhere, and then the backend's error says how to install TVM)."""
+def _tvm_elsewhere(model: str, artifact: str | None) -> tuple[str, str] | None:
+    """The Python of TVM's environment and the TVM artifact to run there, when `model`'s artifact (the one
+    named, or the one chosen here) is a TVM one that this Python cannot run and another can; else None (it
+    runs here, or nowhere, and then the backend's error says how to install TVM). The artifact goes there by
+    name: that environment has other backends, and would choose among them otherwise."""
     import importlib.util
     import os
 
     from edgehound.runtime.manifest import select_artifact
 
-    if Path(model).suffix == ".pt" or os.environ.get("EDGEHOUND_IN_TVM_ENV") \
-            or select_artifact(model, artifact).backend != "tvm" or importlib.util.find_spec("tvm"):
+    if Path(model).suffix == ".pt" or os.environ.get("EDGEHOUND_IN_TVM_ENV"):
+        return None
+    chosen = select_artifact(model, artifact)
+    if chosen.backend != "tvm" or importlib.util.find_spec("tvm"):
         return None
     from edgehound.export.tvm_env import tvm_python
 
     try:
-        return tvm_python()
+        python = tvm_python()
     except EdgehoundError:
         return None
+    if chosen.note:
+        print(f"note: {chosen.note}", file=sys.stderr)
+    return python, chosen.name
 
 
 def _backend_options(args) -> dict:

@@ -27,6 +27,7 @@ MANIFEST = "manifest.json"
 class Artifact:
     entry: dict  # the manifest entry
     path: Path  # the artifact file
+    note: str = ""  # why this one, where it is not the one the manifest picks
 
     @property
     def name(self) -> str:
@@ -83,23 +84,35 @@ def _checked_entry(entry: dict, folder: Path) -> Artifact:
 
 
 def select_artifact(source: str | Path, name: str | None = None) -> Artifact:
-    """The artifact named (or, for a file path, that file; else the manifest's default choice)."""
+    """The artifact named (or, for a file path, that file; else the manifest's default choice, or, where this
+    host cannot run that one, the first in the manifest's order that it can, with a note saying so)."""
     source = Path(source)
     manifest, folder = read_manifest(source)
     entries = {e["name"]: e for e in manifest["artifacts"]}
+    note = ""
     if name is None and source.is_file() and source.name != MANIFEST:
         matching = [e for e in manifest["artifacts"] if e.get("file") == source.name]
         if not matching:
             raise EdgehoundError(f"{source}: not listed in {folder / MANIFEST}")
         entry = matching[0]
     else:
-        name = name or manifest.get("default") or _first_usable(manifest)
+        picked = manifest.get("default") or _first_usable(manifest)
+        if name is None and picked in entries and not _runs_here(entries[picked], folder):
+            # a Pi with only the runtime-tflite extra, say: the model still runs, and says with what
+            name = next((e["name"] for e in manifest["artifacts"] if e.get("status") == "ok"
+                         and e.get("backend") != "pytorch" and _runs_here(e, folder)), None)
+            if name:
+                note = (f"{picked} ({entries[picked].get('backend')}), the manifest's pick, cannot run here: using "
+                        f"{name} ({entries[name]['backend']}), the first of its artifacts that can (--artifact chooses)")
+        name = name or picked
         if name not in entries:
             raise EdgehoundError(f"{folder / MANIFEST}: no artifact {name!r} (has: {', '.join(entries)})")
         entry = entries[name]
     if entry.get("status") == "failed":
         raise EdgehoundError(f"artifact {entry['name']!r} failed to build: {entry.get('reason', 'no reason recorded')}")
-    return _checked_entry(entry, folder)
+    artifact = _checked_entry(entry, folder)
+    artifact.note = note
+    return artifact
 
 
 def _first_usable(manifest: dict) -> str:
@@ -107,6 +120,26 @@ def _first_usable(manifest: dict) -> str:
         if e.get("status") == "ok" and e.get("backend") != "pytorch":  # the reference needs torch: no device default
             return e["name"]
     raise EdgehoundError("the manifest lists no usable artifact")
+
+
+def _runs_here(entry: dict, folder: Path) -> bool:
+    """Whether this host has the entry's backend and, for a compiled library, its architecture and CPU
+    features. A missing or altered file is not judged here: verify refuses it by name when it is loaded."""
+    from edgehound.runtime.backends import installed
+
+    if not isinstance(entry.get("backend"), str) or not installed(entry["backend"]):
+        return False
+    path = (folder / str(entry.get("file", ""))).resolve()
+    if path.is_relative_to(folder.resolve()) and path.is_file() and library_machine(path) not in (None, host_machine()):
+        return False
+    return not missing_cpu_features(_cpu_features(entry))
+
+
+def _cpu_features(entry: dict) -> list[str]:
+    """The x86 flags a TVM library's entry says it needs (none for other artifacts, or a malformed field)."""
+    tvm = entry.get("tvm")
+    features = tvm.get("cpu_features") if isinstance(tvm, dict) else None
+    return [f for f in features if isinstance(f, str)] if isinstance(features, list) else []
 
 
 def verify(artifact: Artifact, runs_here: bool = True) -> None:
@@ -127,12 +160,13 @@ def verify(artifact: Artifact, runs_here: bool = True) -> None:
         return
     machine = library_machine(path)
     if machine and machine != host_machine():  # dlopen's own error says "No such file" of a file that is there
-        devices = ", ".join(entry.get("devices", [])) or "its target"
+        devices = ", ".join(map(str, entry.get("devices") or [])) or "its target"
         raise EdgehoundError(f"{path}: built for {machine} ({entry.get('target', 'another target')}); this host is "
                              f"{host_machine()}: run it on {devices}, or pick another --artifact")
-    missing = missing_cpu_features(entry.get("tvm", {}).get("cpu_features", []))
+    missing = missing_cpu_features(_cpu_features(entry))
     if missing:
-        cpu = entry["tvm"].get("compiled_for", {}).get("mcpu", "another CPU")
+        compiled_for = entry["tvm"].get("compiled_for")
+        cpu = (compiled_for.get("mcpu") if isinstance(compiled_for, dict) else None) or "another CPU"
         raise EdgehoundError(f"{path}: compiled for {cpu}, it uses {', '.join(missing)}, which this CPU lacks "
                              f"(it would die of an illegal instruction). Re-export it on this machine: "
                              f"edgehound export CHECKPOINT --targets {entry['name']}")

@@ -146,6 +146,30 @@ except EdgehoundError as e:
     assert "ERROR the litert backend is not installed" in out and 'edgehound[runtime-tflite]' in out
 
 
+def test_without_the_picks_backend_the_first_artifact_that_runs_here_is_used_and_named(tiny_export):
+    """A Pi with only the runtime-tflite extra: with no --artifact, the manifest's pick (onnx) cannot load, so
+    the first of its artifacts whose backend is here answers, and a note says which; --artifact onnx is still
+    refused with the install hint, and nothing changes where the pick's backend is installed."""
+    photo = str(sample_photos(GOLDEN, 1)[0])
+
+    def classify(*args, blocked=("onnxruntime",)):
+        result = subprocess.run([sys.executable, "-c", BLOCK_HEAVY.format(blocked=set(blocked)), "classify",
+                                 str(tiny_export), photo, "--json", *args], capture_output=True, text=True, timeout=120)
+        return result.returncode, result.stdout, result.stderr
+
+    manifest = json.loads((tiny_export / "manifest.json").read_text())
+    assert manifest["default"] == "onnx"
+    litert = next(e["name"] for e in manifest["artifacts"] if e["backend"] == "litert" and e["status"] == "ok")
+    code, out, err = classify()
+    assert code == 0 and f"with {litert} (litert)" in err, err[-2000:]
+    assert f"note: onnx (onnxruntime), the manifest's pick, cannot run here: using {litert} (litert)" in err
+    assert json.loads(out.splitlines()[-1])["label"] in ("golden retriever", "Samoyed")
+    code, _, err = classify("--artifact", "onnx")
+    assert code == 2 and 'edgehound[runtime-onnx]' in err and "Traceback" not in err
+    code, _, err = classify(blocked=())
+    assert code == 0 and "with onnx (onnxruntime)" in err and "note:" not in err
+
+
 def test_tvm_artifacts_load_tvms_runtime_library_alone():
     """A compiled CPU library runs on TVM's runtime library; the compiler's (libtvm_compiler, 259 MB)
     would double the process's memory on a device. The same logits come out as with the compiler loaded
