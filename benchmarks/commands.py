@@ -65,7 +65,10 @@ def cmd_gate(args) -> int:
             print(f"{name}: {f['size_bytes']} bytes, accuracy {acc}")
         print(f"baseline written: {args.baseline}")
         return 0
-    failures = gates.check(Path(args.baseline), Path(args.manifest) if args.manifest else None)
+    lines: list[str] = []
+    failures = gates.check(Path(args.baseline), Path(args.manifest) if args.manifest else None, lines)
+    for line in lines:
+        print(line)
     for f in failures:
         print(f"GATE FAILED: {f}")
     print("gate passed" if not failures else f"{len(failures)} gate failure(s)")

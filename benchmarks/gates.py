@@ -59,8 +59,9 @@ def write_baseline(baseline: Path, manifest_path: Path, data: Path, breeds: list
     return doc
 
 
-def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
-    """Failures (empty when the gate passes). manifest_path overrides the baseline's export folder."""
+def check(baseline: Path, manifest_path: Path | None = None, lines: list[str] | None = None) -> list[str]:
+    """Failures (empty when the gate passes). manifest_path overrides the baseline's export folder. lines, when
+    given, gets one line per artifact measured: its figures against the baseline's, passed or not."""
     doc = read_baseline(Path(baseline))
     manifest_path = manifest_path or REPO / doc["manifest"]
     try:
@@ -87,6 +88,7 @@ def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
         if base["size_bytes"] and cur["size_bytes"] > base["size_bytes"] * (1 + doc["size_growth"]):
             failures.append(f"{name}: size {cur['size_bytes']} bytes > baseline {base['size_bytes']} "
                             f"+{doc['size_growth'] * 100:.0f}%")
+        line = f"{name}: {cur['size_bytes']} bytes (baseline {base['size_bytes']}, at most +{doc['size_growth'] * 100:.0f}%)"
         if base["accuracy"] is not None and cur["accuracy"] is not None:
             drop = (base["accuracy"] - cur["accuracy"]) * 100
             # fp32 is deterministic on one host: any photo that flips is a regression; int8 gets the tolerance
@@ -95,6 +97,12 @@ def check(baseline: Path, manifest_path: Path | None = None) -> list[str]:
                 failures.append(f"{name}: accuracy {cur['accuracy'] * 100:.2f}% vs baseline {base['accuracy'] * 100:.2f}% "
                                 f"(drop {drop:.2f} pp > {tolerance} pp for {cur.get('precision')}) on {cur['n']} photos "
                                 f"of {doc['data']}")
+            line += (f", accuracy {cur['accuracy'] * 100:.2f}% on {cur['n']} photos (baseline "
+                     f"{base['accuracy'] * 100:.2f}%, a drop of at most {tolerance:g} pp for {cur.get('precision')})")
+        else:
+            line += ", size only"
+        if lines is not None:
+            lines.append(line)
     return failures
 
 
