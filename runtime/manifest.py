@@ -97,6 +97,8 @@ def select_artifact(source: str | Path, name: str | None = None) -> Artifact:
         entry = matching[0]
     else:
         picked = manifest.get("default") or _first_usable(manifest)
+        if not isinstance(picked, str):
+            raise EdgehoundError(f"{folder / MANIFEST}: 'default' is {picked!r}, not an artifact's name")
         if name is None and picked in entries and not _runs_here(entries[picked], folder):
             # a Pi with only the runtime-tflite extra, say: the model still runs, and says with what
             name = next((e["name"] for e in manifest["artifacts"] if e.get("status") == "ok"

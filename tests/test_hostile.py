@@ -279,7 +279,7 @@ def test_a_json_file_from_outside_is_one_clear_error_naming_it(tmp_path, case, p
         assert read_json_object(path, "manifest") == {"schema": 1}
 
 
-@pytest.mark.parametrize("case", ["list", "string entry", "no file", "size as text"])
+@pytest.mark.parametrize("case", ["list", "string entry", "no file", "size as text", "default as a list"])
 def test_malformed_manifests_are_clear_errors(tiny_export, tmp_path, case):
     folder = copy_export(tiny_export, tmp_path / "x")
     changes = {
@@ -287,9 +287,11 @@ def test_malformed_manifests_are_clear_errors(tiny_export, tmp_path, case):
         "string entry": lambda m: {**m, "artifacts": ["onnx"]},
         "no file": lambda m: {**m, "artifacts": [{k: v for k, v in e.items() if k != "file"} for e in m["artifacts"]]},
         "size as text": lambda m: {**m, "artifacts": [{**e, "size_bytes": "big"} for e in m["artifacts"]]},
+        "default as a list": lambda m: {**m, "default": ["onnx"]},  # was a TypeError: unhashable type
     }
     edit_manifest(folder, changes[case])
-    result = cli("classify", folder, sample_photos(GOLDEN, 1)[0], "--artifact", "onnx")
+    chosen = [] if case == "default as a list" else ["--artifact", "onnx"]
+    result = cli("classify", folder, sample_photos(GOLDEN, 1)[0], *chosen)
     assert result.returncode == 2 and "manifest.json" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
