@@ -132,9 +132,26 @@ def _runs_here(entry: dict, folder: Path) -> bool:
     if not isinstance(entry.get("backend"), str) or not installed(entry["backend"]):
         return False
     path = (folder / str(entry.get("file", ""))).resolve()
-    if path.is_relative_to(folder.resolve()) and path.is_file() and library_machine(path) not in (None, host_machine()):
-        return False
-    return not missing_cpu_features(_cpu_features(entry))
+    readable = path.is_relative_to(folder.resolve()) and path.is_file()  # never a file outside the folder
+    return _cpu_mismatch(entry, path if readable else None) is None
+
+
+def _cpu_mismatch(entry: dict, path: Path | None) -> str | None:
+    """Why this host's CPU cannot run the entry's file: a library built for another architecture (read from
+    the file, when there is one to read) or one that uses CPU features this CPU lacks; None when it can."""
+    machine = library_machine(path) if path else None
+    if machine and machine != host_machine():  # dlopen's own error says "No such file" of a file that is there
+        devices = ", ".join(map(str, entry.get("devices") or [])) or "its target"
+        return (f"{path}: built for {machine} ({entry.get('target', 'another target')}); this host is "
+                f"{host_machine()}: run it on {devices}, or pick another --artifact")
+    missing = missing_cpu_features(_cpu_features(entry))
+    if missing:
+        compiled_for = entry["tvm"].get("compiled_for")
+        cpu = (compiled_for.get("mcpu") if isinstance(compiled_for, dict) else None) or "another CPU"
+        return (f"{path or entry.get('file')}: compiled for {cpu}, it uses {', '.join(missing)}, which this CPU "
+                f"lacks (it would die of an illegal instruction). Re-export it on this machine: "
+                f"edgehound export CHECKPOINT --targets {entry['name']}")
+    return None
 
 
 def _cpu_features(entry: dict) -> list[str]:
@@ -158,20 +175,9 @@ def verify(artifact: Artifact, runs_here: bool = True) -> None:
     if digest != entry["sha256"]:
         raise EdgehoundError(f"{path}: sha256 {digest[:16]}... does not match the manifest's "
                              f"{entry['sha256'][:16]}...: the file is corrupt or altered")
-    if not runs_here:
-        return
-    machine = library_machine(path)
-    if machine and machine != host_machine():  # dlopen's own error says "No such file" of a file that is there
-        devices = ", ".join(map(str, entry.get("devices") or [])) or "its target"
-        raise EdgehoundError(f"{path}: built for {machine} ({entry.get('target', 'another target')}); this host is "
-                             f"{host_machine()}: run it on {devices}, or pick another --artifact")
-    missing = missing_cpu_features(_cpu_features(entry))
-    if missing:
-        compiled_for = entry["tvm"].get("compiled_for")
-        cpu = (compiled_for.get("mcpu") if isinstance(compiled_for, dict) else None) or "another CPU"
-        raise EdgehoundError(f"{path}: compiled for {cpu}, it uses {', '.join(missing)}, which this CPU lacks "
-                             f"(it would die of an illegal instruction). Re-export it on this machine: "
-                             f"edgehound export CHECKPOINT --targets {entry['name']}")
+    reason = _cpu_mismatch(entry, path) if runs_here else None
+    if reason:
+        raise EdgehoundError(reason)
 
 
 ELF_MACHINES = {62: "x86_64", 183: "aarch64"}  # e_machine of the ELF header
